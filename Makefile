@@ -1,0 +1,89 @@
+# pywg - a userspace WireGuard. `make demo` and `make test` set everything up on
+# a fresh Debian machine (as root they also install the Debian packages needed).
+
+PYTHON   ?= python3
+VENV     ?= .venv
+VPY      := $(VENV)/bin/python
+PYTEST   := $(VPY) -m pytest
+APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 gcc libc6-dev make
+CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py
+# The data plane's C sources, without the self-test and fuzz drivers (they have main()).
+DP_C     := $(filter-out csrc/selftest/% csrc/fuzz/%,$(filter %.c,$(CSRC)))
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+CFLAGS_LINT := -std=gnu11 -O2 -Wall -Wextra -Werror -Icsrc
+PYTEST_ARGS ?=
+
+.PHONY: all install deps build test unit ctest integration demo bench asan selftest lint clean
+
+all: install
+
+# Debian packages for the integration tests and the demo; only as root, only if missing.
+deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	  fi; \
+	else echo "not root: skipping Debian packages ($(APT_PKGS))"; fi
+
+$(VENV)/.installed: setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel cffi
+	$(VPY) -m pip install -q --config-settings editable_mode=compat -e '.[dev,bench]'
+	touch $@
+
+install: $(VENV)/.installed build
+
+# Rebuild the C extension in place when csrc/ changes.
+build: $(VENV)/.installed pywg/.built
+pywg/.built: $(CSRC)
+	$(VPY) setup.py -q build_ext --inplace --build-temp build/ffi >/dev/null
+	touch $@
+
+test: deps install selftest
+	$(PYTEST) tests $(PYTEST_ARGS)
+
+unit: install
+	$(PYTEST) tests/unit tests/c $(PYTEST_ARGS)
+
+ctest: install
+	$(PYTEST) tests/c $(PYTEST_ARGS)
+
+integration: deps install
+	$(PYTEST) tests/integration $(PYTEST_ARGS)
+
+# The C self-tests as a plain program (no Python), as the kernel module's are.
+selftest: build/selftest/run
+	build/selftest/run
+build/selftest/run: $(CSRC) $(wildcard csrc/selftest/*.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LINT) -g -o $@ $(DP_C) csrc/selftest/*.c -pthread
+
+# The C built with AddressSanitizer and UndefinedBehaviorSanitizer: the plain
+# self-tests, then the C-facing Python tests against a sanitized extension
+# built beside the tree (build/asan), so the normal build is left alone.
+asan: install
+	@mkdir -p build/asan-selftest
+	$(CC) $(CFLAGS_LINT) -O1 -g $(SANITIZE) -o build/asan-selftest/run $(DP_C) csrc/selftest/*.c -pthread
+	build/asan-selftest/run
+	rm -rf build/asan && mkdir -p build/asan && cp -r pywg build/asan/ && rm -f build/asan/pywg/_wgdp*.so
+	PYWG_SANITIZE=1 $(VPY) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force >/dev/null
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  PYTHONPATH=build/asan PYWG_EXPECT_SANITIZED=1 $(VPY) -P -m pytest -p no:cacheprovider tests/c $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check pywg tests bench csrc/build_ffi.py
+	$(VENV)/bin/mypy
+	$(CC) $(CFLAGS_LINT) -fsyntax-only $(DP_C) csrc/selftest/*.c
+
+demo: deps install
+	$(VPY) -m pywg.demo
+
+bench: deps install
+	$(VPY) -m bench $(if $(QUICK),--quick)
+
+clean:
+	rm -rf build $(VENV) *.egg-info pywg/_wgdp*.so pywg/.built .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,64 @@
+/*
+ * messages.h - WireGuard's wire format and every protocol constant, C side.
+ * pywg/constants.py is the Python side; tests/unit/test_constants.py checks
+ * that the two agree. Layouts: WireGuard whitepaper section 5.4.
+ */
+#pragma once
+#include <stdint.h>
+
+enum message_type {
+    MESSAGE_INVALID = 0,
+    MESSAGE_HANDSHAKE_INITIATION = 1,
+    MESSAGE_HANDSHAKE_RESPONSE = 2,
+    MESSAGE_HANDSHAKE_COOKIE = 3,
+    MESSAGE_DATA = 4,
+};
+
+enum message_size {
+    MESSAGE_INITIATION_SIZE = 148,
+    MESSAGE_RESPONSE_SIZE = 92,
+    MESSAGE_COOKIE_REPLY_SIZE = 64,
+    MESSAGE_DATA_HEADER_SIZE = 16,       /* type, receiver index, counter */
+    MESSAGE_DATA_MIN_SIZE = 32,          /* header + tag: a keepalive */
+    MESSAGE_PADDING_MULTIPLE = 16,
+    NOISE_PUBLIC_KEY_LEN = 32,
+    NOISE_SYMMETRIC_KEY_LEN = 32,
+    NOISE_AUTHTAG_LEN = 16,
+    COOKIE_LEN = 16,
+};
+
+/* Replay window: 8192 bits of bitmap minus one word, as the kernel module
+ * and wireguard-go do (RFC 6479). */
+enum counter_window {
+    COUNTER_BITS_TOTAL = 8192,
+    COUNTER_REDUNDANT_BITS = 64,
+    COUNTER_WINDOW_SIZE = COUNTER_BITS_TOTAL - COUNTER_REDUNDANT_BITS,
+};
+
+enum limits {
+    REKEY_AFTER_TIME_S = 120,
+    REJECT_AFTER_TIME_S = 180,
+    REKEY_ATTEMPT_TIME_S = 90,
+    REKEY_TIMEOUT_S = 5,
+    REKEY_TIMEOUT_JITTER_MAX_MS = 334,
+    KEEPALIVE_TIMEOUT_S = 10,
+    COOKIE_SECRET_MAX_AGE_S = 120,
+    MAX_STAGED_PACKETS = 128,
+    MAX_QUEUED_INCOMING_HANDSHAKES = 4096,
+    MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME_S / REKEY_TIMEOUT_S,
+};
+
+#define REKEY_AFTER_MESSAGES (1ULL << 60)
+/* The whitepaper's limit, as wireguard-go uses it: 2^64 - 2^13 - 1. */
+#define REJECT_AFTER_MESSAGES (UINT64_MAX - (1ULL << 13))
+
+struct message_header {
+    uint32_t type;                       /* little endian; one type byte and 3 zero bytes */
+};
+
+struct message_data {
+    uint32_t type;
+    uint32_t receiver_index;
+    uint64_t counter;                    /* little endian */
+    uint8_t encrypted_data[];
+};

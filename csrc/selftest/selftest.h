@@ -1,0 +1,18 @@
+/* selftest.h - a tiny harness for the plain-C self-tests (no Python needed). */
+#pragma once
+#include <stdio.h>
+
+extern int selftest_failures;
+
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            selftest_failures++;                                              \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                     \
+            fputc('\n', stderr);                                              \
+        }                                                                     \
+    } while (0)
+
+/* Each self-test file exports one of these; main.c lists them. */
+void selftest_replay(void);

@@ -1,0 +1,67 @@
+"""Every protocol constant of pywg, in one place (Python side).
+
+csrc/messages.h is the C side; tests/unit/test_constants.py checks that they agree.
+Sources: the WireGuard whitepaper (sections 5 and 6), the Linux module's messages.h and
+wireguard-go's device/constants.go.
+"""
+
+from typing import Final
+
+# Noise construction and WireGuard's identifiers (whitepaper 5.4).
+CONSTRUCTION: Final = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
+IDENTIFIER: Final = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
+LABEL_MAC1: Final = b"mac1----"
+LABEL_COOKIE: Final = b"cookie--"
+
+# Message types and sizes.
+MESSAGE_HANDSHAKE_INITIATION: Final = 1
+MESSAGE_HANDSHAKE_RESPONSE: Final = 2
+MESSAGE_HANDSHAKE_COOKIE: Final = 3
+MESSAGE_DATA: Final = 4
+MESSAGE_INITIATION_SIZE: Final = 148
+MESSAGE_RESPONSE_SIZE: Final = 92
+MESSAGE_COOKIE_REPLY_SIZE: Final = 64
+MESSAGE_DATA_HEADER_SIZE: Final = 16
+MESSAGE_DATA_MIN_SIZE: Final = 32
+MESSAGE_PADDING_MULTIPLE: Final = 16
+
+NOISE_PUBLIC_KEY_LEN: Final = 32
+NOISE_SYMMETRIC_KEY_LEN: Final = 32
+NOISE_AUTHTAG_LEN: Final = 16
+NOISE_HASH_LEN: Final = 32
+NOISE_TIMESTAMP_LEN: Final = 12
+COOKIE_LEN: Final = 16
+COOKIE_NONCE_LEN: Final = 24
+
+# Replay window (RFC 6479 as in the kernel and wireguard-go).
+COUNTER_BITS_TOTAL: Final = 8192
+COUNTER_REDUNDANT_BITS: Final = 64
+COUNTER_WINDOW_SIZE: Final = COUNTER_BITS_TOTAL - COUNTER_REDUNDANT_BITS
+
+# Timers and limits (whitepaper 6.1, 6.4).
+REKEY_AFTER_MESSAGES: Final = 1 << 60
+REJECT_AFTER_MESSAGES: Final = (1 << 64) - (1 << 13) - 1
+REKEY_AFTER_TIME_S: Final = 120
+REJECT_AFTER_TIME_S: Final = 180
+REKEY_ATTEMPT_TIME_S: Final = 90
+REKEY_TIMEOUT_S: Final = 5
+REKEY_TIMEOUT_JITTER_MAX_MS: Final = 334
+KEEPALIVE_TIMEOUT_S: Final = 10
+COOKIE_SECRET_MAX_AGE_S: Final = 120
+COOKIE_SECRET_LATENCY_S: Final = 5
+MAX_TIMER_HANDSHAKES: Final = REKEY_ATTEMPT_TIME_S // REKEY_TIMEOUT_S
+HANDSHAKE_INITIATION_RATE_NS: Final = 1_000_000_000 // 50
+MAX_STAGED_PACKETS: Final = 128
+MAX_QUEUED_INCOMING_HANDSHAKES: Final = 4096
+UNDER_LOAD_AFTER_S: Final = 1
+
+# Per-source handshake rate limit while under load (token bucket).
+RATELIMIT_PACKETS_PER_SECOND: Final = 20
+RATELIMIT_PACKETS_BURSTABLE: Final = 5
+
+# TAI64N: the label for 1970 and the whitening of the nanoseconds.
+TAI64_LABEL: Final = 0x400000000000000A
+TAI64N_WHITENER_MASK: Final = 0xFFFFFFFF & ~((1 << 24) - 1)
+
+DEFAULT_MTU: Final = 1420
+DEFAULT_PORT_RANGE: Final = (1024, 65535)

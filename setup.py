@@ -1,0 +1,24 @@
+"""pywg: a userspace WireGuard with a C data plane built by cffi."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="pywg",
+    version="0.1.0",
+    description="Userspace WireGuard: Python control plane, C data plane",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pywg", "pywg.*"]),
+    package_data={"pywg": ["py.typed"]},
+    cffi_modules=["csrc/build_ffi.py:ffibuilder"],
+    install_requires=["cffi>=1.15", "pynacl>=1.5", "uvloop>=0.17", "pyroute2>=0.7"],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6"],
+        "dev": ["pytest>=7", "hypothesis>=6", "ruff", "mypy"],
+        "bench": ["matplotlib"],
+    },
+    entry_points={"console_scripts": ["pywg=pywg.cli:main"]},
+    zip_safe=False,
+)

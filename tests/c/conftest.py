@@ -1,0 +1,15 @@
+"""Shared set-up for the tests of the C data plane through cffi."""
+
+import os
+
+import pytest
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # `make asan` runs these tests against a sanitized build in build/asan;
+    # make sure that is what got imported, or the run would prove nothing.
+    if os.environ.get("PYWG_EXPECT_SANITIZED") == "1":
+        import pywg._wgdp as mod
+
+        if "build/asan" not in (mod.__file__ or ""):
+            raise pytest.UsageError(f"expected the sanitized extension, imported {mod.__file__}")
