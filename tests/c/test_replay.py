@@ -30,7 +30,8 @@ def test_window_size_matches_table():
 def test_kernel_table():
     _keep, window = new_window()
     for step in TABLE["sequence"]:
-        counter = eval(step["counter"], {"L": L, "R": R, "W": W})  # the table writes counters as expressions
+        # The table writes counters as expressions of L, R and W.
+        counter = eval(step["counter"], {"L": L, "R": R, "W": W})
         got = lib.wg_replay_check(window, counter, R)
         assert bool(got) == step["accept"], step
 
