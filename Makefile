@@ -71,7 +71,7 @@ asan: install
 	PYWG_SANITIZE=1 $(VPY) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force >/dev/null
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  PYTHONPATH=build/asan PYWG_EXPECT_SANITIZED=1 $(VPY) -P -m pytest -p no:cacheprovider tests/c $(PYTEST_ARGS)
+	  PYTHONPATH=build/asan PYWG_EXPECT_SANITIZED=1 $(VPY) -P -m pytest -p no:cacheprovider --import-mode=append tests/c $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check pywg tests bench csrc/build_ffi.py
