@@ -65,3 +65,16 @@ TAI64N_WHITENER_MASK: Final = 0xFFFFFFFF & ~((1 << 24) - 1)
 
 DEFAULT_MTU: Final = 1420
 DEFAULT_PORT_RANGE: Final = (1024, 65535)
+
+# The handshake core (pywg/protocol): sizes and limits that are ours, not the wire's.
+AEAD_NONCE_LEN: Final = 12  # ChaCha20-Poly1305 IETF: 4 zero bytes + LE64 counter
+NOISE_PRIVATE_KEY_LEN: Final = 32
+MESSAGE_MAC_LEN: Final = 16  # mac1 and mac2 are each one keyed-BLAKE2s output
+WG_KEY_LEN_BASE64: Final = 44  # base64 of 32 bytes, with its one '=' of padding
+# A random u32 index colliding with a live one is rare; a bound keeps a bad injected rng
+# from spinning forever.
+INDEX_ALLOCATION_ATTEMPTS: Final = 64
+# The kernel keeps at most 8 entries per bucket of an (at most) 8192-bucket table.
+RATELIMIT_MAX_ENTRIES: Final = 65536
+RATELIMIT_GC_INTERVAL_S: Final = 1  # entries idle this long are collected (kernel: 1 s)
+RATELIMIT_IPV6_PREFIX_LEN: Final = 64  # IPv6 sources share a bucket per /64, as the kernel does
