@@ -78,3 +78,12 @@ INDEX_ALLOCATION_ATTEMPTS: Final = 64
 RATELIMIT_MAX_ENTRIES: Final = 65536
 RATELIMIT_GC_INTERVAL_S: Final = 1  # entries idle this long are collected (kernel: 1 s)
 RATELIMIT_IPV6_PREFIX_LEN: Final = 64  # IPv6 sources share a bucket per /64, as the kernel does
+
+# Timers, transport and keypairs (pywg/protocol/{timers,keypair,transport}.py).
+NSEC_PER_SEC: Final = 1_000_000_000  # the core's clock is CLOCK_MONOTONIC in nanoseconds
+NSEC_PER_MSEC: Final = 1_000_000
+# All key material is erased this long after the last session was derived (whitepaper 6.3).
+ZERO_KEY_MATERIAL_AFTER_S: Final = 3 * REJECT_AFTER_TIME_S
+# Inner packets are trimmed to their IP length after decryption (the padding goes).
+IPV4_HEADER_MIN_LEN: Final = 20
+IPV6_HEADER_LEN: Final = 40
