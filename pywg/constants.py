@@ -87,3 +87,32 @@ ZERO_KEY_MATERIAL_AFTER_S: Final = 3 * REJECT_AFTER_TIME_S
 # Inner packets are trimmed to their IP length after decryption (the padding goes).
 IPV4_HEADER_MIN_LEN: Final = 20
 IPV6_HEADER_LEN: Final = 40
+MAX_PEERS: Final = 1 << 20  # the kernel's limit (wireguard-go: 1 << 16)
+# Each peer holds at most one handshake index and three keypair indices (previous, current,
+# next) in the table shared by both.
+INDEX_TABLE_MAX_ENTRIES: Final = 4 * MAX_PEERS
+
+# Configuration: the UAPI socket, its limits, and config files (pywg/config, pywg/uapi*.py).
+UAPI_SOCKET_DIR: Final = "/var/run/wireguard"  # wg(8) looks here: RUNSTATEDIR "/wireguard"
+UAPI_SOCKET_DIR_MODE: Final = 0o755
+UAPI_SOCKET_UMASK: Final = 0o077  # the socket file is rwx for root only, as wireguard-go's
+UAPI_LISTEN_BACKLOG: Final = 4096  # clients past the connection limit wait here
+UAPI_MAX_CONNECTIONS: Final = 64  # connections served at once
+UAPI_READ_CHUNK: Final = 65536
+# The longest legitimate line is an endpoint with a scoped IPv6 address (under 100 bytes).
+UAPI_MAX_LINE_LEN: Final = 1024
+UAPI_MAX_REQUEST_LINES: Final = 1 << 21
+UAPI_IDLE_TIMEOUT_S: Final = 10.0  # a connection with no request under way is closed
+UAPI_REQUEST_TIMEOUT_S: Final = 10.0  # to receive a whole request once it has begun
+UAPI_WRITE_TIMEOUT_S: Final = 10.0  # to send a whole reply
+MAX_ALLOWED_IPS: Final = 1 << 21  # per device, all peers together
+IFNAMSIZ: Final = 16  # interface names are at most IFNAMSIZ - 1 bytes
+CONF_MAX_FILE_LEN: Final = 64 << 20
+CONF_MAX_LINE_LEN: Final = 65536
+# wg(8) retries a failing endpoint resolution this many times unless
+# WG_ENDPOINT_RESOLUTION_RETRIES says otherwise; the delay grows by 6/5 up to 20 s.
+ENDPOINT_RESOLUTION_RETRIES: Final = 15
+ENDPOINT_RESOLUTION_DELAY_S: Final = 1.0
+ENDPOINT_RESOLUTION_DELAY_MAX_S: Final = 20.0
+MTU_MIN: Final = 68  # RFC 791's minimum; wg-quick hands MTU to `ip link` unchecked
+MTU_MAX: Final = 65535
