@@ -1,0 +1,127 @@
+"""The `pywg` command line.
+
+Subcommands live in one table (`COMMANDS`): each names its help text, how to declare its
+arguments and what to run. The key commands behave exactly as wg(8)'s: same input, same
+output, same messages and exit status 1 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pywg import __version__, keys
+from pywg.constants import WG_KEY_LEN_BASE64
+
+__all__ = ["COMMANDS", "Command", "main"]
+
+PROG = "pywg"
+_READ_CHUNK = 4096
+# wg(8) lets a key be followed by NUL bytes and C whitespace, and nothing else.
+_TRAILING_OK = frozenset(b"\0 \t\n\v\f\r")
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    configure: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+
+
+def _error(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 1
+
+
+def _warn_if_world_accessible() -> None:
+    # As wg genkey: a private key written to a file others can read deserves a warning.
+    try:
+        mode = os.fstat(sys.stdout.fileno()).st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(mode) and mode & stat.S_IRWXO:
+        print("Warning: writing to world accessible file.\n"
+              "Consider setting the umask to 077 and trying again.", file=sys.stderr)
+
+
+def _print_key(key: bytes) -> int:
+    sys.stdout.write(keys.to_base64(key) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _genkey(args: argparse.Namespace) -> int:
+    _warn_if_world_accessible()
+    return _print_key(keys.generate_private_key())
+
+
+def _genpsk(args: argparse.Namespace) -> int:
+    _warn_if_world_accessible()
+    return _print_key(keys.generate_preshared_key())
+
+
+def read_key_from(stream: BinaryIO) -> bytes:
+    """Read a base64 key as `wg pubkey` does: exactly 44 bytes first, then only NULs or
+    whitespace until the end. Raises KeyFormatError with wg's messages."""
+    head = b""
+    while len(head) < WG_KEY_LEN_BASE64:
+        chunk = stream.read(WG_KEY_LEN_BASE64 - len(head))
+        if not chunk:
+            raise keys.KeyFormatError("Key is not the correct length or format")
+        head += chunk
+    while chunk := stream.read(_READ_CHUNK):
+        if not _TRAILING_OK.issuperset(chunk):
+            raise keys.KeyFormatError("Trailing characters found after key")
+    try:
+        text = head.decode("ascii")
+    except UnicodeDecodeError as e:
+        raise keys.KeyFormatError("Key is not the correct length or format") from e
+    return keys.from_base64(text)
+
+
+def _pubkey(args: argparse.Namespace) -> int:
+    try:
+        private = read_key_from(sys.stdin.buffer)
+    except keys.KeyFormatError as e:
+        return _error(str(e))
+    return _print_key(keys.public_key(private))
+
+
+COMMANDS: dict[str, Command] = {
+    "genkey": Command("Generate a new private key and write it to stdout", _genkey),
+    "genpsk": Command("Generate a new preshared key and write it to stdout", _genpsk),
+    "pubkey": Command("Read a private key from stdin and write its public key to stdout",
+                      _pubkey),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="pywg: a userspace WireGuard implementation.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name, command in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=command.help, description=command.help)
+        command.configure(sub_parser)
+        sub_parser.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`pywg genkey | head -c1`): nothing left to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
