@@ -7,12 +7,13 @@ data. The inner packet is padded with zeros to a multiple of 16 bytes, so that s
 less, but never beyond the MTU (whitepaper 5.4.6). A keepalive is an empty inner packet:
 32 bytes on the wire.
 
-Receiving checks, in this order, as the kernel and wireguard-go do: the size and type, the
-receiver index, the keypair's age, the tag, and only then the replay window (a forged
-counter must not move it); then the padding is cut off by the inner IP header's length.
-Every failure is a `TransportDrop`, never an exception: the caller counts it and moves on.
-The cryptokey-routing check of the inner source address belongs to the caller, which
-knows the allowed IPs.
+Receiving is two steps, in the kernel's and wireguard-go's order. `unseal` checks the size
+and type, the receiver index, the keypair's age, the tag, and only then the replay window (a
+forged counter must not move it): what passes is an authenticated packet, which the caller
+lets update its timers and the peer's endpoint. Unless it is a keepalive, `trim` then cuts
+the padding off by the inner IP header's length. Every failure is a `TransportDrop`, never
+an exception: the caller counts it and moves on. The cryptokey-routing check of the inner
+source address belongs to the caller, which knows the allowed IPs.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "padding_length",
     "parse_header",
     "seal",
+    "trim",
     "unseal",
 ]
 
@@ -70,15 +72,15 @@ class TransportHeader(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """A transport message that passed every check."""
+    """An authenticated, fresh transport message."""
 
     keypair: Keypair
     counter: int
-    packet: bytes  # the inner IP packet without padding; empty for a keepalive
+    plaintext: bytes  # the inner packet and its padding; empty for a keepalive
 
     @property
     def is_keepalive(self) -> bool:
-        return not self.packet
+        return not self.plaintext
 
 
 def padding_length(length: int, mtu: int) -> int:
@@ -125,7 +127,7 @@ def unseal(
     timing: Timing,
 ) -> Opened | TransportDrop:
     """Authenticate and decrypt one transport message; `lookup` maps receiver indices to
-    our keypairs. The replay window records the counter only if everything else passed."""
+    our keypairs. The replay window records the counter only if the tag verified."""
     header = parse_header(datagram)
     if isinstance(header, TransportDrop):
         return header
@@ -145,17 +147,22 @@ def unseal(
         return TransportDrop.DECRYPT_FAILED
     if not keypair.replay_filter.validate_counter(header.counter, timing.reject_after_messages):
         return TransportDrop.REPLAYED
+    return Opened(keypair, header.counter, plaintext)
+
+
+def trim(plaintext: bytes) -> bytes | TransportDrop:
+    """The inner IP packet of a (non-keepalive) plaintext, without its padding."""
     length = inner_packet_length(plaintext)
     if length is None:
         return TransportDrop.BAD_INNER_PACKET
-    return Opened(keypair, header.counter, plaintext[:length])
+    return plaintext[:length]
 
 
 def inner_packet_length(plaintext: bytes) -> int | None:
-    """The length the inner IP header claims (0 for a keepalive), or None if it is not a
-    whole IPv4 or IPv6 packet that fits in `plaintext`."""
+    """The length the inner IP header claims, or None unless `plaintext` starts with a
+    whole IPv4 or IPv6 packet."""
     if not plaintext:
-        return 0
+        return None
     version = plaintext[0] >> 4
     if version == 4 and len(plaintext) >= IPV4_HEADER_MIN_LEN:
         (total,) = struct.unpack_from("!H", plaintext, 2)
