@@ -1,0 +1,498 @@
+"""Two in-process HandshakeCores: complete handshakes both ways, and every rejection.
+
+The keys each side derives are checked against each other and by sealing on one side and
+opening on the other; rejections are checked by their typed drop reasons.
+"""
+
+import ipaddress
+import random
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pywg.protocol import crypto, messages
+from pywg.protocol.cookie import CookieGenerator
+from pywg.protocol.endpoint import Endpoint
+from pywg.protocol.errors import DropReason, LocalProtocolError
+from pywg.protocol.handshake import (
+    CookieConsumed,
+    Drop,
+    HandshakeCore,
+    IndexKind,
+    InstallSession,
+    SendCookieReply,
+    SendHandshakeResponse,
+    UpdateEndpoint,
+)
+from pywg.protocol.messages import MessageInitiation, MessageResponse
+
+S = 1_000_000_000
+MS = 1_000_000
+WALL = 1_700_000_000 * S
+A_ADDR = Endpoint(ipaddress.ip_address("192.0.2.1"), 40001)
+B_ADDR = Endpoint(ipaddress.ip_address("2001:db8::2"), 51820)
+
+
+class Pair:
+    """Peers A and B that know each other, with a shared clock (monotonic and wall)."""
+
+    def __init__(self, psk_a=None, psk_b=None, seed=1):
+        rng = random.Random(seed).randbytes
+        self.a = HandshakeCore(crypto.generate_private_key(rng), rng=rng)
+        self.b = HandshakeCore(crypto.generate_private_key(rng), rng=rng)
+        self.a.add_peer(self.b.public_key, psk_a)
+        self.b.add_peer(self.a.public_key, psk_b)
+        self.now = S
+        self.wall = WALL
+
+    def tick(self, ns):
+        self.now += ns
+        self.wall += ns
+
+    def initiation(self):
+        return self.a.create_initiation(self.b.public_key, self.now, self.wall)
+
+    def to_b(self, packet, under_load=False, source=A_ADDR):
+        return self.b.receive(packet, source, self.now, under_load)
+
+    def to_a(self, packet, under_load=False, source=B_ADDR):
+        return self.a.receive(packet, source, self.now, under_load)
+
+    def handshake(self):
+        """A initiates, B answers, A consumes: returns (A's session, B's session)."""
+        accepted = self.to_b(self.initiation())
+        assert [type(x) for x in accepted] == [UpdateEndpoint, InstallSession,
+                                               SendHandshakeResponse], accepted
+        done = self.to_a(accepted[2].packet)
+        assert [type(x) for x in done] == [UpdateEndpoint, InstallSession], done
+        return done[1].session, accepted[1].session
+
+
+def _drop(actions):
+    assert len(actions) == 1 and isinstance(actions[0], Drop), actions
+    return actions[0].reason
+
+
+def _check_sessions(initiator, responder):
+    assert initiator.initiator and not responder.initiator
+    assert initiator.send_key == responder.receive_key
+    assert initiator.receive_key == responder.send_key
+    assert initiator.send_key != initiator.receive_key
+    assert (initiator.local_index, initiator.remote_index) == (
+        responder.remote_index, responder.local_index)
+    # What one seals, the other opens (counter 0, empty AD: a transport keepalive).
+    sealed = crypto.aead_encrypt(initiator.send_key, 0, b"ping", b"")
+    assert crypto.aead_decrypt(responder.receive_key, 0, sealed, b"") == b"ping"
+    sealed = crypto.aead_encrypt(responder.send_key, 0, b"pong", b"")
+    assert crypto.aead_decrypt(initiator.receive_key, 0, sealed, b"") == b"pong"
+
+
+# ---- handshakes that succeed ----------------------------------------------------------------
+
+@pytest.mark.parametrize("psk", [None, b"\x77" * 32], ids=["no-psk", "psk"])
+def test_handshake_completes_and_keys_match(psk):
+    pair = Pair(psk, psk)
+    init = pair.initiation()
+    assert len(init) == 148
+    accepted = pair.to_b(init)
+    assert accepted[0] == UpdateEndpoint(pair.a.public_key, A_ADDR)
+    response = accepted[2]
+    assert response.peer == pair.a.public_key and len(response.packet) == 92
+    done = pair.to_a(response.packet)
+    assert done[0] == UpdateEndpoint(pair.b.public_key, B_ADDR)
+    a_session, b_session = done[1].session, accepted[1].session
+    _check_sessions(a_session, b_session)
+    assert a_session.peer == pair.b.public_key and b_session.peer == pair.a.public_key
+    assert a_session.birth_ns == b_session.birth_ns == pair.now
+    # Each side's index now names a keypair.
+    assert pair.a.index_entry(a_session.local_index).kind is IndexKind.KEYPAIR
+    assert pair.b.index_entry(b_session.local_index).kind is IndexKind.KEYPAIR
+
+
+def test_handshake_the_other_way_and_repeated():
+    pair = Pair()
+    sessions = []
+    for _ in range(3):
+        init = pair.b.create_initiation(pair.a.public_key, pair.now, pair.wall)
+        accepted = pair.to_a(init, source=B_ADDR)
+        done = pair.to_b(accepted[2].packet, source=A_ADDR)
+        _check_sessions(done[1].session, accepted[1].session)
+        sessions.append(done[1].session)
+        pair.tick(S)
+    assert len({bytes(s.send_key) for s in sessions}) == 3  # fresh keys every time
+
+
+def test_psk_mismatch_fails_at_the_initiator():
+    pair = Pair(b"\x01" * 32, b"\x02" * 32)
+    accepted = pair.to_b(pair.initiation())  # the psk only enters with the response
+    assert _drop(pair.to_a(accepted[2].packet)) is DropReason.DECRYPT_FAILED
+    pair.a.set_preshared_key(pair.b.public_key, b"\x02" * 32)
+    pair.tick(S)
+    _check_sessions(*pair.handshake())
+    pair.b.set_preshared_key(pair.a.public_key, None)
+    pair.a.set_preshared_key(pair.b.public_key, bytes(32))  # all zeros is "no psk"
+    pair.tick(S)
+    _check_sessions(*pair.handshake())
+
+
+def test_a_new_initiation_supersedes_the_pending_one():
+    pair = Pair()
+    first = pair.initiation()
+    pair.tick(S)
+    second = pair.initiation()
+    first_index = MessageInitiation.from_bytes(first).sender
+    assert pair.a.index_entry(first_index) is None  # released
+    accepted = pair.to_b(second)
+    assert accepted[2].packet and len(pair.to_a(accepted[2].packet)) == 2
+    # The response to the first initiation can no longer complete anything.
+    pair.tick(S)
+    late = pair.to_b(first)
+    assert _drop(late) is DropReason.STALE_TIMESTAMP
+
+
+def test_simultaneous_initiations_cross():
+    # As in the kernel and wireguard-go: answering the other's initiation abandons our own,
+    # so each response names an index that is gone; each side keeps a responder session
+    # for the other's initiation, and the timers' retry settles it.
+    pair = Pair()
+    from_a = pair.initiation()
+    from_b = pair.b.create_initiation(pair.a.public_key, pair.now, pair.wall)
+    at_b, at_a = pair.to_b(from_a), pair.to_a(from_b)
+    assert not at_b[1].session.initiator and not at_a[1].session.initiator
+    assert _drop(pair.to_a(at_b[2].packet)) is DropReason.UNKNOWN_INDEX
+    assert _drop(pair.to_b(at_a[2].packet)) is DropReason.UNKNOWN_INDEX
+    pair.tick(S)
+    _check_sessions(*pair.handshake())
+
+
+# ---- rejections -----------------------------------------------------------------------------
+
+def test_replayed_initiation_is_dropped():
+    pair = Pair()
+    init = pair.initiation()
+    assert len(pair.to_b(init)) == 3
+    pair.tick(S)
+    assert _drop(pair.to_b(init)) is DropReason.STALE_TIMESTAMP
+
+
+def test_stale_timestamp_is_dropped():
+    pair = Pair()
+    pair.to_b(pair.initiation())
+    pair.tick(S)
+    old = pair.a.create_initiation(pair.b.public_key, pair.now, pair.wall - 10 * S)
+    assert _drop(pair.to_b(old)) is DropReason.STALE_TIMESTAMP
+    # The same whitened timestamp (1 ns later rounds down to it) is not newer either.
+    same = pair.a.create_initiation(pair.b.public_key, pair.now, pair.wall - S + 1)
+    assert _drop(pair.to_b(same)) is DropReason.STALE_TIMESTAMP
+    newer = pair.a.create_initiation(pair.b.public_key, pair.now, pair.wall)
+    assert len(pair.to_b(newer)) == 3
+
+
+def test_second_initiation_within_20_ms_is_dropped():
+    pair = Pair()
+    assert len(pair.to_b(pair.initiation())) == 3
+    pair.now += 20 * MS  # exactly 20 ms later: still too soon
+    pair.wall += 100 * MS  # a newer timestamp, so only the rate limit applies
+    assert _drop(pair.to_b(pair.initiation())) is DropReason.INITIATION_FLOOD
+    pair.now += 1
+    pair.wall += 100 * MS
+    assert len(pair.to_b(pair.initiation())) == 3
+
+
+@pytest.mark.parametrize("offset", [0, 8, 40, 88, 116, 131])
+def test_forged_mac1_is_dropped(offset):
+    pair = Pair()
+    forged = bytearray(pair.initiation())
+    forged[offset or 116] ^= 0x80  # offset 0 would change the type: flip mac1 itself
+    assert _drop(pair.to_b(bytes(forged))) is DropReason.BAD_MAC1
+
+
+def test_mac2_is_ignored_when_not_under_load():
+    pair = Pair()
+    forged = bytearray(pair.initiation())
+    forged[-1] ^= 1
+    assert len(pair.to_b(bytes(forged))) == 3
+
+
+@pytest.mark.parametrize("bad_mac2", ["zero", "garbage"])
+def test_under_load_bad_mac2_gets_a_cookie_then_passes(bad_mac2):
+    pair = Pair()
+    init = bytearray(pair.initiation())
+    if bad_mac2 == "garbage":
+        init[-16:] = b"\x55" * 16
+    actions = pair.to_b(bytes(init), under_load=True)
+    assert len(actions) == 1 and isinstance(actions[0], SendCookieReply)
+    reply = actions[0]
+    assert reply.destination == A_ADDR and len(reply.packet) == 64
+    assert messages.parse(reply.packet).receiver == MessageInitiation.from_bytes(init).sender
+    # The reply is sealed to the mac1 A sent, which a bad mac2 does not change.
+    assert pair.to_a(reply.packet) == (CookieConsumed(pair.b.public_key),)
+    # The next initiation carries mac2 and is processed, still under load.
+    pair.tick(S)
+    retry = pair.initiation()
+    assert retry[-16:] != bytes(16)
+    accepted = pair.to_b(retry, under_load=True)
+    assert [type(x) for x in accepted] == [UpdateEndpoint, InstallSession,
+                                           SendHandshakeResponse]
+    # A cookie reply never roams the peer: only the authenticated messages do.
+    assert isinstance(pair.to_a(accepted[2].packet)[0], UpdateEndpoint)
+
+
+def test_under_load_a_cookie_from_another_source_does_not_count():
+    pair = Pair()
+    reply = pair.to_b(pair.initiation(), under_load=True)[0]
+    pair.to_a(reply.packet)
+    pair.tick(S)
+    moved = Endpoint(A_ADDR.ip, A_ADDR.port + 1)
+    again = pair.to_b(pair.initiation(), under_load=True, source=moved)
+    assert isinstance(again[0], SendCookieReply) and again[0].destination == moved
+
+
+def test_under_load_is_sticky_for_one_second():
+    pair = Pair()
+    assert isinstance(pair.to_b(pair.initiation(), under_load=True)[0], SendCookieReply)
+    pair.tick(S - 1)
+    assert isinstance(pair.to_b(pair.initiation())[0], SendCookieReply)
+    pair.tick(1)  # the driver said "under load" at t; a second later it no longer holds
+    assert len(pair.to_b(pair.initiation())) == 3
+
+
+def test_under_load_valid_mac2_is_rate_limited_per_source():
+    pair = Pair()
+    pair.to_a(pair.to_b(pair.initiation(), under_load=True)[0].packet)
+    reasons = []
+    for _ in range(8):
+        pair.wall += 100 * MS  # newer timestamps; the monotonic clock stands still
+        reasons.append(pair.to_b(pair.initiation(), under_load=True))
+    assert len(reasons[0]) == 3  # processed
+    assert [_drop(r) for r in reasons[1:5]] == [DropReason.INITIATION_FLOOD] * 4
+    assert [_drop(r) for r in reasons[5:]] == [DropReason.RATE_LIMITED] * 3
+
+
+def test_response_under_load_gets_a_cookie_too():
+    pair = Pair()
+    accepted = pair.to_b(pair.initiation())
+    reply = pair.to_a(accepted[2].packet, under_load=True)
+    assert isinstance(reply[0], SendCookieReply) and reply[0].destination == B_ADDR
+    # B takes it: the reply names the index its new keypair took over.
+    assert pair.to_b(reply[0].packet) == (CookieConsumed(pair.a.public_key),)
+    assert _drop(pair.to_b(reply[0].packet)) is DropReason.UNEXPECTED_COOKIE
+
+
+@pytest.mark.parametrize("change", [-1, 1, 100])
+def test_truncated_and_oversized_messages(change):
+    pair = Pair()
+    init = pair.initiation()
+    response = pair.to_b(init)[2].packet
+    for packet, deliver in ((init, pair.to_b), (response, pair.to_a)):
+        bad = packet[:change] if change < 0 else packet + bytes(change)
+        assert _drop(deliver(bad)) is DropReason.MALFORMED
+
+
+@pytest.mark.parametrize("header", [b"\x00\0\0\0", b"\x05\0\0\0", b"\x01\0\0\x80", b"\xff"])
+def test_unknown_types(header):
+    pair = Pair()
+    init = pair.initiation()
+    assert _drop(pair.to_b(header + init[len(header):])) is DropReason.MALFORMED
+
+
+def test_transport_messages_are_not_ours():
+    pair = Pair()
+    keepalive = messages.MessageTransport(1, 0, bytes(16)).to_bytes()
+    assert _drop(pair.to_b(keepalive)) is DropReason.DATA_MESSAGE
+
+
+def _remac(packet, receiver_public):
+    return CookieGenerator(receiver_public).add_macs(packet, 0)
+
+
+def test_unknown_receiver_index():
+    pair = Pair()
+    response = MessageResponse.from_bytes(pair.to_b(pair.initiation())[2].packet)
+    bogus = MessageResponse(response.sender, response.receiver ^ 1, response.ephemeral,
+                            response.encrypted_nothing)
+    assert _drop(pair.to_a(_remac(bogus.to_bytes(), pair.a.public_key))) is \
+        DropReason.UNKNOWN_INDEX
+    cookie = messages.MessageCookieReply(12345, bytes(24), bytes(32)).to_bytes()
+    assert _drop(pair.to_a(cookie)) is DropReason.UNKNOWN_INDEX
+
+
+def test_response_delivered_twice():
+    pair = Pair()
+    response = pair.to_b(pair.initiation())[2].packet
+    assert len(pair.to_a(response)) == 2
+    assert _drop(pair.to_a(response)) is DropReason.UNKNOWN_INDEX
+
+
+def test_tampered_response_leaves_the_handshake_pending():
+    pair = Pair()
+    response = MessageResponse.from_bytes(pair.to_b(pair.initiation())[2].packet)
+    tampered = MessageResponse(response.sender, response.receiver, response.ephemeral,
+                               bytes(16))
+    assert _drop(pair.to_a(_remac(tampered.to_bytes(), pair.a.public_key))) is \
+        DropReason.DECRYPT_FAILED
+    assert len(pair.to_a(_remac(response.to_bytes(), pair.a.public_key))) == 2
+
+
+def test_a_peer_not_configured_is_dropped():
+    pair = Pair()
+    stranger = HandshakeCore(crypto.generate_private_key())
+    stranger.add_peer(pair.b.public_key)
+    init = stranger.create_initiation(pair.b.public_key, pair.now, pair.wall)
+    assert _drop(pair.to_b(init)) is DropReason.UNKNOWN_PEER
+    pair.b.remove_peer(pair.a.public_key)
+    assert _drop(pair.to_b(pair.initiation())) is DropReason.UNKNOWN_PEER
+
+
+def test_tampered_static_or_timestamp_fails_to_decrypt():
+    pair = Pair()
+    original = MessageInitiation.from_bytes(pair.initiation())
+    for field in ("encrypted_static", "encrypted_timestamp"):
+        value = bytearray(getattr(original, field))
+        value[0] ^= 1
+        fields = {f: getattr(original, f) for f in
+                  ("sender", "ephemeral", "encrypted_static", "encrypted_timestamp")}
+        fields[field] = bytes(value)
+        forged = _remac(MessageInitiation(**fields).to_bytes(), pair.b.public_key)
+        assert _drop(pair.to_b(forged)) is DropReason.DECRYPT_FAILED
+
+
+LOW_ORDER = [bytes(32), (1).to_bytes(32, "little"),
+             bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")]
+
+
+@pytest.mark.parametrize("point", LOW_ORDER, ids=lambda p: p.hex()[:8])
+def test_all_zero_dh_is_rejected(point):
+    pair = Pair()
+    original = MessageInitiation.from_bytes(pair.initiation())
+    forged = MessageInitiation(original.sender, point, original.encrypted_static,
+                               original.encrypted_timestamp)
+    assert _drop(pair.to_b(_remac(forged.to_bytes(), pair.b.public_key))) is DropReason.BAD_DH
+    response = MessageResponse.from_bytes(pair.to_b(pair.initiation())[2].packet)
+    forged_response = MessageResponse(response.sender, response.receiver, point,
+                                      response.encrypted_nothing)
+    assert _drop(pair.to_a(_remac(forged_response.to_bytes(), pair.a.public_key))) is \
+        DropReason.BAD_DH
+    # A peer configured with a low-order key can never be initiated to.
+    pair.a.add_peer(point)
+    with pytest.raises(LocalProtocolError):
+        pair.a.create_initiation(point, pair.now, pair.wall)
+
+
+def test_no_private_key():
+    pair = Pair()
+    init = pair.initiation()
+    pair.b.set_private_key(None)
+    assert pair.b.public_key is None
+    assert _drop(pair.to_b(init)) is DropReason.NO_PRIVATE_KEY
+    with pytest.raises(LocalProtocolError):
+        pair.b.create_initiation(pair.a.public_key, pair.now, pair.wall)
+
+
+# ---- configuration --------------------------------------------------------------------------
+
+def test_peer_configuration_rules():
+    pair = Pair()
+    with pytest.raises(LocalProtocolError):
+        pair.a.add_peer(pair.a.public_key)  # ourselves
+    with pytest.raises(LocalProtocolError):
+        pair.a.add_peer(pair.b.public_key)  # twice
+    with pytest.raises(LocalProtocolError):
+        pair.a.add_peer(b"short")
+    with pytest.raises(LocalProtocolError):
+        pair.a.create_initiation(b"\x09" * 32, pair.now, pair.wall)
+    with pytest.raises(LocalProtocolError):
+        pair.a.set_preshared_key(pair.b.public_key, b"short")
+    assert list(pair.a.peers()) == [pair.b.public_key] and pair.a.has_peer(pair.b.public_key)
+
+
+def test_new_private_key_recomputes_and_removes_a_clashing_peer():
+    pair = Pair()
+    pair.initiation()
+    new_key = crypto.generate_private_key()
+    pair.b.remove_peer(pair.a.public_key)
+    pair.a.set_private_key(new_key)
+    pair.b.add_peer(pair.a.public_key)
+    _check_sessions(*pair.handshake())  # works with the new static key
+    # Taking the peer's own private key removes that peer, as wireguard-go does.
+    b_private = crypto.generate_private_key()
+    b_public = crypto.public_key(b_private)
+    pair.a.add_peer(b_public)
+    assert pair.a.set_private_key(b_private) == (b_public,)
+    assert not pair.a.has_peer(b_public)
+    assert pair.a.set_private_key(b_private) == ()  # the same key again: nothing changes
+
+
+def test_indices_are_released_with_peers_and_keypairs():
+    pair = Pair()
+    a_session, _ = pair.handshake()
+    pair.tick(S)
+    a_session2, _ = pair.handshake()
+    pair.tick(S)
+    pending = MessageInitiation.from_bytes(pair.initiation()).sender
+    assert pair.a.index_entry(pending).kind is IndexKind.HANDSHAKE
+    pair.a.release_index(a_session.local_index)  # the data plane dropped that keypair
+    assert pair.a.index_entry(a_session.local_index) is None
+    with pytest.raises(LocalProtocolError):
+        pair.a.release_index(a_session.local_index)
+    with pytest.raises(LocalProtocolError):
+        pair.a.release_index(pending)  # a handshake's index is not the driver's to free
+    assert pair.a.remove_peer(pair.b.public_key) == (a_session2.local_index,)
+    assert pair.a.index_entry(pending) is None
+    assert pair.a.index_entry(a_session2.local_index) is None
+
+
+def test_clear_handshake_abandons_the_pending_initiation():
+    pair = Pair()
+    accepted = pair.to_b(pair.initiation())
+    pair.a.clear_handshake(pair.b.public_key)
+    assert _drop(pair.to_a(accepted[2].packet)) is DropReason.UNKNOWN_INDEX
+
+
+# ---- nothing escapes receive ----------------------------------------------------------------
+
+FUZZ_PAIR = Pair(seed=7)
+FUZZ_SAMPLES = [FUZZ_PAIR.initiation()]
+FUZZ_SAMPLES.append(FUZZ_PAIR.to_b(FUZZ_SAMPLES[0], under_load=True)[0].packet)
+FUZZ_PAIR.tick(S)
+_second = FUZZ_PAIR.initiation()
+FUZZ_SAMPLES.append(FUZZ_PAIR.to_b(_second)[2].packet)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200), st.booleans())
+def test_receive_never_raises_on_random_bytes(data, under_load):
+    actions = FUZZ_PAIR.b.receive(data, A_ADDR, FUZZ_PAIR.now, under_load)
+    assert actions and all(not isinstance(a, InstallSession) for a in actions)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(range(3)), st.lists(st.tuples(st.integers(0, 147), st.integers(1, 255)),
+                                           min_size=1, max_size=4), st.booleans())
+def test_receive_never_raises_on_mutated_messages(which, flips, remac):
+    packet = bytearray(FUZZ_SAMPLES[which])
+    for offset, bits in flips:
+        packet[offset % len(packet)] ^= bits
+    data = bytes(packet)
+    if remac and len(data) in (148, 92):
+        # A valid mac1 lets the mutation reach the Noise code.
+        data = _remac(data, FUZZ_PAIR.a.public_key if len(data) == 92 else FUZZ_PAIR.b.public_key)
+    for core in (FUZZ_PAIR.a, FUZZ_PAIR.b):
+        actions = core.receive(data, B_ADDR, FUZZ_PAIR.now)
+        assert actions
+        # Only an unchanged body (everything before the macs) may be accepted.
+        if data[:-32] != FUZZ_SAMPLES[which][:-32]:
+            assert not any(isinstance(a, InstallSession | SendHandshakeResponse)
+                           for a in actions)
+
+
+def test_malformed_type_field_variants_are_dropped():
+    pair = Pair()
+    init = pair.initiation()
+    for top in range(1, 4):
+        raw = bytearray(init)
+        raw[top] = 1
+        assert _drop(pair.to_b(bytes(raw))) is DropReason.MALFORMED
+    assert struct.unpack_from("<I", init)[0] == 1
