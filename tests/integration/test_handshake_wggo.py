@@ -31,7 +31,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from pywg import keys
 from pywg.protocol import crypto, messages
@@ -80,29 +79,28 @@ def _udp_socket_in(ns: str) -> socket.socket:
 
 @contextlib.contextmanager
 def _wireguard_go(ns: str, ifname: str) -> Iterator[None]:
-    log = tempfile.NamedTemporaryFile(prefix=f"{ifname}-", suffix=".log", delete=False)
-    env = dict(os.environ, LOG_LEVEL="verbose")
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "wireguard-go", "-f", ifname],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while sh(f"wg show {ifname}", ns=ns, check=False).returncode != 0:
-            assert proc.poll() is None, Path(log.name).read_text()
-            assert time.monotonic() < deadline, "wireguard-go did not come up"
-            time.sleep(0.05)
-        yield
-    except BaseException:
-        print(Path(log.name).read_text())  # shown by pytest when the test fails
-        raise
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as log:
+        env = dict(os.environ, LOG_LEVEL="verbose")
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, "wireguard-go", "-f", ifname],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            proc.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=TIMEOUT_S)
-        log.close()
-        os.unlink(log.name)
+            deadline = time.monotonic() + TIMEOUT_S
+            while sh(f"wg show {ifname}", ns=ns, check=False).returncode != 0:
+                assert proc.poll() is None, "wireguard-go exited"
+                assert time.monotonic() < deadline, "wireguard-go did not come up"
+                time.sleep(0.05)
+            yield
+        except BaseException:
+            log.seek(0)
+            print(log.read().decode(errors="replace"))  # pytest shows it when the test fails
+            raise
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=TIMEOUT_S)
 
 
 # ---- transport data, by hand ----------------------------------------------------------------
