@@ -36,6 +36,7 @@ class DropReason(enum.Enum):
     UNKNOWN_INDEX = "unknown_index"  # the receiver index names nothing we hold
     WRONG_STATE = "wrong_state"  # a response for a handshake that is not waiting for one
     UNEXPECTED_COOKIE = "unexpected_cookie"  # a cookie reply with no handshake sent to match it
+    LOCAL_ERROR = "local_error"  # our side could not process it (e.g. the index table is full)
 
 
 class ProtocolError(Exception):

@@ -8,8 +8,9 @@ limiter. It has two entry points for traffic:
     create_initiation(peer, now_ns, wall_ns) -> bytes          a 148-byte initiation
     receive(datagram, source, now_ns, under_load) -> actions   for any datagram
 
-`receive` never raises: every datagram yields a tuple of actions, in the order the driver
-must carry them out, and a rejected datagram yields exactly one `Drop` with a typed reason:
+`receive` never raises a ProtocolError: every datagram yields a tuple of actions, in the
+order the driver must carry them out, and a rejected datagram yields exactly one `Drop` with a
+typed reason:
 
     initiation accepted:  UpdateEndpoint, InstallSession (responder), SendHandshakeResponse
     response accepted:    UpdateEndpoint, InstallSession (initiator)
@@ -36,7 +37,12 @@ from pywg.protocol import crypto, messages, noise, tai64n
 from pywg.protocol.cookie import CookieChecker, CookieGenerator
 from pywg.protocol.crypto import Buffer, Rng
 from pywg.protocol.endpoint import Endpoint
-from pywg.protocol.errors import DropReason, LocalProtocolError, RemoteProtocolError
+from pywg.protocol.errors import (
+    DropReason,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from pywg.protocol.indextable import IndexTable
 from pywg.protocol.messages import MessageCookieReply, MessageInitiation, MessageResponse
 from pywg.protocol.noise import Handshake, Session, StaticIdentity
@@ -258,6 +264,9 @@ class HandshakeCore:
             return self._receive(bytes(datagram), source, now_ns, under_load)
         except RemoteProtocolError as e:
             return (Drop(e.reason, e.detail),)
+        except ProtocolError as e:
+            # Not the sender's fault (say, no free index), but the datagram is lost all the same.
+            return (Drop(DropReason.LOCAL_ERROR, str(e)),)
 
     def _receive(self, datagram: bytes, source: Endpoint, now_ns: int,
                  under_load: bool) -> tuple[Action, ...]:

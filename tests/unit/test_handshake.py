@@ -496,3 +496,17 @@ def test_malformed_type_field_variants_are_dropped():
         raw[top] = 1
         assert _drop(pair.to_b(bytes(raw))) is DropReason.MALFORMED
     assert struct.unpack_from("<I", init)[0] == 1
+
+
+def test_local_failures_are_drops_too():
+    # A random source stuck on one value cannot give the second session its own index.
+    pair = Pair()
+    stuck = HandshakeCore(crypto.generate_private_key(), rng=lambda n: b"\x01" * n)
+    stuck.add_peer(pair.a.public_key)
+    pair.a.remove_peer(pair.b.public_key)
+    pair.a.add_peer(stuck.public_key)
+    first = pair.a.create_initiation(stuck.public_key, pair.now, pair.wall)
+    assert len(stuck.receive(first, A_ADDR, pair.now)) == 3
+    pair.tick(S)
+    second = pair.a.create_initiation(stuck.public_key, pair.now, pair.wall)
+    assert _drop(stuck.receive(second, A_ADDR, pair.now)) is DropReason.LOCAL_ERROR
