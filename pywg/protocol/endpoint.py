@@ -29,8 +29,9 @@ class Endpoint:
 
     @classmethod
     def from_sockaddr(cls, address: tuple[str, int] | tuple[str, int, int, int]) -> Endpoint:
-        """From the address tuple `socket.recvfrom` returns (IPv4 or IPv6)."""
-        return cls(ipaddress.ip_address(address[0].split("%", 1)[0]), address[1])
+        """From the address tuple `socket.recvfrom` returns (IPv4 or IPv6). A link-local
+        IPv6 address keeps its scope ("fe80::1%eth0"): replies must leave by that link."""
+        return cls(ipaddress.ip_address(address[0]), address[1])
 
     def to_bytes(self) -> bytes:
         """The address then the port, big endian: the cookie's input."""
