@@ -424,7 +424,8 @@ def _passive_keepalive_deadline(state: TimerState, facts: PeerFacts) -> int | No
     received = facts.first_rx_data_since_tx_ns
     if not received or received == state.keepalive_cancelled_for_ns:
         return None
-    if state.auth_sent_ns is not None and state.auth_sent_ns >= received:
+    # Only a packet sent after the data pays for it; on a tie, keep the keepalive owed.
+    if state.auth_sent_ns is not None and state.auth_sent_ns > received:
         return None
     return received + state.timing.keepalive_timeout_ns
 
