@@ -22,6 +22,7 @@ from pywg.config.apply import (
     SendKeepalive,
     apply,
 )
+from pywg.config.conffile import ConfFile, ConfPeer, QuickConfig, load_conf, parse_conf
 from pywg.config.errors import ConfigError, ConfigFileError
 from pywg.config.model import (
     AddAllowedIP,
@@ -59,6 +60,8 @@ __all__ = [
     "AllowedIPsAdded",
     "AllowedIPsRemoved",
     "Change",
+    "ConfFile",
+    "ConfPeer",
     "ConfigError",
     "ConfigFileError",
     "DeviceConfig",
@@ -81,6 +84,7 @@ __all__ = [
     "PrivateKey",
     "PrivateKeyChanged",
     "PublicKey",
+    "QuickConfig",
     "RemoveAllowedIP",
     "RemovePeer",
     "ReplaceAllowedIPs",
@@ -96,4 +100,6 @@ __all__ = [
     "apply",
     "format_ip",
     "format_network",
+    "load_conf",
+    "parse_conf",
 ]
