@@ -18,10 +18,10 @@ whitepaper's):
   retransmit handshake  armed when an initiation is sent, for REKEY_TIMEOUT plus a jitter
                         of 0-333 ms, and cancelled when a handshake completes. On expiry:
                         resend (clearing the cached source address, which may be stale),
-                        unless MAX_TIMER_HANDSHAKES retries were already made; then give
-                        up: flush the staged packets, cancel the passive keepalive and arm
-                        the zeroing of key material. One initiation plus 19 retries makes
-                        20 sends in all, about REKEY_ATTEMPT_TIME.
+                        unless more than MAX_TIMER_HANDSHAKES (18) retries were made; then
+                        give up: flush the staged packets, cancel the passive keepalive and
+                        arm the zeroing of key material. One initiation plus 19 retries
+                        makes 20 sends over about REKEY_ATTEMPT_TIME (90 s) and then some.
   passive keepalive     owed KEEPALIVE_TIMEOUT after the first data received since we last
                         sent an authenticated packet (facts.first_rx_data_since_tx_ns); any
                         authenticated packet we send pays it. The peer's new-handshake timer
