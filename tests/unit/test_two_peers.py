@@ -313,3 +313,24 @@ def test_arbitrary_datagrams_never_crash_a_device(data: bytes, prefix: bytes) ->
     p.b.receive(prefix + data, p.a.endpoint)
     assert not p.b.tun
     assert sum(p.b.drops.values()) == 1
+
+
+def test_under_load_a_cookie_reply_then_mac2_gets_through() -> None:
+    p = make_pair()
+    p.b.under_load = True
+    p.a.send(a_to_b(b"busy?"))
+    p.settle()
+    # b answered the mac2-less initiation with a 64-byte cookie reply, not a response.
+    assert kinds(from_(p, "b", 3)) == [(3, 64)]
+    assert not from_(p, "b", 2) and p.a.events["cookie_consumed"] == 1
+    first = from_(p, "a", 1)[0]
+    forged = bytearray(first.data)
+    forged[-1] ^= 1  # a wrong mac2 is answered with a cookie again, never processed
+    p.network.send(first.src, first.dst, bytes(forged))
+    p.settle()
+    assert len(from_(p, "b", 3)) == 2 and p.b.events["session_installed"] == 0
+    # a does not resend at once: its retransmission 5 s later carries mac2 and succeeds.
+    p.run_for(6)
+    retries = [d for d in from_(p, "a", 1) if d.sent_ns > first.sent_ns]
+    assert len(retries) == 1 and retries[0].data[-16:] != bytes(16)
+    assert list(p.b.tun) == [a_to_b(b"busy?")]
