@@ -10,6 +10,7 @@ struct selftest {
 
 static const struct selftest tests[] = {
     { "replay", selftest_replay },
+    { "aead", selftest_aead },
 };
 
 int main(void)

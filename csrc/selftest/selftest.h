@@ -16,3 +16,4 @@ extern int selftest_failures;
 
 /* Each self-test file exports one of these; main.c lists them. */
 void selftest_replay(void);
+void selftest_aead(void);
