@@ -62,3 +62,18 @@ struct message_data {
     uint64_t counter;                    /* little endian */
     uint8_t encrypted_data[];
 };
+
+/*
+ * Data plane limits: implementation choices of pywg's C data plane, not
+ * protocol values (the Python side has no copy of them).
+ */
+enum dp_limits {
+    DP_BATCH_SIZE = 128,                 /* packets per read/seal/send batch (wireguard-go: IdealBatchSize) */
+    DP_MAX_PACKET = 65535,               /* largest IP packet or UDP payload handled */
+    DP_HEADROOM = 32,                    /* room before a packet: the data header (16) and a virtio header */
+    DP_TAILROOM = 32,                    /* room after a packet: padding (< 16) and the tag (16) */
+    DP_STAGED_TOTAL_MAX = 16384,         /* staged packets over all peers together */
+    DP_ICMP_PER_SECOND = 200,            /* destination-unreachable replies written to the TUN */
+    DP_SEND_WAIT_MS = 1000,              /* longest wait for room in a full UDP send buffer */
+    DP_MAX_READERS = 8,                  /* threads that read the data plane's tables without locks */
+};

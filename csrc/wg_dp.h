@@ -4,13 +4,189 @@
  * preprocessor lines it cannot parse), so keep it to plain declarations,
  * integer #defines and fixed-size types.
  *
- * Conventions: functions return 0 (or a count) on success and a negative
- * errno on failure; Python wraps that once, in pywg/datapath.py.
+ * Conventions:
+ *  - every function returns 0 (or a count) on success and a negative errno
+ *    on failure; Python wraps that once, in pywg/datapath.py;
+ *  - times are CLOCK_MONOTONIC nanoseconds, the clock behind Python's
+ *    time.monotonic_ns();
+ *  - peers are named by a small integer chosen by Python (a slot below
+ *    wg_dp_settings.max_peers), so per-peer lookups are array indexing and
+ *    stay flat with 100,000 peers;
+ *  - addresses are 16 bytes; an IPv4 address sits in the first 4 bytes and
+ *    family (4 or 6) says which.
  */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define WG_DP_PEER_NONE 4294967295
+#define WG_DP_EVENT_DATA_MAX 148
+
+struct wg_dp;
+
+/* An endpoint: where a peer is reached, or where a datagram came from. */
+struct wg_endpoint {
+    uint8_t family;          /* 4, 6, or 0 for "none" */
+    uint8_t addr[16];
+    uint16_t port;           /* host byte order */
+    uint32_t scope_id;       /* IPv6 link-local scope */
+    uint8_t src_addr[16];    /* our address the peer last reached (sticky source); all zero: any */
+    uint32_t src_ifindex;
+};
+
+/* Protocol times and limits. Python passes the protocol's values; tests may
+ * shorten them so that expiries happen in seconds. */
+struct wg_dp_timing {
+    uint64_t rekey_after_time_ns;      /* 120 s */
+    uint64_t reject_after_time_ns;     /* 180 s */
+    uint64_t keepalive_timeout_ns;     /* 10 s: keepKeyFreshReceiving's margin */
+    uint64_t rekey_timeout_ns;         /* 5 s: also the least gap between two rekey events */
+    uint64_t rekey_after_messages;     /* 2^60 */
+    uint64_t reject_after_messages;    /* 2^64 - 2^13 - 1 */
+};
+
+/*
+ * The fds are Python's: the data plane never closes them. It sets
+ * O_NONBLOCK on the TUN and IP_PKTINFO / IPV6_RECVPKTINFO on the sockets.
+ * tun_fd may be any fd that keeps packet boundaries (the C tests use a
+ * SOCK_DGRAM socketpair); -1 means no TUN.
+ */
+struct wg_dp_settings {
+    int tun_fd;
+    int tun_vnet_hdr;          /* nonzero if the TUN was opened with IFF_VNET_HDR */
+    int udp4_fd;               /* bound UDP sockets, -1 if absent */
+    int udp6_fd;
+    uint32_t mtu;              /* TUN MTU, for padding */
+    uint32_t max_peers;        /* size of the peer table (slots) */
+    uint32_t event_ring_size;  /* events buffered for Python; a power of two, >= 16 */
+    struct wg_dp_timing timing;
+};
+
+/* ---- lifetime ---------------------------------------------------------- */
+int wg_dp_create(const struct wg_dp_settings *settings, struct wg_dp **out);
+void wg_dp_destroy(struct wg_dp *dp);               /* stops threads, wipes keys */
+int wg_dp_start(struct wg_dp *dp);                  /* starts the TX and RX threads */
+int wg_dp_stop(struct wg_dp *dp);                   /* joins them; idempotent */
+int wg_dp_event_fd(struct wg_dp *dp);               /* readable while events are queued */
+/* After a rebind; returns once no thread uses the old fds any more. */
+int wg_dp_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd);
+int wg_dp_set_mtu(struct wg_dp *dp, uint32_t mtu);
+
+/* ---- peers --------------------------------------------------------------- */
+int wg_dp_peer_add(struct wg_dp *dp, uint32_t peer);
+int wg_dp_peer_remove(struct wg_dp *dp, uint32_t peer);  /* drops its IPs, keys, staged packets */
+int wg_dp_peer_set_endpoint(struct wg_dp *dp, uint32_t peer, const struct wg_endpoint *ep);
+int wg_dp_peer_clear_src(struct wg_dp *dp, uint32_t peer);   /* forget the sticky source */
+
+/* What the timers need and `wg show` prints; the packet paths keep it and it
+ * is read without stopping them. 0 means "never". */
+struct wg_peer_info {
+    struct wg_endpoint endpoint;
+    uint64_t rx_bytes;
+    uint64_t tx_bytes;
+    uint64_t last_tx_auth_ns;        /* any authenticated packet sent (data, keepalive, handshake) */
+    uint64_t last_rx_auth_ns;        /* any authenticated data packet received (keepalives too) */
+    uint64_t first_tx_data_since_rx_ns; /* arms newHandshake; cleared on authenticated receive */
+    uint64_t first_rx_data_since_tx_ns; /* arms sendKeepalive; cleared on authenticated send */
+    uint64_t last_tx_data_ns;
+    uint64_t last_rx_data_ns;
+    uint64_t current_birth_ns;       /* current keypair, 0 if none */
+    uint64_t current_send_counter;
+    uint32_t previous_index;         /* local (receiver) indices of the three keypairs */
+    uint32_t current_index;
+    uint32_t next_index;
+    uint8_t has_previous;
+    uint8_t has_current;
+    uint8_t has_next;
+    uint8_t current_initiator;
+    uint32_t staged;                 /* packets waiting for a key */
+};
+int wg_dp_peer_info(struct wg_dp *dp, uint32_t peer, struct wg_peer_info *out);
+
+/* Peers whose counters or timestamps moved since they were last returned:
+ * the timer tick visits only these, so an idle gateway with 100,000 peers
+ * costs nothing per tick. Returns the count written. */
+int wg_dp_active_peers(struct wg_dp *dp, uint32_t *peers, uint32_t max);
+
+/* ---- cryptokey routing ------------------------------------------------- */
+int wg_dp_allowedips_insert(struct wg_dp *dp, uint32_t peer, uint8_t family,
+                            const uint8_t *addr, uint8_t cidr);
+int wg_dp_allowedips_remove(struct wg_dp *dp, uint32_t peer, uint8_t family,
+                            const uint8_t *addr, uint8_t cidr);
+int wg_dp_allowedips_remove_peer(struct wg_dp *dp, uint32_t peer);
+uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t *addr);
+
+/* ---- keypairs ------------------------------------------------------------ */
+struct wg_keypair_params {
+    uint32_t local_index;      /* receiver index our peer writes in type 4 messages */
+    uint32_t remote_index;     /* receiver index we write */
+    uint8_t send_key[32];
+    uint8_t recv_key[32];
+    uint8_t initiator;         /* initiator: becomes current at once; responder: next */
+    uint64_t birth_ns;
+};
+/* -EEXIST if local_index is in use; an initiator's keypair flushes the
+ * staged packets before this returns. */
+int wg_dp_keypair_install(struct wg_dp *dp, uint32_t peer, const struct wg_keypair_params *kp);
+int wg_dp_keypairs_clear(struct wg_dp *dp, uint32_t peer);   /* wipe all (zeroKeyMaterial) */
+int wg_dp_staged_clear(struct wg_dp *dp, uint32_t peer);     /* retries exhausted */
+
+/* ---- packets sent by Python through the data plane's sockets ------------ */
+/* A handshake message to the peer's endpoint: counts as authenticated sent. */
+int wg_dp_send_to_peer(struct wg_dp *dp, uint32_t peer, const uint8_t *msg, size_t len);
+/* Any datagram (a cookie reply) to an endpoint; src_addr picks our address. */
+int wg_dp_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t *msg, size_t len);
+/* Sends the staged packets, or else a keepalive; with no usable keypair the
+ * keepalive is staged and a handshake asked for. */
+int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t peer);
+
+/* ---- events up to Python ----------------------------------------------- */
+#define WG_EV_HANDSHAKE 1          /* data/len: a type 1, 2 or 3 message; src: where from */
+#define WG_EV_NEED_HANDSHAKE 2     /* packets staged and no usable keypair */
+#define WG_EV_KEYPAIR_CONFIRMED 3  /* responder's next keypair became current (time_ns) */
+#define WG_EV_REKEY_SEND 4         /* keepKeyFreshSending: current keypair old or worn */
+#define WG_EV_REKEY_RECV 5         /* keepKeyFreshReceiving: initiator's keypair near expiry */
+#define WG_EV_ENDPOINT_CHANGED 6   /* roaming: src is the new endpoint */
+#define WG_EV_TUN_GONE 7           /* the TUN fd reported EOF or an error */
+
+struct wg_event {
+    uint32_t type;
+    uint32_t peer;                 /* WG_DP_PEER_NONE for handshake messages */
+    uint64_t time_ns;
+    struct wg_endpoint src;
+    uint32_t len;
+    uint8_t data[148];
+};
+/* Returns the count read. The event fd stays readable until the ring is
+ * empty, so read until a call returns fewer than max. */
+int wg_dp_events_read(struct wg_dp *dp, struct wg_event *out, uint32_t max);
+
+/* ---- device counters ----------------------------------------------------- */
+struct wg_dp_stats {
+    uint64_t tun_rx_packets, tun_tx_packets;
+    uint64_t udp_rx_packets, udp_tx_packets;
+    uint64_t udp_rx_syscalls, udp_tx_syscalls, tun_rx_syscalls, tun_tx_syscalls;
+    uint64_t drop_no_peer;          /* TUN packet to an address no peer allows */
+    uint64_t drop_bad_src;          /* decrypted packet from an address its peer may not use */
+    uint64_t drop_malformed;        /* wrong size, unknown type, bad IP header */
+    uint64_t drop_unknown_index;    /* type 4 for no keypair we know */
+    uint64_t drop_decrypt;          /* authentication failed */
+    uint64_t drop_replay;
+    uint64_t drop_expired;          /* keypair past REJECT_AFTER_TIME/MESSAGES */
+    uint64_t drop_staged_overflow;  /* oldest staged packet dropped (or the pool was full) */
+    uint64_t drop_event_overflow;   /* event ring full */
+    uint64_t drop_send_error;       /* sendmmsg refused it, or no room in time */
+    uint64_t keepalives_rx, keepalives_tx;
+    uint64_t event_ring_used;       /* current fill, the "under load" signal */
+    uint64_t drop_no_endpoint;      /* sealed for a peer with no endpoint */
+    uint64_t drop_staged_cleared;   /* staged packets dropped by wg_dp_staged_clear or removal */
+    uint64_t drop_tun_write;        /* the TUN refused a decrypted packet */
+    uint64_t icmp_tx;               /* destination-unreachable replies written to the TUN */
+    uint64_t handshakes_rx;         /* type 1-3 messages queued for Python */
+    uint64_t reserved[11];          /* room to grow without breaking the layout */
+};
+int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out);
 
 /* ---- exposed for tests and benchmarks ------------------------------------ */
 

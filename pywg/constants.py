@@ -116,3 +116,9 @@ ENDPOINT_RESOLUTION_DELAY_S: Final = 1.0
 ENDPOINT_RESOLUTION_DELAY_MAX_S: Final = 20.0
 MTU_MIN: Final = 68  # RFC 791's minimum; wg-quick hands MTU to `ip link` unchecked
 MTU_MAX: Final = 65535
+
+# The C data plane's Python-side defaults (pywg/datapath.py). Its C-only limits (batch
+# size, staged-packet pool) are in csrc/messages.h's enum dp_limits.
+DATAPLANE_MAX_PEERS: Final = 1024  # peer slots a device starts with
+DATAPLANE_EVENT_RING_SIZE: Final = 4096  # events buffered for Python; a power of two
+DATAPLANE_EVENTS_PER_READ: Final = 256

@@ -1,0 +1,294 @@
+/*
+ * device.c - a data plane's life: creation from Python's settings, the two
+ * packet threads, stopping, counters and the event ring's read side.
+ */
+#define _GNU_SOURCE                     /* struct mmsghdr, in6_pktinfo, explicit_bzero */
+#include "device.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "crypto/aead.h"
+#include "keypair.h"
+#include "peer.h"
+#include "queueing.h"
+#include "socket.h"
+#include "tun.h"
+
+/* The counters are copied out as an array: enum dp_stat follows the fields. */
+_Static_assert(offsetof(struct wg_dp_stats, reserved) == STAT_COUNT * sizeof(uint64_t),
+               "enum dp_stat and struct wg_dp_stats disagree");
+_Static_assert(sizeof(struct wg_dp_stats) == 37 * sizeof(uint64_t),
+               "struct wg_dp_stats keeps its size: new counters take from reserved[]");
+
+void wg_device_lock(struct wg_dp *dp)
+{
+    pthread_mutex_lock(&dp->control);
+}
+
+void wg_device_unlock(struct wg_dp *dp)
+{
+    wg_epoch_reclaim(&dp->epoch);
+    pthread_mutex_unlock(&dp->control);
+}
+
+void wg_device_try_reclaim(struct wg_dp *dp)
+{
+    if (wg_epoch_has_pending(&dp->epoch) && pthread_mutex_trylock(&dp->control) == 0) {
+        wg_epoch_reclaim(&dp->epoch);
+        pthread_mutex_unlock(&dp->control);
+    }
+}
+
+bool wg_device_event(struct wg_dp *dp, struct wg_event *ev, bool droppable)
+{
+    if (wg_events_push(&dp->events, ev, droppable) == 0)
+        return true;
+    stat_add(dp, STAT_DROP_EVENT_OVERFLOW, 1);
+    return false;
+}
+
+static bool timing_valid(const struct wg_dp_timing *t)
+{
+    return t->rekey_after_time_ns && t->reject_after_time_ns && t->rekey_timeout_ns &&
+           t->rekey_after_messages && t->reject_after_messages;
+}
+
+static struct loop *loop_new(struct wg_dp *dp)
+{
+    struct loop *l = calloc(1, sizeof(*l));
+
+    if (!l)
+        return NULL;
+    /* Untouched pages cost no memory: only what packets fill gets resident. */
+    l->buffers = mmap(NULL, (size_t)DP_BATCH_SIZE * DP_BUFFER_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (l->buffers == MAP_FAILED) {
+        free(l);
+        return NULL;
+    }
+    l->dp = dp;
+    return l;
+}
+
+static void loop_free(struct loop *l)
+{
+    if (!l)
+        return;
+    munmap(l->buffers, (size_t)DP_BATCH_SIZE * DP_BUFFER_SIZE);
+    free(l);
+}
+
+static int create_parts(struct wg_dp *dp, const struct wg_dp_settings *s)
+{
+    int ret;
+
+    dp->peers = calloc(s->max_peers, sizeof(*dp->peers));
+    dp->tx = loop_new(dp);
+    dp->rx = loop_new(dp);
+    dp->control_scratch = calloc(1, sizeof(*dp->control_scratch));
+    if (!dp->peers || !dp->tx || !dp->rx || !dp->control_scratch)
+        return -ENOMEM;
+    if ((ret = wg_allowedips_init(&dp->allowedips, s->max_peers, &dp->epoch)) ||
+        (ret = wg_indextable_init(&dp->indextable, 3 * s->max_peers)) ||
+        (ret = wg_events_init(&dp->events, s->event_ring_size)) ||
+        (ret = wg_active_init(&dp->active, s->max_peers)))
+        return ret;
+    dp->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    dp->rx_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (dp->stop_fd < 0 || dp->rx_wake_fd < 0)
+        return -errno;
+    if ((ret = wg_epoch_reader_add(&dp->epoch, &dp->tx->reader)) ||
+        (ret = wg_epoch_reader_add(&dp->epoch, &dp->rx->reader)))
+        return ret;
+    return 0;
+}
+
+int wg_dp_create(const struct wg_dp_settings *s, struct wg_dp **out)
+{
+    struct wg_dp *dp;
+    int ret;
+
+    *out = NULL;
+    if (!s->max_peers || s->max_peers > (1u << 24) || !timing_valid(&s->timing))
+        return -EINVAL;
+    if ((ret = wg_aead_init()))
+        return ret;
+    dp = calloc(1, sizeof(*dp));
+    if (!dp)
+        return -ENOMEM;
+    dp->stop_fd = dp->rx_wake_fd = -1;
+    dp->timing = s->timing;
+    dp->max_peers = s->max_peers;
+    dp->tun_vnet_hdr = s->tun_vnet_hdr;
+    atomic_init(&dp->tun_fd, s->tun_fd);
+    atomic_init(&dp->udp4_fd, s->udp4_fd);
+    atomic_init(&dp->udp6_fd, s->udp6_fd);
+    atomic_init(&dp->mtu, s->mtu);
+    pthread_mutex_init(&dp->control, NULL);
+    wg_epoch_init(&dp->epoch);
+    ret = create_parts(dp, s);
+    if (!ret && s->tun_fd >= 0)
+        ret = wg_tun_prepare(s->tun_fd);
+    if (ret) {
+        wg_dp_destroy(dp);
+        return ret;
+    }
+    wg_socket_prepare(s->udp4_fd, s->udp6_fd);
+    *out = dp;
+    return 0;
+}
+
+static void free_peers(struct wg_dp *dp)
+{
+    for (uint32_t i = 0; dp->peers && i < dp->max_peers; i++) {
+        struct peer *peer = atomic_load(&dp->peers[i]);
+        if (peer)
+            wg_peer_free_now(peer);
+    }
+    free(dp->peers);
+}
+
+void wg_dp_destroy(struct wg_dp *dp)
+{
+    if (!dp)
+        return;
+    wg_dp_stop(dp);
+    /* No thread runs any more: everything may go at once. */
+    wg_epoch_destroy(&dp->epoch);
+    free_peers(dp);
+    if (dp->allowedips.by_peer)
+        wg_allowedips_free(&dp->allowedips);
+    if (dp->indextable.buckets)
+        wg_indextable_free(&dp->indextable);
+    if (dp->events.slots)
+        wg_events_free(&dp->events);
+    if (dp->active.ring)
+        wg_active_free(&dp->active);
+    if (dp->stop_fd >= 0)
+        close(dp->stop_fd);
+    if (dp->rx_wake_fd >= 0)
+        close(dp->rx_wake_fd);
+    loop_free(dp->tx);
+    loop_free(dp->rx);
+    free(dp->control_scratch);
+    pthread_mutex_destroy(&dp->control);
+    free(dp);
+}
+
+static void fd_drain(int fd)
+{
+    uint64_t value;
+    ssize_t ret = read(fd, &value, sizeof(value));
+    (void)ret;
+}
+
+static void fd_signal(int fd)
+{
+    uint64_t one = 1;
+    ssize_t ret = write(fd, &one, sizeof(one));
+    (void)ret;
+}
+
+static int start_thread(struct loop *l, void *(*fn)(void *), const char *name)
+{
+    sigset_t all, old;
+    int ret;
+
+    /* Signals stay with Python's main thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    ret = -pthread_create(&l->thread, NULL, fn, l);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ret)
+        return ret;
+    l->started = true;
+    pthread_setname_np(l->thread, name);
+    return 0;
+}
+
+int wg_dp_start(struct wg_dp *dp)
+{
+    int ret;
+
+    wg_device_lock(dp);
+    if (dp->running) {
+        wg_device_unlock(dp);
+        return -EALREADY;
+    }
+    fd_drain(dp->stop_fd);
+    dp->running = true;
+    ret = start_thread(dp->tx, wg_send_thread, "wg-dp-tx");
+    if (!ret)
+        ret = start_thread(dp->rx, wg_receive_thread, "wg-dp-rx");
+    wg_device_unlock(dp);
+    if (ret)
+        wg_dp_stop(dp);
+    return ret;
+}
+
+int wg_dp_stop(struct wg_dp *dp)
+{
+    wg_device_lock(dp);
+    if (!dp->running) {
+        wg_device_unlock(dp);
+        return 0;
+    }
+    fd_signal(dp->stop_fd);
+    /* The threads never wait for the control mutex, so joining under it is
+     * safe and keeps a concurrent start out. */
+    if (dp->tx->started)
+        pthread_join(dp->tx->thread, NULL);
+    if (dp->rx->started)
+        pthread_join(dp->rx->thread, NULL);
+    dp->tx->started = dp->rx->started = false;
+    dp->running = false;
+    wg_device_unlock(dp);
+    return 0;
+}
+
+int wg_dp_event_fd(struct wg_dp *dp)
+{
+    return dp->events.fd;
+}
+
+int wg_dp_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd)
+{
+    wg_device_lock(dp);
+    wg_socket_prepare(udp4_fd, udp6_fd);
+    atomic_store(&dp->udp4_fd, udp4_fd);
+    atomic_store(&dp->udp6_fd, udp6_fd);
+    fd_signal(dp->rx_wake_fd);
+    /* After this, neither thread is inside a call on the old fds. */
+    wg_epoch_synchronize(&dp->epoch);
+    wg_device_unlock(dp);
+    return 0;
+}
+
+int wg_dp_set_mtu(struct wg_dp *dp, uint32_t mtu)
+{
+    atomic_store(&dp->mtu, mtu);
+    return 0;
+}
+
+int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out)
+{
+    uint64_t *fields = (uint64_t *)out;
+
+    memset(out, 0, sizeof(*out));
+    for (unsigned int i = 0; i < STAT_COUNT; i++)
+        fields[i] = atomic_load_explicit(&dp->stats[i], memory_order_relaxed);
+    out->event_ring_used = wg_events_used(&dp->events);
+    return 0;
+}
+
+int wg_dp_events_read(struct wg_dp *dp, struct wg_event *out, uint32_t max)
+{
+    return (int)wg_events_pop(&dp->events, out, max > (1u << 20) ? (1u << 20) : max);
+}

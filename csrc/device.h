@@ -1,0 +1,108 @@
+/*
+ * device.h - the data plane's device: struct wg_dp and what every file of the
+ * data plane shares (counters, the clock, the control mutex).
+ *
+ * Threads and locks, outermost first:
+ *  - control: Python's calls, one at a time. Epoch reclaim runs only under
+ *    it, so a control call may use any table entry while holding it.
+ *  - peer->tx_lock: the order of one peer's sealed packets and its staged
+ *    queue (taken by the TX thread, and by control or RX when they flush).
+ *  - peer->lock: the endpoint and the keypair slots, held for a few loads.
+ *  - indextable.lock, events.lock, active.lock: leaf locks.
+ * The TX and RX threads never wait for the control mutex (they only try it).
+ */
+#pragma once
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "allowedips.h"
+#include "epoch.h"
+#include "events.h"
+#include "indextable.h"
+#include "wg_dp.h"
+
+struct peer;
+struct loop;
+struct send_scratch;
+
+/* Counters, in the order of struct wg_dp_stats's fields. */
+enum dp_stat {
+    STAT_TUN_RX_PACKETS, STAT_TUN_TX_PACKETS, STAT_UDP_RX_PACKETS, STAT_UDP_TX_PACKETS,
+    STAT_UDP_RX_SYSCALLS, STAT_UDP_TX_SYSCALLS, STAT_TUN_RX_SYSCALLS, STAT_TUN_TX_SYSCALLS,
+    STAT_DROP_NO_PEER, STAT_DROP_BAD_SRC, STAT_DROP_MALFORMED, STAT_DROP_UNKNOWN_INDEX,
+    STAT_DROP_DECRYPT, STAT_DROP_REPLAY, STAT_DROP_EXPIRED, STAT_DROP_STAGED_OVERFLOW,
+    STAT_DROP_EVENT_OVERFLOW, STAT_DROP_SEND_ERROR, STAT_KEEPALIVES_RX, STAT_KEEPALIVES_TX,
+    STAT_EVENT_RING_USED, STAT_DROP_NO_ENDPOINT, STAT_DROP_STAGED_CLEARED, STAT_DROP_TUN_WRITE,
+    STAT_ICMP_TX, STAT_HANDSHAKES_RX,
+    STAT_COUNT
+};
+
+/* Peers whose state moved, for the timer tick: each slot at most once. */
+struct active_list {
+    pthread_mutex_t lock;
+    _Atomic uint8_t *queued;            /* per slot */
+    uint32_t *ring;
+    uint32_t head, count;
+};
+
+struct wg_dp {
+    struct wg_dp_timing timing;
+    uint32_t max_peers;
+    int tun_vnet_hdr;
+    _Atomic int tun_fd;                 /* -1 once the TUN is gone */
+    _Atomic int udp4_fd, udp6_fd;
+    _Atomic uint32_t mtu;
+
+    pthread_mutex_t control;
+    struct epoch epoch;
+    _Atomic(struct peer *) *peers;      /* by slot */
+    struct allowedips allowedips;
+    struct indextable indextable;
+    struct event_ring events;
+    struct active_list active;
+    _Atomic uint32_t staged_total;
+    _Atomic uint64_t stats[STAT_COUNT];
+
+    int stop_fd;                        /* eventfd: readable while stopping */
+    int rx_wake_fd;                     /* eventfd: the RX thread re-reads its fds */
+    bool running;
+    struct loop *tx, *rx;
+    struct send_scratch *control_scratch; /* for sends made by control calls */
+    uint64_t icmp_window_ns;            /* TX thread only: ICMP rate limit */
+    uint32_t icmp_in_window;
+};
+
+static inline void stat_add(struct wg_dp *dp, enum dp_stat s, uint64_t n)
+{
+    atomic_fetch_add_explicit(&dp->stats[s], n, memory_order_relaxed);
+}
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The control mutex; unlocking also frees what the epoch allows. */
+void wg_device_lock(struct wg_dp *dp);
+void wg_device_unlock(struct wg_dp *dp);
+
+/* The peer in a slot, or NULL. Packet threads: within an epoch section;
+ * control calls: under the control mutex. */
+static inline struct peer *wg_device_peer(struct wg_dp *dp, uint32_t slot)
+{
+    if (slot >= dp->max_peers)
+        return NULL;
+    return atomic_load_explicit(&dp->peers[slot], memory_order_acquire);
+}
+
+/* Packet threads between batches: frees retired objects if no control call
+ * is running (never waits for one). */
+void wg_device_try_reclaim(struct wg_dp *dp);
+
+/* Queues an event; false (and counted) if the ring had no room. */
+bool wg_device_event(struct wg_dp *dp, struct wg_event *ev, bool droppable);

@@ -1,0 +1,357 @@
+/*
+ * peer.c - the peer table (slots chosen by Python), endpoints, per-peer
+ * counters and timestamps, the active list, and the cryptokey-routing calls
+ * that name peers.
+ */
+#define _GNU_SOURCE                     /* struct mmsghdr, in6_pktinfo, explicit_bzero */
+#include "peer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keypair.h"
+#include "queueing.h"
+
+int wg_active_init(struct active_list *a, uint32_t max_peers)
+{
+    a->queued = calloc(max_peers, sizeof(*a->queued));
+    a->ring = calloc(max_peers, sizeof(*a->ring));
+    if (!a->queued || !a->ring) {
+        free((void *)a->queued);
+        free(a->ring);
+        a->queued = NULL;
+        a->ring = NULL;
+        return -ENOMEM;
+    }
+    a->head = a->count = 0;
+    pthread_mutex_init(&a->lock, NULL);
+    return 0;
+}
+
+void wg_active_free(struct active_list *a)
+{
+    free((void *)a->queued);
+    free(a->ring);
+    a->ring = NULL;
+    pthread_mutex_destroy(&a->lock);
+}
+
+void wg_peer_mark_active(struct wg_dp *dp, struct peer *peer)
+{
+    struct active_list *a = &dp->active;
+
+    /* One flag per slot keeps each slot in the ring at most once, so a ring
+     * of max_peers entries never overflows. */
+    if (atomic_load_explicit(&a->queued[peer->slot], memory_order_relaxed) ||
+        atomic_exchange(&a->queued[peer->slot], 1))
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->ring[(a->head + a->count++) % dp->max_peers] = peer->slot;
+    pthread_mutex_unlock(&a->lock);
+}
+
+int wg_dp_active_peers(struct wg_dp *dp, uint32_t *peers, uint32_t max)
+{
+    struct active_list *a = &dp->active;
+    uint32_t n = 0;
+
+    pthread_mutex_lock(&a->lock);
+    while (n < max && a->count) {
+        uint32_t slot = a->ring[a->head];
+        a->head = (a->head + 1) % dp->max_peers;
+        a->count--;
+        /* Cleared before Python reads the peer's info: a change after the
+         * read marks the slot again. */
+        atomic_store(&a->queued[slot], 0);
+        peers[n++] = slot;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return (int)n;
+}
+
+void wg_peer_get_endpoint(struct peer *peer, struct wg_endpoint *out)
+{
+    pthread_mutex_lock(&peer->lock);
+    *out = peer->endpoint;
+    pthread_mutex_unlock(&peer->lock);
+}
+
+static bool same_remote(const struct wg_endpoint *a, const struct wg_endpoint *b)
+{
+    size_t alen = a->family == 4 ? 4 : 16;
+    return a->family == b->family && a->port == b->port && a->scope_id == b->scope_id &&
+           memcmp(a->addr, b->addr, alen) == 0;
+}
+
+static bool same_src(const struct wg_endpoint *a, const struct wg_endpoint *b)
+{
+    return a->src_ifindex == b->src_ifindex && memcmp(a->src_addr, b->src_addr, 16) == 0;
+}
+
+bool wg_peer_update_endpoint(struct peer *peer, const struct wg_endpoint *ep)
+{
+    bool moved;
+
+    pthread_mutex_lock(&peer->lock);
+    moved = !same_remote(&peer->endpoint, ep);
+    if (moved || !same_src(&peer->endpoint, ep))
+        peer->endpoint = *ep;
+    pthread_mutex_unlock(&peer->lock);
+    return moved;
+}
+
+void wg_peer_forget_src(struct peer *peer)
+{
+    pthread_mutex_lock(&peer->lock);
+    memset(peer->endpoint.src_addr, 0, sizeof(peer->endpoint.src_addr));
+    peer->endpoint.src_ifindex = 0;
+    pthread_mutex_unlock(&peer->lock);
+}
+
+void wg_peer_rekey_event(struct wg_dp *dp, struct peer *peer, uint32_t type,
+                         _Atomic uint64_t *last, uint64_t now)
+{
+    uint64_t prev = atomic_load_explicit(last, memory_order_relaxed);
+    struct wg_event ev;
+
+    /* Python rate-limits handshakes itself; this only keeps a busy peer
+     * from filling the ring with the same request. */
+    if (prev && now - prev < dp->timing.rekey_timeout_ns)
+        return;
+    if (!atomic_compare_exchange_strong(last, &prev, now))
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = type;
+    ev.peer = peer->slot;
+    ev.time_ns = now;
+    wg_device_event(dp, &ev, false);
+}
+
+void wg_peer_sent(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data, uint64_t now)
+{
+    uint64_t zero = 0;
+
+    atomic_fetch_add_explicit(&peer->tx_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&peer->last_tx_auth_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&peer->first_rx_data_since_tx_ns, 0, memory_order_relaxed);
+    if (data) {
+        atomic_store_explicit(&peer->last_tx_data_ns, now, memory_order_relaxed);
+        atomic_compare_exchange_strong(&peer->first_tx_data_since_rx_ns, &zero, now);
+    }
+    wg_peer_mark_active(dp, peer);
+}
+
+void wg_peer_received(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data,
+                      uint64_t now)
+{
+    uint64_t zero = 0;
+
+    atomic_fetch_add_explicit(&peer->rx_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&peer->last_rx_auth_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&peer->first_tx_data_since_rx_ns, 0, memory_order_relaxed);
+    if (data) {
+        atomic_store_explicit(&peer->last_rx_data_ns, now, memory_order_relaxed);
+        atomic_compare_exchange_strong(&peer->first_rx_data_since_tx_ns, &zero, now);
+    }
+    wg_peer_mark_active(dp, peer);
+}
+
+static struct peer *peer_new(uint32_t slot)
+{
+    struct peer *peer = calloc(1, sizeof(*peer));
+
+    if (!peer)
+        return NULL;
+    peer->slot = slot;
+    pthread_mutex_init(&peer->lock, NULL);
+    pthread_mutex_init(&peer->tx_lock, NULL);
+    peer->staged_tail = &peer->staged_head;
+    return peer;
+}
+
+void wg_peer_free_now(struct peer *peer)
+{
+    struct keypair *slots[3] = { atomic_load(&peer->previous), atomic_load(&peer->current),
+                                 atomic_load(&peer->next) };
+    struct staged_packet *sp;
+
+    for (int i = 0; i < 3; i++)
+        if (slots[i])
+            wg_keypair_free_now(slots[i]);
+    while ((sp = peer->staged_head)) {
+        peer->staged_head = sp->next;
+        free(sp);
+    }
+    pthread_mutex_destroy(&peer->lock);
+    pthread_mutex_destroy(&peer->tx_lock);
+    free(peer);
+}
+
+static void peer_free_rcu(struct epoch_head *head)
+{
+    wg_peer_free_now((struct peer *)((char *)head - offsetof(struct peer, rcu)));
+}
+
+int wg_dp_peer_add(struct wg_dp *dp, uint32_t slot)
+{
+    struct peer *peer;
+
+    if (slot >= dp->max_peers)
+        return -EINVAL;
+    wg_device_lock(dp);
+    if (wg_device_peer(dp, slot)) {
+        wg_device_unlock(dp);
+        return -EEXIST;
+    }
+    peer = peer_new(slot);
+    if (peer)
+        atomic_store_explicit(&dp->peers[slot], peer, memory_order_release);
+    wg_device_unlock(dp);
+    return peer ? 0 : -ENOMEM;
+}
+
+int wg_dp_peer_remove(struct wg_dp *dp, uint32_t slot)
+{
+    struct peer *peer;
+
+    wg_device_lock(dp);
+    peer = wg_device_peer(dp, slot);
+    if (!peer) {
+        wg_device_unlock(dp);
+        return -ENOENT;
+    }
+    atomic_store_explicit(&dp->peers[slot], NULL, memory_order_release);
+    wg_allowedips_remove_peer(&dp->allowedips, slot);
+    wg_keypairs_clear(dp, peer);
+    pthread_mutex_lock(&peer->tx_lock);
+    peer->removed = true;
+    wg_staged_purge(dp, peer);
+    pthread_mutex_unlock(&peer->tx_lock);
+    wg_epoch_retire(&dp->epoch, &peer->rcu, peer_free_rcu);
+    wg_device_unlock(dp);
+    return 0;
+}
+
+static bool endpoint_valid(const struct wg_endpoint *ep)
+{
+    return ep->family == 0 || ep->family == 4 || ep->family == 6;
+}
+
+int wg_dp_peer_set_endpoint(struct wg_dp *dp, uint32_t slot, const struct wg_endpoint *ep)
+{
+    struct peer *peer;
+
+    if (!endpoint_valid(ep))
+        return -EAFNOSUPPORT;
+    wg_device_lock(dp);
+    peer = wg_device_peer(dp, slot);
+    if (peer) {
+        pthread_mutex_lock(&peer->lock);
+        peer->endpoint = *ep;
+        pthread_mutex_unlock(&peer->lock);
+    }
+    wg_device_unlock(dp);
+    return peer ? 0 : -ENOENT;
+}
+
+int wg_dp_peer_clear_src(struct wg_dp *dp, uint32_t slot)
+{
+    struct peer *peer;
+
+    wg_device_lock(dp);
+    peer = wg_device_peer(dp, slot);
+    if (peer)
+        wg_peer_forget_src(peer);
+    wg_device_unlock(dp);
+    return peer ? 0 : -ENOENT;
+}
+
+static void keypair_info(struct keypair *kp, uint32_t *index, uint8_t *has)
+{
+    *has = kp != NULL;
+    *index = kp ? kp->entry.index : 0;
+}
+
+static void fill_info(struct peer *peer, struct wg_peer_info *out)
+{
+    struct keypair *cur;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&peer->lock);
+    out->endpoint = peer->endpoint;
+    cur = atomic_load(&peer->current);
+    keypair_info(atomic_load(&peer->previous), &out->previous_index, &out->has_previous);
+    keypair_info(cur, &out->current_index, &out->has_current);
+    keypair_info(atomic_load(&peer->next), &out->next_index, &out->has_next);
+    if (cur) {
+        out->current_birth_ns = cur->birth_ns;
+        out->current_send_counter = atomic_load(&cur->send_counter);
+        out->current_initiator = cur->initiator;
+    }
+    pthread_mutex_unlock(&peer->lock);
+    out->rx_bytes = atomic_load(&peer->rx_bytes);
+    out->tx_bytes = atomic_load(&peer->tx_bytes);
+    out->last_tx_auth_ns = atomic_load(&peer->last_tx_auth_ns);
+    out->last_rx_auth_ns = atomic_load(&peer->last_rx_auth_ns);
+    out->first_tx_data_since_rx_ns = atomic_load(&peer->first_tx_data_since_rx_ns);
+    out->first_rx_data_since_tx_ns = atomic_load(&peer->first_rx_data_since_tx_ns);
+    out->last_tx_data_ns = atomic_load(&peer->last_tx_data_ns);
+    out->last_rx_data_ns = atomic_load(&peer->last_rx_data_ns);
+    out->staged = atomic_load(&peer->staged_count);
+}
+
+int wg_dp_peer_info(struct wg_dp *dp, uint32_t slot, struct wg_peer_info *out)
+{
+    struct peer *peer;
+
+    wg_device_lock(dp);
+    peer = wg_device_peer(dp, slot);
+    if (peer)
+        fill_info(peer, out);
+    wg_device_unlock(dp);
+    return peer ? 0 : -ENOENT;
+}
+
+int wg_dp_allowedips_insert(struct wg_dp *dp, uint32_t slot, uint8_t family,
+                            const uint8_t *addr, uint8_t cidr)
+{
+    int ret;
+
+    wg_device_lock(dp);
+    ret = wg_device_peer(dp, slot) ? wg_allowedips_insert(&dp->allowedips, family, addr, cidr, slot)
+                                   : -ENOENT;
+    wg_device_unlock(dp);
+    return ret;
+}
+
+int wg_dp_allowedips_remove(struct wg_dp *dp, uint32_t slot, uint8_t family,
+                            const uint8_t *addr, uint8_t cidr)
+{
+    int ret;
+
+    wg_device_lock(dp);
+    ret = wg_allowedips_remove(&dp->allowedips, family, addr, cidr, slot);
+    wg_device_unlock(dp);
+    return ret;
+}
+
+int wg_dp_allowedips_remove_peer(struct wg_dp *dp, uint32_t slot)
+{
+    if (slot >= dp->max_peers)
+        return -EINVAL;
+    wg_device_lock(dp);
+    wg_allowedips_remove_peer(&dp->allowedips, slot);
+    wg_device_unlock(dp);
+    return 0;
+}
+
+uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t *addr)
+{
+    uint32_t peer;
+
+    wg_device_lock(dp);
+    peer = wg_allowedips_lookup(&dp->allowedips, family, addr);
+    wg_device_unlock(dp);
+    return peer;
+}

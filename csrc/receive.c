@@ -1,0 +1,313 @@
+/*
+ * receive.c - the receive path: datagrams in batches from recvmmsg; type 4
+ * messages through the index table, opened in a batch, checked against the
+ * replay window and cryptokey routing, written to the TUN; handshake
+ * messages up the event ring to Python; anything else dropped and counted.
+ *
+ * A batch goes through three passes: classify (cheap checks, keypair
+ * lookup), open (the crypto: no shared state, so it can later be spread
+ * over workers), and finish (replay window, rotation, counters, routing,
+ * TUN writes) in arrival order on this thread.
+ */
+#define _GNU_SOURCE                     /* struct mmsghdr, in6_pktinfo, explicit_bzero */
+#include <errno.h>
+#include <poll.h>
+#include <unistd.h>
+#include <string.h>
+
+#include "crypto/aead.h"
+#include "keypair.h"
+#include "peer.h"
+#include "queueing.h"
+#include "socket.h"
+#include "tun.h"
+
+#define CONSUMED (-1)                   /* p->drop: taken by another path, not a drop */
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static uint16_t get_be16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static bool handshake_size_ok(uint32_t type, uint32_t len)
+{
+    return (type == MESSAGE_HANDSHAKE_INITIATION && len == MESSAGE_INITIATION_SIZE) ||
+           (type == MESSAGE_HANDSHAKE_RESPONSE && len == MESSAGE_RESPONSE_SIZE) ||
+           (type == MESSAGE_HANDSHAKE_COOKIE && len == MESSAGE_COOKIE_REPLY_SIZE);
+}
+
+static void queue_handshake(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t now)
+{
+    struct packet *p = &l->pkts[i];
+    struct wg_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.type = WG_EV_HANDSHAKE;
+    ev.peer = WG_DP_PEER_NONE;
+    ev.time_ns = now;
+    wg_socket_source(l, i, &ev.src);
+    ev.len = p->wire_len;
+    memcpy(ev.data, p->data - MESSAGE_DATA_HEADER_SIZE, p->wire_len);
+    if (wg_device_event(dp, &ev, true))
+        stat_add(dp, STAT_HANDSHAKES_RX, 1);
+}
+
+/* Pass 1: decide what each datagram is; type 4 gets its keypair. */
+static void classify(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t now)
+{
+    struct packet *p = &l->pkts[i];
+    const uint8_t *msg = p->data - MESSAGE_DATA_HEADER_SIZE;
+    struct index_entry *entry;
+    struct keypair *kp;
+    uint32_t type;
+
+    if (p->drop)
+        return;
+    if (p->wire_len < 4) {
+        p->drop = STAT_DROP_MALFORMED;
+        return;
+    }
+    type = get_le32(msg);
+    if (handshake_size_ok(type, p->wire_len)) {
+        queue_handshake(dp, l, i, now);
+        p->drop = CONSUMED;
+        return;
+    }
+    if (type != MESSAGE_DATA || p->wire_len < MESSAGE_DATA_MIN_SIZE) {
+        p->drop = STAT_DROP_MALFORMED;
+        return;
+    }
+    entry = wg_indextable_lookup(&dp->indextable, get_le32(msg + 4));
+    if (!entry) {
+        p->drop = STAT_DROP_UNKNOWN_INDEX;
+        return;
+    }
+    kp = (struct keypair *)((char *)entry - offsetof(struct keypair, entry));
+    p->counter = get_le64(msg + 8);
+    if (now - kp->birth_ns >= dp->timing.reject_after_time_ns ||
+        p->counter >= dp->timing.reject_after_messages) {
+        p->drop = STAT_DROP_EXPIRED;
+        return;
+    }
+    p->keypair = kp;
+    p->peer = kp->peer;
+    p->len = p->wire_len - MESSAGE_DATA_MIN_SIZE;
+}
+
+/* Pass 2: pure crypto over the packets that got a keypair. */
+void wg_open_batch(struct packet **pkts, unsigned int n)
+{
+    const struct wg_aead_backend *aead = wg_aead;
+
+    for (unsigned int i = 0; i < n; i++) {
+        struct packet *p = pkts[i];
+        if (!aead->open(p->data, p->data, p->len + NOISE_AUTHTAG_LEN, NULL, 0, p->counter,
+                        p->keypair->recv_key))
+            p->drop = STAT_DROP_DECRYPT;
+    }
+}
+
+/* Cuts the plaintext to the IP packet's own length and finds its source. */
+static bool ip_trim(struct packet *p, uint8_t *family, const uint8_t **src)
+{
+    uint32_t total;
+
+    if (p->len >= 20 && p->data[0] >> 4 == 4) {
+        total = get_be16(p->data + 2);
+        if (total < 20 || total > p->len)
+            return false;
+        *family = 4;
+        *src = p->data + 12;
+    } else if (p->len >= 40 && p->data[0] >> 4 == 6) {
+        total = 40u + get_be16(p->data + 4);
+        if (total > p->len)
+            return false;
+        *family = 6;
+        *src = p->data + 8;
+    } else {
+        return false;
+    }
+    p->len = total;
+    return true;
+}
+
+/* keepKeyFreshReceiving: an initiator's keypair close to REJECT_AFTER_TIME. */
+static void keep_key_fresh(struct wg_dp *dp, struct peer *peer, struct keypair *kp, uint64_t now)
+{
+    uint64_t margin = dp->timing.keepalive_timeout_ns + dp->timing.rekey_timeout_ns;
+    uint64_t limit = dp->timing.reject_after_time_ns > margin ?
+                         dp->timing.reject_after_time_ns - margin : 0;
+
+    if (kp->initiator && now - kp->birth_ns >= limit &&
+        atomic_load_explicit(&peer->current, memory_order_relaxed) == kp)
+        wg_peer_rekey_event(dp, peer, WG_EV_REKEY_RECV, &peer->rekey_recv_event_ns, now);
+}
+
+/* The responder's keypair is confirmed: tell Python, send what waited. */
+static void confirmed(struct wg_dp *dp, struct loop *l, struct peer *peer, uint64_t now)
+{
+    struct wg_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.type = WG_EV_KEYPAIR_CONFIRMED;
+    ev.peer = peer->slot;
+    ev.time_ns = now;
+    wg_device_event(dp, &ev, false);
+    pthread_mutex_lock(&peer->tx_lock);
+    wg_send_staged(dp, &l->send, peer, now);
+    pthread_mutex_unlock(&peer->tx_lock);
+}
+
+/* Pass 3 for one opened packet: the checks that need order and state. */
+static void finish(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t now)
+{
+    struct packet *p = &l->pkts[i];
+    struct keypair *kp = p->keypair;
+    struct peer *peer = p->peer;
+    const uint8_t *src;
+    uint8_t family;
+
+    if (!wg_replay_check(&kp->replay, p->counter, dp->timing.reject_after_messages)) {
+        p->drop = STAT_DROP_REPLAY;
+        return;
+    }
+    if (atomic_load_explicit(&peer->next, memory_order_relaxed) == kp &&
+        wg_keypair_confirm(dp, peer, kp))
+        confirmed(dp, l, peer, now);
+    peer->rx_batch = l->batch;
+    peer->rx_last = i;
+    wg_peer_received(dp, peer, p->wire_len, p->len != 0, now);
+    keep_key_fresh(dp, peer, kp, now);
+    if (p->len == 0) {
+        stat_add(dp, STAT_KEEPALIVES_RX, 1);
+        p->drop = CONSUMED;
+        return;
+    }
+    if (!ip_trim(p, &family, &src)) {
+        p->drop = STAT_DROP_MALFORMED;
+        return;
+    }
+    if (wg_allowedips_lookup(&dp->allowedips, family, src) != peer->slot) {
+        p->drop = STAT_DROP_BAD_SRC;
+        return;
+    }
+    if (wg_tun_write(dp, p->data, p->len)) {
+        p->drop = STAT_DROP_TUN_WRITE;
+        return;
+    }
+    stat_add(dp, STAT_TUN_TX_PACKETS, 1);
+}
+
+/* Roaming: each peer's endpoint follows its latest authenticated packet. */
+static void roam(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
+{
+    for (unsigned int i = 0; i < n; i++) {
+        struct packet *p = &l->pkts[i];
+        struct wg_event ev;
+
+        if (!p->peer || p->peer->rx_batch != l->batch || p->peer->rx_last != i)
+            continue;
+        memset(&ev, 0, sizeof(ev));
+        wg_socket_source(l, i, &ev.src);
+        if (!wg_peer_update_endpoint(p->peer, &ev.src))
+            continue;
+        ev.type = WG_EV_ENDPOINT_CHANGED;
+        ev.peer = p->peer->slot;
+        ev.time_ns = now;
+        wg_device_event(dp, &ev, false);
+    }
+}
+
+void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
+{
+    struct packet *opened[DP_BATCH_SIZE];
+    unsigned int nopen = 0;
+
+    l->batch++;
+    for (unsigned int i = 0; i < n; i++) {
+        classify(dp, l, i, now);
+        if (!l->pkts[i].drop)
+            opened[nopen++] = &l->pkts[i];
+    }
+    wg_open_batch(opened, nopen);
+    for (unsigned int i = 0; i < n; i++) {
+        struct packet *p = &l->pkts[i];
+        if (!p->drop)
+            finish(dp, l, i, now);
+        if (p->drop > 0)
+            stat_add(dp, (enum dp_stat)p->drop, 1);
+    }
+    roam(dp, l, n, now);
+}
+
+static void drain_socket(struct wg_dp *dp, struct loop *l, int fd)
+{
+    int n;
+
+    do {
+        n = wg_socket_receive(dp, l, fd);
+        if (n > 0)
+            wg_receive_batch(dp, l, (unsigned int)n, now_ns());
+        wg_epoch_quiescent(&dp->epoch, &l->reader);
+    } while (n == DP_BATCH_SIZE);
+}
+
+/* A socket fd Python closed without wg_dp_set_udp would make poll() return
+ * at once forever; such an fd is left out until the fds change. */
+static int live_fd(int fd, int *dead)
+{
+    if (fd != *dead)
+        *dead = -1;
+    return fd == *dead ? -1 : fd;
+}
+
+void *wg_receive_thread(void *arg)
+{
+    struct loop *l = arg;
+    struct wg_dp *dp = l->dp;
+    int dead[2] = { -1, -1 };
+
+    for (;;) {
+        struct pollfd pfd[4] = { { dp->stop_fd, POLLIN, 0 },
+                                 { dp->rx_wake_fd, POLLIN, 0 },
+                                 { live_fd(atomic_load(&dp->udp4_fd), &dead[0]), POLLIN, 0 },
+                                 { live_fd(atomic_load(&dp->udp6_fd), &dead[1]), POLLIN, 0 } };
+        uint64_t value;
+        int ret;
+
+        wg_epoch_offline(&l->reader);
+        /* poll() ignores negative fds, so an absent socket needs no care. */
+        ret = poll(pfd, 4, -1);
+        if (ret < 0 && errno != EINTR)
+            break;
+        if (pfd[0].revents)
+            break;
+        wg_epoch_online(&dp->epoch, &l->reader);
+        if (pfd[1].revents && read(dp->rx_wake_fd, &value, sizeof(value)) < 0)
+            value = 0;
+        /* Only fds still current: after wg_dp_set_udp the old ones may be
+         * closed and their numbers reused. */
+        for (int k = 2; k < 4; k++) {
+            int fd = atomic_load(k == 2 ? &dp->udp4_fd : &dp->udp6_fd);
+            if (fd < 0 || fd != pfd[k].fd || !pfd[k].revents)
+                continue;
+            if (pfd[k].revents & POLLNVAL)
+                dead[k - 2] = fd;
+            else
+                drain_socket(dp, l, fd);
+        }
+        wg_device_try_reclaim(dp);
+    }
+    wg_epoch_offline(&l->reader);
+    return NULL;
+}

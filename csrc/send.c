@@ -1,0 +1,469 @@
+/*
+ * send.c - the transmit path: TUN packets to their peer by destination
+ * address, sealed in batches, out through sendmmsg; packets for a peer with
+ * no usable keypair are staged until one arrives.
+ *
+ * One peer's packets are sealed and sent under its tx_lock, which keeps
+ * them in counter order even when a control call or the receive thread
+ * flushes staged packets at the same time. A peer with anything staged has
+ * its new packets staged behind the old ones, for the same reason.
+ */
+#define _GNU_SOURCE                     /* struct mmsghdr, in6_pktinfo, explicit_bzero */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/aead.h"
+#include "keypair.h"
+#include "peer.h"
+#include "queueing.h"
+#include "socket.h"
+#include "tun.h"
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The kernel's calculate_skb_padding: round up to 16, never past the MTU. */
+uint32_t wg_padding(uint32_t len, uint32_t mtu)
+{
+    uint32_t last = len, padded;
+
+    if (mtu == 0)
+        return ((last + MESSAGE_PADDING_MULTIPLE - 1) & ~(uint32_t)(MESSAGE_PADDING_MULTIPLE - 1)) -
+               last;
+    if (last > mtu)
+        last %= mtu;
+    padded = (last + MESSAGE_PADDING_MULTIPLE - 1) & ~(uint32_t)(MESSAGE_PADDING_MULTIPLE - 1);
+    if (padded > mtu)
+        padded = mtu;
+    return padded - last;
+}
+
+void wg_seal_batch(struct packet **pkts, unsigned int n, struct keypair *kp, uint64_t first,
+                   uint32_t mtu)
+{
+    const struct wg_aead_backend *aead = wg_aead;
+
+    for (unsigned int i = 0; i < n; i++) {
+        struct packet *p = pkts[i];
+        uint32_t padded = p->len + wg_padding(p->len, mtu);
+        uint8_t *hdr = p->data - MESSAGE_DATA_HEADER_SIZE;
+
+        memset(p->data + p->len, 0, padded - p->len);
+        put_le32(hdr, MESSAGE_DATA);
+        put_le32(hdr + 4, kp->remote_index);
+        put_le64(hdr + 8, first + i);
+        aead->seal(p->data, p->data, padded, NULL, 0, first + i, kp->send_key);
+        p->counter = first + i;
+        p->wire_len = MESSAGE_DATA_HEADER_SIZE + padded + NOISE_AUTHTAG_LEN;
+    }
+}
+
+static struct staged_packet *staged_of(struct packet *p)
+{
+    return (struct staged_packet *)(p->data - DP_HEADROOM - offsetof(struct staged_packet, buf));
+}
+
+static void staged_free(struct wg_dp *dp, struct staged_packet *sp)
+{
+    atomic_fetch_sub_explicit(&dp->staged_total, 1, memory_order_relaxed);
+    free(sp);
+}
+
+/* Caller holds peer->tx_lock. */
+static void stage(struct wg_dp *dp, struct peer *peer, const uint8_t *data, uint32_t len)
+{
+    struct staged_packet *sp;
+
+    if (peer->removed) {
+        stat_add(dp, STAT_DROP_STAGED_CLEARED, 1);
+        return;
+    }
+    if (atomic_load_explicit(&peer->staged_count, memory_order_relaxed) >= MAX_STAGED_PACKETS) {
+        sp = peer->staged_head;
+        peer->staged_head = sp->next;
+        if (!peer->staged_head)
+            peer->staged_tail = &peer->staged_head;
+        atomic_fetch_sub_explicit(&peer->staged_count, 1, memory_order_relaxed);
+        staged_free(dp, sp);
+        stat_add(dp, STAT_DROP_STAGED_OVERFLOW, 1);
+    }
+    if (atomic_fetch_add_explicit(&dp->staged_total, 1, memory_order_relaxed) >=
+            DP_STAGED_TOTAL_MAX ||
+        !(sp = malloc(sizeof(*sp) + DP_HEADROOM + len + DP_TAILROOM))) {
+        atomic_fetch_sub_explicit(&dp->staged_total, 1, memory_order_relaxed);
+        stat_add(dp, STAT_DROP_STAGED_OVERFLOW, 1);
+        return;
+    }
+    sp->next = NULL;
+    sp->len = len;
+    memcpy(sp->buf + DP_HEADROOM, data, len);
+    *peer->staged_tail = sp;
+    peer->staged_tail = &sp->next;
+    atomic_fetch_add_explicit(&peer->staged_count, 1, memory_order_relaxed);
+}
+
+/* Caller holds peer->tx_lock. */
+void wg_staged_purge(struct wg_dp *dp, struct peer *peer)
+{
+    struct staged_packet *sp;
+
+    while ((sp = peer->staged_head)) {
+        peer->staged_head = sp->next;
+        staged_free(dp, sp);
+        stat_add(dp, STAT_DROP_STAGED_CLEARED, 1);
+    }
+    peer->staged_tail = &peer->staged_head;
+    atomic_store(&peer->staged_count, 0);
+    peer->handshake_asked = false;
+}
+
+/* Once per staging episode; retried on the next packet if the ring was full. */
+static void ask_handshake(struct wg_dp *dp, struct peer *peer, uint64_t now)
+{
+    struct wg_event ev;
+
+    if (peer->handshake_asked)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = WG_EV_NEED_HANDSHAKE;
+    ev.peer = peer->slot;
+    ev.time_ns = now;
+    peer->handshake_asked = wg_device_event(dp, &ev, false);
+}
+
+/* keepKeyFreshSending. */
+static void keep_key_fresh(struct wg_dp *dp, struct peer *peer, struct keypair *kp, uint64_t now)
+{
+    if (atomic_load_explicit(&kp->send_counter, memory_order_relaxed) >
+            dp->timing.rekey_after_messages ||
+        (kp->initiator && now - kp->birth_ns >= dp->timing.rekey_after_time_ns))
+        wg_peer_rekey_event(dp, peer, WG_EV_REKEY_SEND, &peer->rekey_send_event_ns, now);
+}
+
+static void count_sent(struct wg_dp *dp, struct peer *peer, struct packet **pkts, int sent,
+                       uint64_t now)
+{
+    uint64_t bytes = 0, keepalives = 0;
+
+    for (int i = 0; i < sent; i++) {
+        bytes += pkts[i]->wire_len;
+        keepalives += pkts[i]->len == 0;
+    }
+    if (keepalives)
+        stat_add(dp, STAT_KEEPALIVES_TX, keepalives);
+    wg_peer_sent(dp, peer, bytes, keepalives < (uint64_t)sent, now);
+}
+
+/* Seals n packets with counters from `first` and sends them to the peer's
+ * endpoint. Caller holds peer->tx_lock. */
+static void seal_and_send(struct wg_dp *dp, struct send_scratch *s, struct peer *peer,
+                          struct keypair *kp, struct packet **pkts, uint32_t n, uint64_t first,
+                          uint64_t now)
+{
+    struct wg_endpoint ep;
+    bool rejected;
+    int sent;
+
+    wg_seal_batch(pkts, n, kp, first, atomic_load_explicit(&dp->mtu, memory_order_relaxed));
+    for (uint32_t i = 0; i < n; i++) {
+        s->bufs[i] = pkts[i]->data - MESSAGE_DATA_HEADER_SIZE;
+        s->lens[i] = pkts[i]->wire_len;
+    }
+    wg_peer_get_endpoint(peer, &ep);
+    sent = wg_socket_send(dp, s, &ep, s->bufs, s->lens, n, &rejected);
+    if (rejected)
+        wg_peer_forget_src(peer);
+    if (sent == -EDESTADDRREQ)
+        stat_add(dp, STAT_DROP_NO_ENDPOINT, n);
+    else if (sent < 0)
+        stat_add(dp, STAT_DROP_SEND_ERROR, n);
+    else if (sent > 0)
+        count_sent(dp, peer, pkts, sent, now);
+    keep_key_fresh(dp, peer, kp, now);
+}
+
+void wg_send_staged(struct wg_dp *dp, struct send_scratch *s, struct peer *peer, uint64_t now)
+{
+    while (peer->staged_head) {
+        struct keypair *kp = wg_keypair_sendable(dp, peer, now);
+        uint32_t want = atomic_load_explicit(&peer->staged_count, memory_order_relaxed);
+        uint64_t first;
+        uint32_t got;
+
+        if (want > DP_BATCH_SIZE)
+            want = DP_BATCH_SIZE;
+        if (!kp || !(got = wg_keypair_reserve(dp, kp, want, &first))) {
+            ask_handshake(dp, peer, now);
+            return;
+        }
+        for (uint32_t i = 0; i < got; i++) {
+            struct staged_packet *sp = peer->staged_head;
+            peer->staged_head = sp->next;
+            s->staged[i].data = sp->buf + DP_HEADROOM;
+            s->staged[i].len = sp->len;
+            s->group[i] = &s->staged[i];
+        }
+        if (!peer->staged_head)
+            peer->staged_tail = &peer->staged_head;
+        atomic_fetch_sub_explicit(&peer->staged_count, got, memory_order_relaxed);
+        seal_and_send(dp, s, peer, kp, s->group, got, first, now);
+        for (uint32_t i = 0; i < got; i++)
+            staged_free(dp, staged_of(&s->staged[i]));
+    }
+    peer->handshake_asked = false;          /* the staging episode is over */
+}
+
+/* n packets of one peer, in order; pkts may be s->group (it is read before
+ * wg_send_staged reuses it). */
+static void peer_send(struct wg_dp *dp, struct send_scratch *s, struct peer *peer,
+                      struct packet **pkts, uint32_t n, uint64_t now)
+{
+    struct keypair *kp;
+    uint32_t got = 0;
+    uint64_t first;
+
+    pthread_mutex_lock(&peer->tx_lock);
+    if (!peer->staged_head && (kp = wg_keypair_sendable(dp, peer, now)) &&
+        (got = wg_keypair_reserve(dp, kp, n, &first)))
+        seal_and_send(dp, s, peer, kp, pkts, got, first, now);
+    if (got < n) {
+        for (uint32_t i = got; i < n; i++)
+            stage(dp, peer, pkts[i]->data, pkts[i]->len);
+        wg_send_staged(dp, s, peer, now);
+    }
+    pthread_mutex_unlock(&peer->tx_lock);
+}
+
+/* The destination of an IP packet; false if it is not one. */
+static bool ip_destination(const uint8_t *pkt, uint32_t len, uint8_t *family,
+                           const uint8_t **dst)
+{
+    if (len >= 20 && pkt[0] >> 4 == 4) {
+        *family = 4;
+        *dst = pkt + 16;
+        return true;
+    }
+    if (len >= 40 && pkt[0] >> 4 == 6) {
+        *family = 6;
+        *dst = pkt + 24;
+        return true;
+    }
+    return false;
+}
+
+struct tx_group {
+    struct peer *peer;
+    unsigned int head, tail, count;
+};
+
+/* Routes each packet to its peer; returns the number of groups. */
+static unsigned int route_batch(struct wg_dp *dp, struct loop *l, unsigned int n,
+                                struct tx_group *groups, uint64_t now)
+{
+    unsigned int ngroups = 0;
+
+    for (unsigned int i = 0; i < n; i++) {
+        struct packet *p = &l->pkts[i];
+        const uint8_t *dst;
+        struct peer *peer;
+        uint8_t family;
+
+        if (!ip_destination(p->data, p->len, &family, &dst)) {
+            stat_add(dp, STAT_DROP_MALFORMED, 1);
+            continue;
+        }
+        peer = wg_device_peer(dp, wg_allowedips_lookup(&dp->allowedips, family, dst));
+        if (!peer) {
+            stat_add(dp, STAT_DROP_NO_PEER, 1);
+            wg_icmp_unreachable(dp, p->data, p->len, now);
+            continue;
+        }
+        p->next = DP_BATCH_SIZE;
+        if (peer->tx_batch != l->batch) {
+            peer->tx_batch = l->batch;
+            peer->tx_group = ngroups;
+            groups[ngroups++] = (struct tx_group){ peer, i, i, 0 };
+        } else {
+            l->pkts[groups[peer->tx_group].tail].next = i;
+            groups[peer->tx_group].tail = i;
+        }
+        groups[peer->tx_group].count++;
+    }
+    return ngroups;
+}
+
+void wg_send_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
+{
+    struct tx_group groups[DP_BATCH_SIZE];
+    unsigned int ngroups;
+
+    l->batch++;
+    ngroups = route_batch(dp, l, n, groups, now);
+    for (unsigned int g = 0; g < ngroups; g++) {
+        unsigned int k = 0;
+        for (unsigned int i = groups[g].head; k < groups[g].count; i = l->pkts[i].next)
+            l->send.group[k++] = &l->pkts[i];
+        peer_send(dp, &l->send, groups[g].peer, l->send.group, k, now);
+    }
+}
+
+static void tun_gone(struct wg_dp *dp)
+{
+    struct wg_event ev;
+
+    atomic_store(&dp->tun_fd, -1);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = WG_EV_TUN_GONE;
+    ev.peer = WG_DP_PEER_NONE;
+    ev.time_ns = now_ns();
+    wg_device_event(dp, &ev, false);
+}
+
+/* Reads and sends until the TUN has nothing more for now. */
+static void drain_tun(struct wg_dp *dp, struct loop *l)
+{
+    int n;
+
+    do {
+        n = wg_tun_read(dp, l);
+        if (n < 0) {
+            tun_gone(dp);
+            return;
+        }
+        if (n > 0)
+            wg_send_batch(dp, l, (unsigned int)n, now_ns());
+        wg_epoch_quiescent(&dp->epoch, &l->reader);
+    } while (n == DP_BATCH_SIZE);
+}
+
+void *wg_send_thread(void *arg)
+{
+    struct loop *l = arg;
+    struct wg_dp *dp = l->dp;
+
+    for (;;) {
+        struct pollfd pfd[2] = { { dp->stop_fd, POLLIN, 0 },
+                                 { atomic_load(&dp->tun_fd), POLLIN, 0 } };
+        int ret;
+
+        wg_epoch_offline(&l->reader);
+        ret = poll(pfd, pfd[1].fd >= 0 ? 2 : 1, -1);
+        if (ret < 0 && errno != EINTR)
+            break;
+        if (pfd[0].revents)
+            break;
+        wg_epoch_online(&dp->epoch, &l->reader);
+        if (pfd[1].fd >= 0 && pfd[1].revents)
+            drain_tun(dp, l);
+        wg_device_try_reclaim(dp);
+    }
+    wg_epoch_offline(&l->reader);
+    return NULL;
+}
+
+int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t slot)
+{
+    uint8_t buf[DP_HEADROOM + DP_TAILROOM];
+    struct send_scratch *s = dp->control_scratch;
+    struct keypair *kp;
+    struct peer *peer;
+    uint64_t now = now_ns(), first;
+
+    wg_device_lock(dp);
+    peer = wg_device_peer(dp, slot);
+    if (!peer) {
+        wg_device_unlock(dp);
+        return -ENOENT;
+    }
+    pthread_mutex_lock(&peer->tx_lock);
+    if (peer->staged_head) {
+        wg_send_staged(dp, s, peer, now);
+    } else if ((kp = wg_keypair_sendable(dp, peer, now)) && wg_keypair_reserve(dp, kp, 1, &first)) {
+        s->staged[0] = (struct packet){ .data = buf + DP_HEADROOM, .len = 0 };
+        s->group[0] = &s->staged[0];
+        seal_and_send(dp, s, peer, kp, s->group, 1, first, now);
+    } else {
+        stage(dp, peer, buf, 0);
+        ask_handshake(dp, peer, now);
+    }
+    pthread_mutex_unlock(&peer->tx_lock);
+    wg_device_unlock(dp);
+    return 0;
+}
+
+int wg_dp_staged_clear(struct wg_dp *dp, uint32_t slot)
+{
+    struct peer *peer;
+
+    wg_device_lock(dp);
+    peer = wg_device_peer(dp, slot);
+    if (peer) {
+        pthread_mutex_lock(&peer->tx_lock);
+        wg_staged_purge(dp, peer);
+        pthread_mutex_unlock(&peer->tx_lock);
+    }
+    wg_device_unlock(dp);
+    return peer ? 0 : -ENOENT;
+}
+
+static int send_one(struct wg_dp *dp, struct wg_endpoint *ep, const uint8_t *msg, size_t len,
+                    bool *rejected)
+{
+    struct send_scratch *s = dp->control_scratch;
+
+    if (len > DP_MAX_PACKET)
+        return -EMSGSIZE;
+    s->bufs[0] = (uint8_t *)msg;
+    s->lens[0] = (uint32_t)len;
+    return wg_socket_send(dp, s, ep, s->bufs, s->lens, 1, rejected);
+}
+
+int wg_dp_send_to_peer(struct wg_dp *dp, uint32_t slot, const uint8_t *msg, size_t len)
+{
+    struct wg_endpoint ep;
+    struct peer *peer;
+    bool rejected;
+    int ret;
+
+    wg_device_lock(dp);
+    peer = wg_device_peer(dp, slot);
+    if (!peer) {
+        wg_device_unlock(dp);
+        return -ENOENT;
+    }
+    wg_peer_get_endpoint(peer, &ep);
+    ret = send_one(dp, &ep, msg, len, &rejected);
+    if (rejected)
+        wg_peer_forget_src(peer);
+    if (ret > 0)
+        wg_peer_sent(dp, peer, len, false, now_ns());
+    if (ret == 0)
+        ret = -dp->control_scratch->err;
+    wg_device_unlock(dp);
+    return ret < 0 ? ret : 0;
+}
+
+int wg_dp_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t *msg, size_t len)
+{
+    struct wg_endpoint copy = *ep;
+    bool rejected;
+    int ret;
+
+    wg_device_lock(dp);
+    ret = send_one(dp, &copy, msg, len, &rejected);
+    if (ret == 0)
+        ret = -dp->control_scratch->err;
+    wg_device_unlock(dp);
+    return ret < 0 ? ret : 0;
+}
