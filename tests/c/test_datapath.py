@@ -1,0 +1,412 @@
+"""The C data plane's packet paths with real UDP sockets, checked by independent code.
+
+The UDP sockets live in a network namespace made for this module (root only); the TUN is a
+socketpair (see dpnet.py). The far side is pywg/protocol/transport.py, the pure-Python
+reference, so every sealed datagram is opened by other code and every datagram the C side
+opens was sealed by other code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import socket
+import struct
+import time
+
+import pytest
+
+from pywg import constants
+from pywg.datapath import EventType
+from pywg.protocol import transport
+from pywg.protocol.timers import Timing
+from tests.c.dpnet import Node, PyPeer, node, wait_for
+from tests.support import netns
+from tests.support.packets import ipv4, ipv4_of_size, ipv6, ipv6_of_size
+
+PEER = 3
+NET4 = ipaddress.ip_network("10.0.0.0/24")
+NET6 = ipaddress.ip_network("fd00::/64")
+
+
+@pytest.fixture(scope="module")
+def ns():
+    netns.require_root()
+    with netns.namespace("pdp") as name:
+        yield name
+
+
+@pytest.fixture
+def side(ns):
+    """A data plane with one peer (slot PEER) played by a PyPeer, allowed 10.0.0.0/24 and
+    fd00::/64, reached at the PyPeer's socket; no keypair yet."""
+    n = node(ns)
+    far = PyPeer(ns)
+    n.dp.add_peer(PEER)
+    n.dp.insert_allowed_ip(PEER, NET4)
+    n.dp.insert_allowed_ip(PEER, NET6)
+    n.dp.set_endpoint(PEER, far.endpoint)
+    n.dp.start()
+    try:
+        yield n, far
+    finally:
+        n.close()
+        far.close()
+
+
+def stats_settle(n: Node, field: str, value: int) -> bool:
+    return wait_for(lambda: getattr(n.dp.stats(), field) >= value)
+
+
+def test_seal_matches_reference_for_every_size(side) -> None:
+    """Packets of 20..1500 bytes (IPv4) and 40..1500 (IPv6) from the TUN, sealed by C,
+    opened and trimmed by the Python reference: same bytes, padding as the reference says."""
+    n, far = side
+    far.install_on(n.dp, PEER, initiator=True)
+    sizes = [(4, s) for s in range(20, 1501)] + [(6, s) for s in range(40, 1501, 7)]
+    for counter, (version, size) in enumerate(sizes):
+        pkt = ipv4_of_size(size) if version == 4 else ipv6_of_size(size)
+        n.tun.send(pkt)
+        datagram = far.receive()
+        opened = far.open(datagram)
+        assert isinstance(opened, transport.Opened), (version, size, opened)
+        assert opened.counter == counter
+        assert len(opened.plaintext) == size + transport.padding_length(size, 1420)
+        assert transport.trim(opened.plaintext) == pkt
+    # Size 0: a keepalive.
+    n.dp.send_keepalive(PEER)
+    keepalive = far.receive()
+    assert len(keepalive) == constants.MESSAGE_DATA_MIN_SIZE
+    opened = far.open(keepalive)
+    assert isinstance(opened, transport.Opened) and opened.is_keepalive
+    # The keepalive was a synchronous call, so every counter is final.
+    st = n.dp.stats()
+    assert st.keepalives_tx == 1 and st.udp_tx_packets == len(sizes) + 1
+
+
+def test_open_matches_reference_for_every_size(side) -> None:
+    """Sealed by the Python reference, opened by C, written to the TUN trimmed."""
+    n, far = side
+    far.install_on(n.dp, PEER, initiator=True)
+    to = n.endpoint()
+    for size in range(20, 1501):
+        pkt = ipv4_of_size(size, src="10.0.0.7", dst="10.9.9.9")
+        far.send(far.seal(pkt), to)
+        assert n.read_tun() == pkt
+    for size in range(40, 1501, 11):
+        pkt = ipv6_of_size(size, src="fd00::7", dst="fd09::9")
+        far.send(far.seal(pkt), to)
+        assert n.read_tun() == pkt
+    # A keepalive is recognised and not written to the TUN.
+    far.send(far.seal(b""), to)
+    assert stats_settle(n, "keepalives_rx", 1)
+    info = n.dp.peer_info(PEER)
+    assert info.last_rx_auth_ns and info.last_rx_data_ns and info.rx_bytes > 0
+
+
+def test_replay_and_bad_source_and_forgery_are_dropped(side) -> None:
+    n, far = side
+    far.install_on(n.dp, PEER, initiator=True)
+    to = n.endpoint()
+    good = far.seal(ipv4("10.0.0.5", "10.9.9.9", b"x"))
+    far.send(good, to)
+    assert n.read_tun()[12:16] == ipaddress.ip_address("10.0.0.5").packed
+    far.send(good, to)                                   # the same counter again
+    assert stats_settle(n, "drop_replay", 1)
+    far.send(far.seal(ipv4("10.1.0.5", "10.9.9.9", b"x")), to)   # source not allowed
+    assert stats_settle(n, "drop_bad_src", 1)
+    forged = bytearray(far.seal(ipv4("10.0.0.5", "10.9.9.9", b"y")))
+    forged[-1] ^= 1
+    far.send(bytes(forged), to)
+    assert stats_settle(n, "drop_decrypt", 1)
+    far.send(far.seal(b"\x45" + bytes(30)), to)   # IPv4 header claiming 0 bytes
+    assert stats_settle(n, "drop_malformed", 1)
+    st = n.dp.stats()
+    assert st.tun_tx_packets == 1
+
+
+def expected_class(datagram: bytes) -> str:
+    """How WireGuard classifies a datagram when no keypair is installed."""
+    sizes = {1: 148, 2: 92, 3: 64}
+    if len(datagram) < 4:
+        return "drop_malformed"
+    kind = struct.unpack_from("<I", datagram)[0]
+    if sizes.get(kind) == len(datagram):
+        return "handshakes_rx"
+    if kind == 4 and len(datagram) >= 32:
+        return "drop_unknown_index"
+    return "drop_malformed"
+
+
+def test_garbage_of_every_length_is_counted(ns) -> None:
+    """Lengths 0..200 with random bytes and with each type byte, at full rate: every one is
+    dropped or queued as a handshake, counted, and the data plane carries on."""
+    n = node(ns, event_ring_size=4096)
+    sender = PyPeer(ns)
+    rng = random.Random(7)
+    try:
+        n.dp.start()
+        datagrams = []
+        for length in range(201):
+            datagrams.append(rng.randbytes(length))
+            for kind in (1, 2, 3, 4):
+                if length >= 4:
+                    datagrams.append(struct.pack("<I", kind) + rng.randbytes(length - 4))
+        expected: dict[str, int] = {}
+        for d in datagrams:
+            expected[expected_class(d)] = expected.get(expected_class(d), 0) + 1
+        to = n.endpoint()
+        for d in datagrams:
+            sender.send(d, to)
+        assert stats_settle(n, "udp_rx_packets", len(datagrams))
+        st = n.dp.stats()
+        for field, count in expected.items():
+            assert getattr(st, field) == count, field
+        events = n.dp.read_events()
+        assert len(events) == expected["handshakes_rx"]
+        for e in events:
+            assert e.type == EventType.HANDSHAKE and e.peer is None
+            assert e.source is not None and e.source.port == sender.endpoint.port
+            assert e.data in datagrams
+    finally:
+        n.close()
+        sender.close()
+
+
+def test_garbage_with_a_known_index_fails_authentication(side) -> None:
+    n, far = side
+    far.install_on(n.dp, PEER, initiator=True)
+    rng = random.Random(8)
+    to = n.endpoint()
+    count = 0
+    for length in range(32, 201):
+        header = struct.pack("<IIQ", 4, far.remote_index, rng.getrandbits(64) >> 4)
+        far.send(header + rng.randbytes(length - 16), to)
+        count += 1
+    assert stats_settle(n, "drop_decrypt", count)
+    assert n.dp.stats().drop_replay == 0
+
+
+def test_staging_then_flush(side) -> None:
+    """No keypair: packets wait (the newest 128), one NEED_HANDSHAKE event; an initiator's
+    keypair flushes them in order."""
+    n, far = side
+    pkts = [ipv4("10.9.9.9", "10.0.0.1", struct.pack("!I", i)) for i in range(200)]
+    for p in pkts:
+        n.tun.send(p)
+    assert wait_for(lambda: n.dp.peer_info(PEER).staged == constants.MAX_STAGED_PACKETS
+                    and n.dp.stats().drop_staged_overflow == 72)
+    events = n.dp.read_events()
+    assert [(e.type, e.peer) for e in events] == [(EventType.NEED_HANDSHAKE, PEER)]
+    far.install_on(n.dp, PEER, initiator=True)
+    got = [transport.trim(far.open(far.receive()).plaintext) for _ in range(128)]
+    assert got == pkts[72:]
+    assert n.dp.peer_info(PEER).staged == 0
+    # A new episode asks again.
+    n.dp.clear_keypairs(PEER)
+    n.tun.send(pkts[0])
+    assert wait_for(lambda: any(e.type == EventType.NEED_HANDSHAKE for e in n.dp.read_events()))
+    n.dp.clear_staged(PEER)
+    assert n.dp.peer_info(PEER).staged == 0
+    assert n.dp.stats().drop_staged_cleared == 1
+
+
+def test_responder_keypair_is_confirmed_by_its_first_packet(side) -> None:
+    n, far = side
+    first = PyPeer.__new__(PyPeer)  # only for a second set of keys on the same socket
+    old_keys = (far.local_index, far.remote_index)
+    far.install_on(n.dp, PEER, initiator=True)
+    info = n.dp.peer_info(PEER)
+    assert info.current_index == old_keys[1] and info.next_index is None
+    # A new handshake in which the data plane answered: its keypair waits in `next`.
+    far.local_index, far.remote_index = old_keys[0] ^ 1, old_keys[1] ^ 1
+    far.send_key, far.receive_key = os.urandom(32), os.urandom(32)
+    from pywg.protocol.keypair import Keypair
+    far.keypair = Keypair(bytearray(far.send_key), bytearray(far.receive_key),
+                          local_index=far.local_index, remote_index=far.remote_index,
+                          birth_ns=time.monotonic_ns(), is_initiator=True)
+    far.install_on(n.dp, PEER, initiator=False)
+    info = n.dp.peer_info(PEER)
+    assert (info.previous_index, info.current_index, info.next_index) == (
+        None, old_keys[1], old_keys[1] ^ 1)
+    # Until confirmed the data plane still sends with the old keypair.
+    n.tun.send(ipv4("10.9.9.9", "10.0.0.1", b"a"))
+    assert struct.unpack_from("<I", far.receive(), 4)[0] == old_keys[0]
+    far.send(far.seal(ipv4("10.0.0.1", "10.9.9.9", b"b")), n.endpoint())
+    assert n.read_tun().endswith(b"b")
+    assert wait_for(lambda: any(e.type == EventType.KEYPAIR_CONFIRMED and e.peer == PEER
+                                for e in n.dp.read_events()))
+    info = n.dp.peer_info(PEER)
+    assert (info.previous_index, info.current_index, info.next_index) == (
+        old_keys[1], old_keys[1] ^ 1, None)
+    assert not info.current_initiator
+    n.tun.send(ipv4("10.9.9.9", "10.0.0.1", b"c"))
+    assert struct.unpack_from("<I", far.receive(), 4)[0] == far.local_index
+    del first
+
+
+def test_index_in_use_is_refused(side) -> None:
+    n, far = side
+    far.install_on(n.dp, PEER, initiator=True)
+    with pytest.raises(FileExistsError):
+        far.install_on(n.dp, PEER, initiator=True)
+
+
+def test_expired_keypair_neither_sends_nor_receives(ns) -> None:
+    timing = Timing(reject_after_time_ns=2 * constants.NSEC_PER_SEC)
+    n = node(ns, timing=timing)
+    far = PyPeer(ns, timing=timing)
+    try:
+        n.dp.add_peer(PEER)
+        n.dp.insert_allowed_ip(PEER, NET4)
+        n.dp.set_endpoint(PEER, far.endpoint)
+        n.dp.start()
+        far.install_on(n.dp, PEER, initiator=True,
+                       birth_ns=time.monotonic_ns() - 3 * constants.NSEC_PER_SEC)
+        n.tun.send(ipv4("10.9.9.9", "10.0.0.1", b"a"))
+        assert wait_for(lambda: n.dp.peer_info(PEER).staged == 1)
+        assert [e.type for e in n.dp.read_events()] == [EventType.NEED_HANDSHAKE]
+        far.send(far.seal(ipv4("10.0.0.1", "10.9.9.9", b"b")), n.endpoint())
+        assert stats_settle(n, "drop_expired", 1)
+    finally:
+        n.close()
+        far.close()
+
+
+def test_reject_after_messages(ns) -> None:
+    """With the limit at 5 counters, the sixth packet waits for a new keypair."""
+    timing = Timing(reject_after_messages=5, rekey_after_messages=3)
+    n = node(ns, timing=timing)
+    far = PyPeer(ns, timing=timing)
+    try:
+        n.dp.add_peer(PEER)
+        n.dp.insert_allowed_ip(PEER, NET4)
+        n.dp.set_endpoint(PEER, far.endpoint)
+        n.dp.start()
+        far.install_on(n.dp, PEER, initiator=True)
+        for i in range(7):
+            n.tun.send(ipv4("10.9.9.9", "10.0.0.1", bytes([i])))
+        counters = [struct.unpack_from("<Q", far.receive(), 8)[0] for _ in range(5)]
+        assert counters == [0, 1, 2, 3, 4]
+        assert wait_for(lambda: n.dp.peer_info(PEER).staged == 2)
+        kinds = {e.type for e in n.dp.read_events()}
+        assert {EventType.REKEY_SEND, EventType.NEED_HANDSHAKE} <= kinds
+    finally:
+        n.close()
+        far.close()
+
+
+def test_roaming_follows_the_latest_authenticated_packet(side, ns) -> None:
+    n, far = side
+    far.install_on(n.dp, PEER, initiator=True)
+    moved = PyPeer(ns, version=6)
+    try:
+        datagram = far.seal(ipv4("10.0.0.1", "10.9.9.9", b"r"))
+        moved.send(datagram, n.endpoint(6))
+        assert n.read_tun().endswith(b"r")
+        assert wait_for(lambda: n.dp.peer_info(PEER).endpoint.address == moved.endpoint.address)
+        ep = n.dp.peer_info(PEER).endpoint
+        assert ep.port == moved.endpoint.port and ep.source == ipaddress.ip_address("::1")
+        events = [e for e in n.dp.read_events() if e.type == EventType.ENDPOINT_CHANGED]
+        assert len(events) == 1 and events[0].source == ep
+        # Replies now go to the new endpoint, from the address it reached.
+        n.tun.send(ipv4("10.9.9.9", "10.0.0.1", b"back"))
+        assert far.open(moved.receive()).plaintext.startswith(ipv4("10.9.9.9", "10.0.0.1", b"back"))
+        # An unauthenticated datagram does not move it back.
+        far.send(b"\x04" + bytes(40), n.endpoint())
+        assert stats_settle(n, "drop_unknown_index", 1)
+        assert n.dp.peer_info(PEER).endpoint.address == moved.endpoint.address
+    finally:
+        moved.close()
+
+
+def test_handshake_messages_and_keepalives_sent_for_python(side) -> None:
+    n, far = side
+    message = bytes([1, 0, 0, 0]) + os.urandom(144)
+    n.dp.send_to_peer(PEER, message)
+    assert far.receive() == message
+    info = n.dp.peer_info(PEER)
+    assert info.last_tx_auth_ns and info.tx_bytes == len(message) and not info.last_tx_data_ns
+    n.dp.send_to(far.endpoint, b"cookie reply")
+    assert far.receive() == b"cookie reply"
+    # No keypair: the keepalive is staged and a handshake asked for.
+    n.dp.send_keepalive(PEER)
+    assert n.dp.peer_info(PEER).staged == 1
+    far.install_on(n.dp, PEER, initiator=True)
+    assert far.open(far.receive()).is_keepalive
+
+
+def icmp_checksum_ok(data: bytes) -> bool:
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total == 0xFFFF
+
+
+def test_no_peer_gets_icmp_unreachable(side) -> None:
+    n, _far = side
+    probe = ipv4("10.5.0.1", "192.0.2.9", b"ping?", proto=1)
+    n.tun.send(probe)
+    reply = n.read_tun()
+    assert reply[9] == 1 and reply[12:16] == probe[16:20] and reply[16:20] == probe[12:16]
+    assert reply[20:22] == bytes([3, 1]) and reply[28:] == probe
+    assert icmp_checksum_ok(reply[:20]) and icmp_checksum_ok(reply[20:])
+    probe6 = ipv6("fd05::1", "2001:db8::9", b"ping6?", next_header=17)
+    n.tun.send(probe6)
+    reply6 = n.read_tun()
+    assert reply6[6] == 58 and reply6[8:24] == probe6[24:40] and reply6[40:42] == bytes([1, 3])
+    pseudo = reply6[8:40] + struct.pack("!I", len(reply6) - 40) + bytes([0, 0, 0, 58])
+    assert icmp_checksum_ok(pseudo + reply6[40:]) and reply6[48:] == probe6
+    # Counted just after the write: wait for the counter, not the packet.
+    assert wait_for(lambda: n.dp.stats().icmp_tx == 2)
+    assert n.dp.stats().drop_no_peer == 2
+    # No error about an error.
+    n.tun.send(ipv4("10.5.0.1", "192.0.2.9", bytes([3, 1]) + bytes(30), proto=1))
+    assert stats_settle(n, "drop_no_peer", 3)
+    n.tun.settimeout(0.2)
+    with pytest.raises(socket.timeout):
+        n.tun.recv(2048)
+
+
+def test_event_ring_overflow_is_counted(ns) -> None:
+    n = node(ns, event_ring_size=16)
+    sender = PyPeer(ns)
+    try:
+        n.dp.start()
+        msg = struct.pack("<I", 3) + bytes(60)
+        for _ in range(40):
+            sender.send(msg, n.endpoint())
+        assert stats_settle(n, "udp_rx_packets", 40)
+        st = n.dp.stats()
+        assert st.handshakes_rx == 14 and st.drop_event_overflow == 26
+        assert st.event_ring_used == 14
+        assert len(n.dp.read_events()) == 14
+        assert n.dp.stats().event_ring_used == 0
+    finally:
+        n.close()
+        sender.close()
+
+
+def test_stop_and_restart_and_set_udp(ns) -> None:
+    n = node(ns)
+    far = PyPeer(ns)
+    try:
+        n.dp.add_peer(PEER)
+        n.dp.insert_allowed_ip(PEER, NET4)
+        n.dp.set_endpoint(PEER, far.endpoint)
+        far.install_on(n.dp, PEER, initiator=True)
+        n.dp.start()
+        n.dp.stop()
+        n.dp.stop()
+        n.dp.start()
+        fresh4 = __import__("tests.c.dpnet", fromlist=["udp_socket"]).udp_socket(ns, 4)
+        n.dp.set_udp(fresh4.fileno(), -1)
+        n.udp4.close()
+        n.udp4 = fresh4
+        far.send(far.seal(ipv4("10.0.0.1", "10.9.9.9", b"new socket")), n.endpoint())
+        assert n.read_tun().endswith(b"new socket")
+    finally:
+        n.close()
+        far.close()
