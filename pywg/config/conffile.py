@@ -360,8 +360,9 @@ class _Peer:
 
 
 class _Parser:
-    def __init__(self, resolve: Resolver) -> None:
+    def __init__(self, resolve: Resolver, quick: bool) -> None:
         self.resolve = resolve
+        self.quick_keys = _QUICK_KEYS if quick else ()
         self.section: str | None = None
         self.private_key: SetPrivateKey | None = None
         self.listen_port: int | None = None
@@ -374,7 +375,7 @@ class _Parser:
         text = raw.split("#", 1)[0]
         key, eq, value = text.partition("=")
         quick_key = key.strip().lower()
-        if self.section == "interface" and eq and quick_key in _QUICK_KEYS:
+        if self.section == "interface" and eq and quick_key in self.quick_keys:
             self.quick.set(quick_key, value.strip())
             return
         squeezed = _WHITESPACE.sub("", text)
@@ -447,10 +448,12 @@ def _shown(line: str) -> str:
     return line
 
 
-def parse_conf(text: str, *, resolve: Resolver = resolve_endpoint) -> ConfFile:
-    """Parse a wg(8) / wg-quick(8) configuration file's text."""
+def parse_conf(text: str, *, resolve: Resolver = resolve_endpoint,
+               quick: bool = True) -> ConfFile:
+    """Parse a configuration file's text: wg-quick(8)'s, or with quick=False wg(8)'s, which
+    refuses the wg-quick keys as `wg setconf` does."""
     lines = text.split("\n")  # wg reads lines up to "\n"; a stray "\r" is whitespace
-    parser = _Parser(resolve)
+    parser = _Parser(resolve, quick)
     for lineno, line in enumerate(lines, 1):
         if len(line) > CONF_MAX_LINE_LEN:
             raise ConfigFileError("line too long", lineno, line[:80] + "...")
@@ -463,7 +466,8 @@ def parse_conf(text: str, *, resolve: Resolver = resolve_endpoint) -> ConfFile:
     return parser.finish([_shown(line) for line in lines])
 
 
-def load_conf(path: str, *, resolve: Resolver = resolve_endpoint) -> ConfFile:
+def load_conf(path: str, *, resolve: Resolver = resolve_endpoint,
+              quick: bool = True) -> ConfFile:
     """Read and parse a configuration file (at most CONF_MAX_FILE_LEN bytes, UTF-8)."""
     with open(path, "rb") as f:
         data = f.read(CONF_MAX_FILE_LEN + 1)
@@ -473,4 +477,4 @@ def load_conf(path: str, *, resolve: Resolver = resolve_endpoint) -> ConfFile:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text") from e
-    return parse_conf(text, resolve=resolve)
+    return parse_conf(text, resolve=resolve, quick=quick)

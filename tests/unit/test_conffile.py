@@ -184,6 +184,14 @@ def test_errors_name_the_line(text: str, lineno: int, needle: str) -> None:
     assert f"line {lineno}:" in str(e.value)
 
 
+def test_wg_mode_refuses_wg_quick_keys() -> None:
+    text = "[Interface]\nListenPort = 1\nAddress = 10.0.0.1/24\n"
+    assert parse_conf(text).quick.addresses
+    with pytest.raises(ConfigFileError) as e:
+        parse_conf(text, quick=False)
+    assert e.value.lineno == 3
+
+
 def test_errors_never_show_a_key() -> None:
     bad = PRIV.base64()[:-2] + "?="  # a typo in a real key
     with pytest.raises(ConfigFileError) as e:
