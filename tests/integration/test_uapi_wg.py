@@ -29,7 +29,7 @@ import pytest
 from pywg.config import Change, ConfigError, parse_conf
 from pywg.uapi import MemoryDevice
 from tests.support.netns import namespace, require_root, require_tools, unique
-from tests.support.uapi import serving
+from tests.support.uapi import Client, serving
 
 TIMEOUT_S = 10.0
 
@@ -230,6 +230,50 @@ def test_empty_device_and_a_clearing_setconf(pair: tuple[str, str], tmp: Path) -
     assert_same(pair)
     ours, _ = pair
     assert wg("show", ours, "peers") == ""
+
+
+# Raw requests: the same bytes to both, the same errno back.
+
+K = "1ae6bdc96f91eb3f5cd15c82f0a5582383ef9fa9195e61befd25c5c0f7482b3a"
+RAW = [
+    b"set=1\nfoo\n\n",
+    b"set=1\nfoo=bar\n\n",
+    b"set=1\n=\n\n",
+    b"set=1\nlisten_port=\n\n",
+    b"set=1\nlisten_port=70000\n\n",
+    b"set=1\nfwmark=0x1\n\n",
+    b"set=1\nprivate_key=00\n\n",
+    b"set=1\nreplace_peers=false\n\n",
+    b"set=1\nendpoint=1.2.3.4:5\n\n",
+    f"set=1\npublic_key={K}\nlisten_port=1\n\n".encode(),
+    f"set=1\npublic_key={K}\nprotocol_version=2\n\n".encode(),
+    f"set=1\npublic_key={K}\nupdate_only=yes\n\n".encode(),
+    f"set=1\npublic_key={K}\nendpoint=[1.2.3.4]:5\n\n".encode(),
+    f"set=1\npublic_key={K}\nendpoint=host:5\n\n".encode(),
+    f"set=1\npublic_key={K}\nallowed_ip=1.2.3.4\n\n".encode(),
+    f"set=1\npublic_key={K}\npersistent_keepalive_interval=-1\n\n".encode(),
+    f"set=1\npublic_key={K}\npreshared_key={'g' * 64}\n\n".encode(),
+    f"set=1\npublic_key={K[:-1]}\n\n".encode(),
+    f"set=1\npublic_key={K}\nupdate_only=true\nprotocol_version=1\n\n".encode(),
+    b"set=1\nlisten_port=0\r\n\r\n",
+    b"get=1\nx",
+    b"get=1\n\n",
+]
+
+
+def raw_reply(ifname: str, request: bytes) -> bytes:
+    with Client(f"/var/run/wireguard/{ifname}.sock") as client:
+        client.send(request)
+        reply = client.reply()
+    return reply[reply.rfind(b"errno="):]  # a get's body differs (listen_port): its status
+
+
+@pytest.mark.parametrize("request_bytes", RAW)
+def test_same_errno_as_wireguard_go(pair: tuple[str, str], tmp: Path,
+                                    request_bytes: bytes) -> None:
+    ours, theirs = pair
+    both(pair, "setconf", "IF", write(tmp, "empty.conf", "[Interface]\n"))
+    assert raw_reply(ours, request_bytes) == raw_reply(theirs, request_bytes)
 
 
 # `wg` as the judge of the configuration-file parser.
