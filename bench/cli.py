@@ -1,0 +1,149 @@
+"""`python -m bench`: measure WireGuard implementations side by side (see --help)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from bench import history, impls, procs, report
+from bench.progress import Progress
+from bench.runner import Results, Runner, topology_specs
+from bench.settings import GROUPS, SCALES
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TOOLS = ("ip", "iperf3", "wg", "ping")
+
+EPILOG = f"""
+implementations:
+  wggo   Debian's wireguard-go (the baseline of every ratio), if installed
+  pywg   this checkout's pywg (.venv/bin/pywg), if it exists and runs
+  more:  WG_IMPLS="name=/path/to/binary ..." adds any daemon with wireguard-go's
+         command line (`BINARY -f IFNAME`, UAPI socket, configured by `wg setconf`)
+
+figure groups (--figures), in the order each repetition runs them:
+  tcp        TCP throughput, 1 and 4 streams, both directions, with CPU per GB
+  udp        UDP throughput and loss at 1372-byte payloads (iperf3 -u -b 0)
+  pps        UDP packets per second delivered at 64-byte payloads
+  ping       ping RTT p50/p99, idle and under one TCP stream
+  syscalls   packets per syscall on each path (needs perf)
+  handshake  handshakes/s a responder completes; cookie replies under a flood
+  config     time and RSS to apply configurations of many peers through the UAPI
+  micro      AEAD and allowed-IPs loops in pywg's C extension (needs its bench hooks)
+
+Results go to {RESULTS_DIR}/<timestamp>/: results.json, results.md, PNG plots, logs/.
+Needs root (network namespaces). Cleans up its namespaces and processes on exit and Ctrl-C.
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Benchmark WireGuard implementations side by side in network namespaces.",
+        epilog=EPILOG)
+    p.add_argument("--quick", action="store_true",
+                   help="short run (1 repetition, 1 s per iperf3 run): under 2 minutes")
+    p.add_argument("--scale", choices=sorted(SCALES), default=None,
+                   help="full (default: 3 repetitions, about 14 minutes), quick, or tiny "
+                        "(only exercises the machinery)")
+    p.add_argument("--runs", type=int, default=None, help="repetitions of each figure")
+    p.add_argument("--duration", type=int, default=None, metavar="S",
+                   help="seconds per iperf3 run")
+    p.add_argument("--figures", default=",".join(GROUPS), metavar="LIST",
+                   help="comma-separated figure groups (default: all; see below)")
+    p.add_argument("--impls", default="", metavar="LIST",
+                   help="comma-separated implementation names (default: all available)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output directory (default: bench/results/<timestamp>)")
+    p.add_argument("--record", action="store_true",
+                   help="add this run to bench/RESULTS.md and bench/history/")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--list", action="store_true",
+                   help="list the implementations found, and exit")
+    args = p.parse_args(argv)
+    if args.quick and args.scale not in (None, "quick"):
+        p.error("--quick and --scale disagree")
+    args.scale = "quick" if args.quick else (args.scale or "full")
+    groups = tuple(g.strip() for g in args.figures.split(",") if g.strip())
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or not groups:
+        p.error(f"unknown figure group(s) {unknown}; choose from {', '.join(GROUPS)}")
+    args.groups = tuple(g for g in GROUPS if g in groups)
+    if (args.runs is not None and args.runs < 1) or (args.duration is not None
+                                                     and args.duration < 1):
+        p.error("--runs and --duration must be at least 1")
+    return args
+
+
+def select_impls(wanted: str) -> tuple[list[impls.Impl], list[str]]:
+    found, notes = impls.discover(os.environ.get("WG_IMPLS", ""))
+    if not wanted:
+        return found, notes
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    by_name = {i.name: i for i in found}
+    notes += [f"--impls: {n} is not available" for n in names if n not in by_name]
+    return [by_name[n] for n in names if n in by_name], notes
+
+
+def _preflight(args: argparse.Namespace) -> str:
+    if not procs.is_root():
+        return "needs root (it creates network namespaces); run it as root or with sudo"
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        return f"missing tools: {', '.join(missing)} (make deps installs them on Debian)"
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen, notes = select_impls(args.impls)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.list:
+        for i in chosen:
+            print(f"{i.name:12} {i.version}  ({i.binary})")
+        return 0
+    problem = _preflight(args)
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
+    scale = SCALES[args.scale].with_overrides(args.runs, args.duration)
+    started = time.time()
+    outdir = args.out or RESULTS_DIR / time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
+    results = Results(notes=list(notes))
+    runner = Runner(scale, args.groups, chosen, outdir / "logs", results)
+    code = run(runner, results)
+    doc = report.build_document(results, chosen,
+                                [(n, a.name if a else "", b.name if b else "")
+                                 for n, a, b in topology_specs(chosen)],
+                                args.scale, scale, args.groups, started, time.time(),
+                                runner.netns_names())
+    report.write(doc, outdir, plots=not args.no_plots)
+    print(report.render_markdown(doc))
+    print(f"bench: results in {outdir}", file=sys.stderr)
+    if args.record and code == 0:
+        print(f"bench: recorded in {history.record(outdir)}", file=sys.stderr)
+    return code
+
+
+def run(runner: Runner, results: Results) -> int:
+    """Sets up, measures and tears down; returns the exit code (130 if interrupted)."""
+    procs.install_handlers()
+    code = 0
+    try:
+        progress = Progress(len(runner.topologies), 2.0 * len(runner.topologies))
+        runner.setup(progress)
+        tasks = runner.plan()
+        progress = Progress(len(tasks), sum(t.estimate_s for t in tasks))
+        runner.execute(tasks, progress)
+    except KeyboardInterrupt as exc:
+        results.notes.append(f"interrupted ({exc or 'Ctrl-C'}): partial results")
+        code = 130
+    finally:
+        runner.finish()
+        for failure in procs.cleanup():
+            results.notes.append(f"clean-up: {failure}")
+    return code

@@ -1,0 +1,295 @@
+"""Results out: results.json (every run), results.md (medians and ratios), PNG plots.
+
+The ratio columns divide each implementation's median by the baseline's (wireguard-go): for
+the data plane, the implementation talking to itself over the baseline talking to itself.
+Whether a ratio above 1 is good depends on the figure; the "better" column says which way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import procs, syscalls
+from bench.figures import DATA_ROWS, Row, aead_table, allowedips_rows, control_rows, fmt
+from bench.impls import BASELINE, Impl
+from bench.runner import BARE, Results
+from bench.settings import Scale
+
+SCHEMA = 1
+JSON_NAME = "results.json"
+MD_NAME = "results.md"
+PLOTS = {"throughput": "throughput.png", "cpu": "cpu_per_gb.png"}
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        done = procs.run(cmd, 10.0, check=False)
+    except procs.CommandError:
+        return "not found"
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def _read(path: str, default: str = "n/a") -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return default
+
+
+def machine_info() -> dict[str, Any]:
+    cpuinfo = _read("/proc/cpuinfo", "")
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown")
+    os_release = dict(line.split("=", 1) for line in _read("/etc/os-release", "").splitlines()
+                      if "=" in line)
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "virtualized": " hypervisor " in f" {cpuinfo.replace(chr(10), ' ')} ",
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "kernel": platform.release(),
+        "os": os_release.get("PRETTY_NAME", "unknown").strip('"'),
+        "python": platform.python_version(),
+        "iperf3": _first_line(["iperf3", "--version"]),
+        "wg": _first_line(["wg", "--version"]),
+        "perf": _first_line(["perf", "--version"]) if syscalls.perf_path() else "not found",
+    }
+
+
+def summarise(values: list[float]) -> dict[str, Any]:
+    return {"runs": values, "median": statistics.median(values), "min": min(values),
+            "max": max(values)}
+
+
+def _medians(section: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
+    return {target: {k: summarise(v) for k, v in figs.items() if v}
+            for target, figs in section.items()}
+
+
+def _ratio(num: dict[str, Any] | None, den: dict[str, Any] | None, key: str) -> float | None:
+    if not num or not den or key not in num or key not in den:
+        return None
+    bottom = den[key]["median"]
+    return float(num[key]["median"] / bottom) if bottom else None
+
+
+def ratios(summary: dict[str, dict[str, dict[str, Any]]],
+           impls: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """section -> implementation -> figure -> its median / the baseline's median."""
+    out: dict[str, dict[str, dict[str, float]]] = {"data": {}, "control": {}}
+    for name in impls:
+        if name == BASELINE:
+            continue
+        for section, mine, base in (
+                ("data", f"{name}-{name}", f"{BASELINE}-{BASELINE}"),
+                ("control", name, BASELINE)):
+            got = summary[section].get(mine)
+            keys = got.keys() if got else []
+            values = {k: _ratio(got, summary[section].get(base), k) for k in keys}
+            out[section][name] = {k: v for k, v in values.items() if v is not None}
+    return out
+
+
+def build_document(results: Results, impls: list[Impl], topologies: list[tuple[str, str, str]],
+                   scale_name: str, scale: Scale, groups: tuple[str, ...],
+                   started: float, finished: float, netns: list[str]) -> dict[str, Any]:
+    summary = {s: _medians(v) for s, v in results.sections.items()}
+    return {
+        "schema": SCHEMA,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "duration_s": round(finished - started, 1),
+        "machine": machine_info(),
+        "settings": {"scale": scale_name, **dataclasses.asdict(scale), "groups": list(groups)},
+        "implementations": [{"name": i.name, "binary": i.binary, "version": i.version}
+                            for i in impls],
+        "topologies": [{"name": n, "a": a, "b": b} for n, a, b in topologies],
+        "netns": netns,
+        "results": summary,
+        "ratios": ratios(summary, [i.name for i in impls]),
+        "errors": results.errors,
+        "notes": results.notes,
+    }
+
+
+# ---- markdown -------------------------------------------------------------------------
+
+def _cell(summary: dict[str, Any] | None, row: Row) -> str:
+    if not summary or row.key not in summary:
+        return "-"
+    return fmt(summary[row.key]["median"] * row.scale)
+
+
+def _table(rows: tuple[Row, ...], columns: list[str], section: dict[str, dict[str, Any]],
+           ratio_cols: list[tuple[str, dict[str, float]]]) -> list[str]:
+    head = ["figure", "unit", "better", *columns, *(name for name, _ in ratio_cols)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [_cell(section.get(c), row) for c in columns]
+        rats = [fmt(r[row.key]) if row.key in r else "-" for _, r in ratio_cols]
+        if all(c == "-" for c in cells):
+            continue
+        better = "higher" if row.higher_is_better else "lower"
+        lines.append("| " + " | ".join([row.label, row.unit, better, *cells, *rats]) + " |")
+    return lines
+
+
+def _header(doc: dict[str, Any]) -> list[str]:
+    m, st = doc["machine"], doc["settings"]
+    impls = "; ".join(f"**{i['name']}** = {i['version']} (`{i['binary']}`)"
+                      for i in doc["implementations"]) or "none"
+    return [
+        f"- Machine: {m['cpu_model']}, {m['cores']} cores"
+        f"{' (virtual machine)' if m['virtualized'] else ''}, governor {m['governor']}; "
+        f"Linux {m['kernel']}, {m['os']}; Python {m['python']}",
+        f"- Tools: {m['iperf3']}; {m['wg']}; {m['perf']}",
+        f"- Implementations: {impls}",
+        f"- Settings: scale {st['scale']}, {st['runs']} run(s) per figure (median shown), "
+        f"{_length(st)} per iperf3 run, interleaved across implementations; "
+        f"total {doc['duration_s']:.0f} s",
+    ]
+
+
+def _length(settings: dict[str, Any]) -> str:
+    return f"{settings['iperf_bytes']}B" if settings.get("iperf_bytes") else \
+        f"{settings['duration_s']} s"
+
+
+def render_markdown(doc: dict[str, Any], image_dir: str = "", title_level: int = 1) -> str:
+    h = "#" * title_level
+    res, rats = doc["results"], doc["ratios"]
+    topo_names = [t["name"] for t in doc["topologies"] if t["name"] in res["data"]]
+    impl_names = [i["name"] for i in doc["implementations"] if i["name"] in res["control"]]
+    out = [f"{h} WireGuard implementations side by side, {doc['started']}", "", *_header(doc)]
+    if topo_names:
+        data_ratios = [(f"{n} / {BASELINE}", r) for n, r in rats["data"].items()]
+        out += ["", f"{h}# Data plane", "",
+                "Two network namespaces joined by a veth pair (MTU 1500), a daemon in each "
+                "(tunnel MTU 1420); `a-b` means a in namespace A, b in B; traffic starts in A. "
+                f"`{BARE}` is the bare veth, the ceiling.", "",
+                *_table(DATA_ROWS, topo_names, res["data"], data_ratios)]
+    if impl_names:
+        sizes = tuple(doc["settings"]["config_sizes"])
+        control_ratios = [(f"{n} / {BASELINE}", r) for n, r in rats["control"].items()]
+        out += ["", f"{h}# Control plane", "",
+                "Handshakes: a load generator with many distinct peers, at most 32 initiations "
+                "in flight; the flood sends as fast as it can and counts cookie replies that "
+                "decrypt. Configurations are applied with `wg setconf` to a running daemon.", "",
+                *_table(control_rows(sizes), impl_names, res["control"], control_ratios)]
+    micro = {k: v["median"] for k, v in res["micro"].get("pywg._wgdp", {}).items()}
+    out += ["", f"{h}# Micro-benchmarks (pywg's C data plane)", "", *_micro(micro)]
+    out += _notes(doc, image_dir)
+    return "\n".join(out) + "\n"
+
+
+def _micro(figures: dict[str, float]) -> list[str]:
+    columns, aead = aead_table(figures)
+    lookups = allowedips_rows(figures)
+    out: list[str] = []
+    if aead:
+        out += ["ChaCha20-Poly1305, one packet per call in a C loop, ns per packet "
+                "(Gbit/s in brackets):", "",
+                "| backend | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+        for backend, cells in aead.items():
+            texts = [f"{fmt(cells[c])} ({fmt(int(c.split()[1]) * 8 / cells[c])})"
+                     if c in cells else "-" for c in columns]
+            out.append(f"| {backend} | " + " | ".join(texts) + " |")
+    else:
+        out.append("AEAD: not available (see the notes).")
+    out.append("")
+    if lookups:
+        out += ["| allowed-IPs lookups | prefixes | million lookups/s |", "|---|---|---|"]
+        out += [f"| {family} | {size:,} | {fmt(rate)} |" for family, size, rate in lookups]
+    else:
+        out.append("Allowed-IPs lookups: not available (see the notes).")
+    return out
+
+
+def _notes(doc: dict[str, Any], image_dir: str) -> list[str]:
+    out: list[str] = []
+    if doc["notes"]:
+        out += ["", "Notes:", ""] + [f"- {n}" for n in doc["notes"]]
+    plots = [(label, name) for label, name in PLOTS.items() if name in doc.get("plots", [])]
+    if plots:
+        out += [""] + [f"![{label}]({image_dir}{name})" for label, name in plots]
+    return out
+
+
+# ---- plots ----------------------------------------------------------------------------
+
+_THROUGHPUT = (("tcp1_fwd_gbps", "TCP 1 A→B"), ("tcp1_rev_gbps", "TCP 1 B→A"),
+               ("tcp4_fwd_gbps", "TCP 4 A→B"), ("tcp4_rev_gbps", "TCP 4 B→A"),
+               ("udp1372_gbps", "UDP 1372 B"))
+_CPU = (("tcp1_fwd_cpu_sys_s_per_gb", "system, TCP 1 A→B"),
+        ("tcp1_fwd_cpu_daemons_s_per_gb", "daemons, TCP 1 A→B"),
+        ("tcp1_rev_cpu_sys_s_per_gb", "system, TCP 1 B→A"),
+        ("tcp1_rev_cpu_daemons_s_per_gb", "daemons, TCP 1 B→A"),
+        ("udp1372_cpu_sys_s_per_gb", "system, UDP 1372 B"),
+        ("udp1372_cpu_daemons_s_per_gb", "daemons, UDP 1372 B"))
+
+
+def _bars(ax: Any, data: dict[str, dict[str, Any]], keys: tuple[tuple[str, str], ...],
+          topologies: list[str], ylabel: str) -> None:
+    width = 0.8 / max(len(topologies), 1)
+    for n, topo in enumerate(topologies):
+        figs = data.get(topo, {})
+        xs, hs, lo, hi = [], [], [], []
+        for i, (key, _) in enumerate(keys):
+            if key in figs:
+                xs.append(i + (n - (len(topologies) - 1) / 2) * width)
+                med = figs[key]["median"]
+                hs.append(med)
+                lo.append(med - figs[key]["min"])
+                hi.append(figs[key]["max"] - med)
+        if xs:
+            bars = ax.bar(xs, hs, width, yerr=[lo, hi], capsize=2, label=topo)
+            ax.bar_label(bars, labels=[fmt(v) for v in hs], fontsize=6, rotation=90,
+                         padding=2)
+    ax.set_xticks(range(len(keys)), [label for _, label in keys], fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+
+
+def plot(doc: dict[str, Any], outdir: Path) -> list[str]:
+    """Writes the PNGs; returns their file names (none if matplotlib is missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        doc["notes"].append("plots skipped: matplotlib is not installed")
+        return []
+    data = doc["results"]["data"]
+    topologies = [t["name"] for t in doc["topologies"] if t["name"] in data]
+    if not topologies:
+        return []
+    written = []
+    for name, keys, ylabel, title, log in (
+            (PLOTS["throughput"], _THROUGHPUT, "Gbit/s (log scale)", "Throughput", True),
+            (PLOTS["cpu"], _CPU, "CPU seconds per GB", "CPU per GB moved", False)):
+        fig, ax = plt.subplots(figsize=(10, 4.8))
+        _bars(ax, data, keys, topologies, ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(f"{title}: median of {doc['settings']['runs']} run(s), "
+                     f"bars span min-max; {doc['started']}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(outdir / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def write(doc: dict[str, Any], outdir: Path, plots: bool = True) -> None:
+    outdir.mkdir(parents=True, exist_ok=True)
+    doc["plots"] = plot(doc, outdir) if plots else []
+    (outdir / JSON_NAME).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    (outdir / MD_NAME).write_text(render_markdown(doc), encoding="utf-8")

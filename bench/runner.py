@@ -1,0 +1,211 @@
+"""The schedule: set every topology up once, then repeat each figure across all of them.
+
+Repetitions are the outer loop and implementations the inner one, rotated each repetition, so
+that drift on the machine (other load, thermal state) spreads over every implementation
+instead of landing on whichever ran last. A target whose daemon dies or whose measurement
+fails is reported and left out of the rest of the run; the others go on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import micro, procs, syscalls, sysstat, traffic
+from bench.control import ControlBench
+from bench.impls import BASELINE, Impl
+from bench.progress import Progress
+from bench.settings import Scale
+from bench.topology import Topology
+
+Figures = dict[str, float]
+BARE = "veth"
+
+
+@dataclass
+class Results:
+    """Every value of every run: section -> target -> figure -> [one value per run]."""
+
+    sections: dict[str, dict[str, dict[str, list[float]]]] = field(
+        default_factory=lambda: {"data": {}, "control": {}, "micro": {}})
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, section: str, target: str, figures: Figures) -> None:
+        store = self.sections[section].setdefault(target, {})
+        for key, value in figures.items():
+            store.setdefault(key, []).append(value)
+
+    def error(self, target: str, text: str) -> None:
+        self.errors.setdefault(target, []).append(text)
+
+
+@dataclass
+class Task:
+    label: str
+    section: str
+    target: str
+    estimate_s: float
+    run: Callable[[], Figures]
+    rep: int = 0
+
+
+def topology_specs(impls: list[Impl]) -> list[tuple[str, Impl | None, Impl | None]]:
+    """veth; each implementation with itself; each other one with the baseline both ways."""
+    specs: list[tuple[str, Impl | None, Impl | None]] = [(BARE, None, None)]
+    specs += [(f"{i.name}-{i.name}", i, i) for i in impls]
+    base = next((i for i in impls if i.name == BASELINE), None)
+    if base is not None:
+        for i in impls:
+            if i is not base:
+                specs += [(f"{i.name}-{base.name}", i, base), (f"{base.name}-{i.name}", base, i)]
+    return specs
+
+
+def rotated(items: list[str], rep: int) -> list[str]:
+    if not items:
+        return items
+    k = rep % len(items)
+    return items[k:] + items[:k]
+
+
+class Runner:
+    def __init__(self, scale: Scale, groups: tuple[str, ...], impls: list[Impl],
+                 logdir: Path, results: Results) -> None:
+        self.scale = scale
+        self.groups = groups
+        self.impls = {i.name: i for i in impls}
+        self.logdir = logdir
+        self.results = results
+        rid = os.urandom(3).hex()[:5]
+        self.topologies = {name: Topology(name, f"{n}{rid}", left, right, logdir)
+                           for n, (name, left, right) in enumerate(topology_specs(impls))}
+        self.control = ControlBench(f"c{rid}", logdir)
+        self.failed: set[str] = set()
+
+    def netns_names(self) -> list[str]:
+        pairs = [t.pair for t in self.topologies.values()] + [self.control.pair]
+        return [name for p in pairs for name in (p.name_a, p.name_b)]
+
+    # ---- plan ----------------------------------------------------------------------
+
+    def _data_tasks(self, group: str, topo: Topology) -> list[Task]:
+        s, name = self.scale, topo.name
+        d = traffic.Length(s.duration_s, s.iperf_bytes)
+        run_s = 0.5 if s.iperf_bytes else s.duration_s + 1.0
+        ping_s = s.ping_count * s.ping_interval_s
+        specs: list[tuple[str, float, Callable[[], Figures]]] = []
+        if group == "tcp":
+            for streams in (1, 4):
+                for rev in (False, True):
+                    specs.append((f"tcp{streams} {'rev' if rev else 'fwd'}", run_s,
+                                  functools.partial(traffic.tcp, topo, d, streams, rev)))
+        elif group == "udp":
+            specs.append(("udp 1372 B", run_s,
+                          functools.partial(traffic.udp, topo, d, traffic.UDP_PAYLOAD, "udp1372")))
+        elif group == "pps":
+            specs.append(("udp 64 B", run_s,
+                          functools.partial(traffic.udp, topo, d, traffic.PPS_PAYLOAD, "udp64")))
+        elif group == "ping":
+            specs.append(("ping idle", ping_s + 0.5, functools.partial(
+                traffic.ping, topo, s.ping_count, s.ping_interval_s, "ping_idle")))
+            specs.append(("ping under load", ping_s + 1.0, functools.partial(
+                traffic.ping_under_load, topo, s.ping_count, s.ping_interval_s)))
+        elif group == "syscalls" and topo.tunnel and syscalls.perf_path():
+            specs.append(("packets per syscall", s.syscall_window_s + 1.5,
+                          functools.partial(syscalls.measure, topo, s.syscall_window_s)))
+        return [Task(label, "data", name, est, fn) for label, est, fn in specs]
+
+    def _control_tasks(self, group: str, impl: Impl) -> list[Task]:
+        s, c = self.scale, self.control
+        if group == "handshake":
+            est = (s.hs_count + s.flood_count) * 1e-4 + s.hs_duration_s + s.flood_duration_s + 2
+            return [Task("handshakes", "control", impl.name, est, functools.partial(
+                c.handshakes, impl, s.hs_peers, s.hs_count, s.hs_duration_s, s.flood_count,
+                s.flood_duration_s))]
+        if group == "config":
+            return [Task(f"setconf {n} peers", "control", impl.name, 0.5 + n * 1e-4,
+                         functools.partial(c.apply_config, impl, n)) for n in s.config_sizes]
+        return []
+
+    def plan(self) -> list[Task]:
+        tasks: list[Task] = []
+        topo_names = [n for n in self.topologies if n not in self.failed]
+        impl_names = list(self.impls)
+        for rep in range(self.scale.runs):
+            batch: list[Task] = []
+            for group in self.groups:
+                for name in rotated(topo_names, rep):
+                    batch += self._data_tasks(group, self.topologies[name])
+                for name in rotated(impl_names, rep):
+                    batch += self._control_tasks(group, self.impls[name])
+                if group == "micro":
+                    batch.append(Task("micro (in-process C loops)", "micro", "pywg._wgdp",
+                                      1.0 + 24 * self.scale.micro_target_s, self._micro))
+            for task in batch:
+                task.rep = rep + 1
+            tasks += batch
+        return tasks
+
+    # ---- run -----------------------------------------------------------------------
+
+    def setup(self, progress: Progress) -> None:
+        wanted_data = any(g in self.groups for g in ("tcp", "udp", "pps", "ping", "syscalls"))
+        if wanted_data:
+            for topo in self.topologies.values():
+                progress.begin(f"set up {topo.name}", 2.0)
+                try:
+                    topo.setup()
+                    self._record_rss(topo, "idle")
+                except procs.BenchError as exc:
+                    self._fail(topo.name, f"set-up failed: {exc}")
+                progress.end()
+        else:
+            self.topologies.clear()
+        if any(g in self.groups for g in ("handshake", "config")) and self.impls:
+            self.control.setup()
+
+    def _record_rss(self, topo: Topology, when: str) -> None:
+        figures: Figures = {}
+        for side, daemon in zip("ab", topo.daemons, strict=False):
+            rss = sysstat.rss_kib(daemon.pid)
+            if rss is not None:
+                figures[f"rss_{when}_{side}_kib"] = float(rss)
+        self.results.add("data", topo.name, figures)
+
+    def _fail(self, target: str, text: str) -> None:
+        self.failed.add(target)
+        self.results.error(target, text)
+        self.results.notes.append(f"{target}: {text}; left out of the rest of the run")
+
+    def execute(self, tasks: list[Task], progress: Progress) -> None:
+        for task in tasks:
+            progress.begin(f"rep {task.rep}/{self.scale.runs}  {task.label}  [{task.target}]",
+                           task.estimate_s)
+            if task.target not in self.failed:
+                try:
+                    self.results.add(task.section, task.target, task.run())
+                except procs.BenchError as exc:
+                    self._fail(task.target, f"{task.label}: {exc}")
+                    progress.note(f"    failed: {exc}")
+            progress.end()
+
+    def finish(self) -> None:
+        for topo in self.topologies.values():
+            if topo.name not in self.failed and topo.daemons:
+                self._record_rss(topo, "load")
+            topo.teardown()
+
+    def _micro(self) -> Figures:
+        hooks = micro.find_hooks()
+        figures, notes = micro.aead(hooks, self.scale.micro_target_s)
+        more, more_notes = micro.allowedips(hooks, self.scale.allowedips_sizes,
+                                            self.scale.micro_target_s)
+        figures.update(more)
+        for note in (f"micro: {n}" for n in notes + more_notes):
+            if note not in self.results.notes:
+                self.results.notes.append(note)
+        return figures

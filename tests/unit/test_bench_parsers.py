@@ -1,0 +1,331 @@
+"""The benchmark suite's parsers of tool output (iperf3, ping, perf, /proc) and of its own
+inputs (WG_IMPLS), on real samples and on arbitrary input: bad input is a BenchError (or is
+skipped), never a crash. Also the load generator's reply checking and the micro-benchmark
+hook detection. No root, no network."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench import hsload, impls, micro, procs, syscalls, sysstat, traffic
+from bench.initiation import Initiator, Responder, cookie_receiver, response_receiver
+from pywg.protocol import crypto
+from pywg.protocol.cookie import CookieChecker
+from pywg.protocol.endpoint import Endpoint
+
+# From real runs: iperf3 3.12 -J through Debian's wireguard-go (the `end` sections).
+UDP_END = {"sum_sent": {"seconds": 2.000791, "bytes": 94410240, "packets": 1475160,
+                        "lost_packets": 0},
+           "sum_received": {"seconds": 2.209202, "bytes": 11785024, "packets": 1471556,
+                            "lost_packets": 1287415, "bits_per_second": 42676130.11}}
+TCP_END = {"sum_sent": {"seconds": 2.000939, "bytes": 254672896, "retransmits": 40232,
+                        "bits_per_second": 1018213532.7},
+           "sum_received": {"seconds": 2.000101, "bytes": 249307056,
+                            "bits_per_second": 997177866.5}}
+PING = """PING 10.202.0.2 (10.202.0.2) 56(84) bytes of data.
+64 bytes from 10.202.0.2: icmp_seq=1 ttl=64 time=0.305 ms
+64 bytes from 10.202.0.2: icmp_seq=2 ttl=64 time=0.298 ms
+64 bytes from 10.202.0.2: icmp_seq=4 ttl=64 time=1.229 ms
+
+--- 10.202.0.2 ping statistics ---
+4 packets transmitted, 3 received, 25% packet loss, time 31ms
+rtt min/avg/max/mdev = 0.229/0.277/0.305/0.034 ms
+"""
+# /proc/net/dev and /proc/net/snmp samples, with runs of spaces shortened.
+NET_DEV = """Inter-| Receive | Transmit
+ face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo ...
+ lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+ vx1: 144802 107 0 0 0 0 0 0 145052 110 0 0 0 0 0 0
+ bad: 1 2 3 4 5 6 7 8 nine 10 0 0 0 0 0 0
+garbage line
+"""
+SNMP = """Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors
+Udp: 57 0 25477 58 25477 0 0
+"""
+PERF = """# started on Wed Nov 25 10:19:00 2026
+
+wireguard-go-101,14654,,syscalls:sys_enter_read,282960532,100.00,,
+wireguard-go-102,100,,syscalls:sys_enter_read,282960532,100.00,,
+wireguard-go-102,3349,,syscalls:sys_enter_recvmsg,282960532,100.00,,
+wireguard-go-999,5,,syscalls:sys_enter_read,282960532,100.00,,
+wireguard-go-201,<not counted>,,syscalls:sys_enter_write,0,100.00,,
+wireguard-go-201,12333,,syscalls:sys_enter_write,282960532,100.00,,
+"""
+
+
+class NoPids(traffic.CpuWindow):
+    def __init__(self) -> None:
+        super().__init__([], system_s=2.0)
+
+
+def test_iperf_tcp_sample():
+    out = traffic.tcp_figures(traffic.parse_iperf(json.dumps({"end": TCP_END})), NoPids(),
+                              "tcp1_fwd")
+    assert out["tcp1_fwd_gbps"] == TCP_END["sum_received"]["bits_per_second"] / 1e9
+    assert out["tcp1_fwd_retransmits"] == 40232
+    assert out["tcp1_fwd_cpu_sys_s_per_gb"] == 2.0 / (249307056 / 1e9)
+    assert "tcp1_fwd_cpu_daemons_s_per_gb" not in out  # no daemons on the bare veth
+
+
+def test_iperf_udp_sample():
+    out = traffic.udp_figures(UDP_END, NoPids(), 64, "udp64")
+    delivered = 11785024 // 64
+    assert out["udp64_kpps"] == delivered / 2.209202 / 1e3
+    assert out["udp64_loss_pct"] == 100.0 * (1 - delivered / 1475160)
+
+
+@pytest.mark.parametrize("text", ["", "not json", "[]", '{"error": "unable to connect"}',
+                                  '{"start": {}}', '{"end": 3}'])
+def test_iperf_bad_output(text: str):
+    with pytest.raises(procs.BenchError):
+        traffic.parse_iperf(text)
+
+
+@pytest.mark.parametrize("end", [{}, {"sum_received": {"bytes": "many"}},
+                                 {"sum_received": {"bytes": 1, "seconds": 0.0}},
+                                 {"sum_received": {"bits_per_second": True, "bytes": 1}}])
+def test_iperf_bad_sections(end: dict[str, Any]):
+    with pytest.raises(procs.BenchError):
+        traffic.tcp_figures(end, NoPids(), "tcp1_fwd")
+    with pytest.raises(procs.BenchError):
+        traffic.udp_figures(end, NoPids(), 64, "udp64")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids),
+                    max_leaves=20))
+def test_iperf_arbitrary_json(doc: object):
+    try:
+        end = traffic.parse_iperf(json.dumps({"end": doc}))
+        traffic.tcp_figures(end, NoPids(), "t")
+        traffic.udp_figures(end, NoPids(), 64, "u")
+    except procs.BenchError:
+        pass
+
+
+def test_ping_sample_and_percentiles():
+    assert traffic.parse_ping(PING) == [0.305, 0.298, 1.229]
+    values = [float(v) for v in range(1, 101)]
+    assert traffic.percentile(values, 50) == 50.0
+    assert traffic.percentile(values, 99) == 99.0
+    assert traffic.percentile([7.0], 99) == 7.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_ping_arbitrary(text: str):
+    assert all(v >= 0 for v in traffic.parse_ping(text))
+
+
+def test_unicode_digits_are_not_counts():
+    assert syscalls.parse_perf("x-²,5,,syscalls:sys_enter_read\nx-1,³,,syscalls:sys_enter_read",
+                               {1: 1}) == {}
+    assert sysstat.parse_net_dev("a\nb\n e: ¹ 0 0 0 0 0 0 0 0 0\n") == {}
+
+
+def test_net_dev_and_snmp_samples():
+    devs = sysstat.parse_net_dev(NET_DEV)
+    assert devs["vx1"] == sysstat.IfCounters(144802, 107, 145052, 110)
+    assert set(devs) == {"lo", "vx1"}
+    assert sysstat.udp_in_errors(SNMP) == 25477
+    assert sysstat.udp_in_errors("Udp: InDatagrams\nUdp: 1\n") == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_proc_parsers_arbitrary(text: str):
+    sysstat.parse_net_dev(text)
+    assert sysstat.udp_in_errors(text) >= 0
+
+
+def test_perf_sample_maps_threads_to_processes():
+    counts = syscalls.parse_perf(PERF, {101: 1, 102: 1, 201: 2})
+    assert counts == {1: {"read": 14754, "recvmsg": 3349}, 2: {"write": 12333}}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_perf_arbitrary(text: str):
+    syscalls.parse_perf(text, {1: 1})
+
+
+def test_syscall_figures_correct_for_receive_drops():
+    dev = sysstat.IfCounters
+    before = {1: syscalls.Snapshot({"wga": dev(0, 0, 0, 0), "va": dev(0, 0, 0, 0)}, 0),
+              2: syscalls.Snapshot({"wgb": dev(0, 0, 0, 0), "vb": dev(0, 0, 0, 0)}, 0)}
+    frame = syscalls.VETH_FRAME
+    after = {1: syscalls.Snapshot({"wga": dev(0, 0, 1420 * 100, 100),
+                                   "va": dev(0, 0, frame * 100, 100)}, 0),
+             2: syscalls.Snapshot({"wgb": dev(1420 * 80, 80, 0, 0),
+                                   "vb": dev(frame * 100, 100, 0, 0)}, 20)}
+    counts = {1: {"read": 100, "sendmmsg": 4}, 2: {"recvmsg": 80, "writev": 10}}
+    out = syscalls.figures_from(syscalls.Window(counts, before, after), 1, 2, "wga", "wgb",
+                                "va", "vb")
+    assert out["sys_tun_read_pkts_per_call"] == 1.0
+    assert out["sys_udp_send_pkts_per_call"] == 25.0
+    assert out["sys_udp_recv_pkts_per_call"] == 1.0  # 20 of 100 were dropped before recv
+    assert out["sys_tun_write_pkts_per_call"] == 8.0
+
+
+def test_wg_impls_parsing():
+    pairs, errors = impls.parse_wg_impls(
+        "new=/opt/wg-go  bad  =/x wggo=/y new=/z white space=/q x!=/w n=/a")
+    assert pairs == [("new", "/opt/wg-go"), ("space", "/q"), ("n", "/a")]
+    assert len(errors) == 6
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_wg_impls_arbitrary(text: str):
+    pairs, errors = impls.parse_wg_impls(text)
+    assert len(pairs) + len(errors) == len(text.split())
+
+
+def test_probe_needs_only_an_executable(tmp_path: Path):
+    impl, why = impls.probe("x", str(tmp_path / "missing"))
+    assert impl is None and "not an executable" in why
+    script = tmp_path / "fails"
+    script.write_text("#!/bin/sh\nexit 3\n")
+    script.chmod(0o755)
+    impl, why = impls.probe("x", str(script))
+    assert impl is not None and impl.version == "unknown" and not why
+
+
+# ---- the handshake load generator's checks of what comes back -------------------------------
+
+def _pool(peers: int = 2) -> tuple[hsload.Pool, bytes]:
+    responder_private = crypto.generate_private_key()
+    responder_public = crypto.public_key(responder_private)
+    responder = Responder(responder_public)
+    pool = hsload.Pool(responder, [Initiator(bytes(crypto.generate_private_key()), responder)
+                                   for _ in range(peers)], base_index=0xFFFFFFF0)
+    pool.build(4, 1_700_000_000 * 10**9)
+    return pool, responder_public
+
+
+def test_cookie_reply_for_our_initiation_counts():
+    pool, responder_public = _pool()
+    checker = CookieChecker(responder_public)
+    j = 3  # an index past the 32-bit wrap of the sender indexes
+    index = (pool.base_index + j) & 0xFFFFFFFF
+    source = Endpoint.from_sockaddr(("10.201.0.1", 4000))
+    reply = checker.create_reply(pool.packets[j], index, source, 0)
+    counts = hsload.Counts()
+    assert hsload.classify(reply, pool, counts) == j
+    assert counts.cookies == 1 and counts.bad == 0
+    # The same reply claiming another initiation does not decrypt: counted as bad.
+    other = reply[:4] + struct.pack("<I", pool.base_index) + reply[8:]
+    assert hsload.classify(other, pool, counts) is None and counts.bad == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_replies_are_counted_bad(packet: bytes):
+    pool, _ = _POOL
+    counts = hsload.Counts()
+    hsload.classify(packet, pool, counts)
+    assert counts.completed + counts.cookies + counts.bad == 1
+    response_receiver(packet)
+    cookie_receiver(packet)
+
+
+_POOL = _pool()
+
+
+# ---- micro-benchmark hooks ------------------------------------------------------------------
+
+def test_hooks_absent_or_present_with_reasons():
+    hooks = micro.find_hooks()
+    assert set(hooks.present) | set(hooks.missing) == set(micro.HOOKS)
+
+
+# A stand-in for pywg._wgdp with the hooks' exact signatures and trivial C loops: it checks
+# that the suite finds hooks by signature, skips unusable backends and calibrates its loops.
+HOOK_DECLS = """
+int wg_aead_register_sodium(void *encrypt, void *decrypt);
+int wg_aead_init(void);
+int wg_aead_backends(const char **names, size_t max);
+int wg_aead_status(const char *name);
+const char *wg_aead_name(void);
+int wg_aead_bench(const char *backend, int open, size_t len, uint64_t iterations,
+                  uint64_t *elapsed_ns);
+int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t seed,
+                        uint64_t *elapsed_ns);
+"""
+HOOK_SOURCE = r"""
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+static uint64_t now(void) {
+    struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+static bool sodium;
+int wg_aead_register_sodium(void *e, void *d) { sodium = e && d; return 0; }
+int wg_aead_init(void) { return 0; }
+int wg_aead_backends(const char **names, size_t max) {
+    static const char *all[] = {"fast", "sodium", "missing"};
+    size_t n = max < 3 ? max : 3;
+    for (size_t i = 0; i < n; i++) names[i] = all[i];
+    return (int)n;
+}
+int wg_aead_status(const char *name) {
+    if (!strcmp(name, "fast")) return 0;
+    if (!strcmp(name, "sodium")) return sodium ? 0 : -ENOTSUP;
+    return -ENOTSUP;
+}
+const char *wg_aead_name(void) { return "fast"; }
+int wg_aead_bench(const char *b, int open, size_t len, uint64_t n, uint64_t *ns) {
+    volatile uint64_t x = 0; uint64_t t = now();
+    if (wg_aead_status(b)) return -ENOTSUP;
+    for (uint64_t i = 0; i < n * len / 64; i++) x += i + (uint64_t)open;
+    *ns = now() - t; return 0;
+}
+int wg_allowedips_bench(int f, size_t p, uint64_t n, uint64_t s, uint64_t *ns) {
+    volatile uint64_t x = 0; uint64_t t = now();
+    if (f != 4) return -EAFNOSUPPORT;
+    for (uint64_t i = 0; i < n; i++) x += i ^ p ^ s;
+    *ns = now() - t; return 0;
+}
+"""
+
+
+def test_hooks_used_when_signatures_match(tmp_path: Path):
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("needs a C compiler")
+    build = (f"from cffi import FFI\nffi = FFI()\nffi.cdef({HOOK_DECLS!r})\n"
+             f"ffi.set_source('fakehooks', {HOOK_SOURCE!r})\n"
+             f"ffi.compile(tmpdir={str(tmp_path)!r})\n")
+    subprocess.run([sys.executable, "-c", build], check=True, capture_output=True, timeout=120)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import fakehooks  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    hooks = micro.find_hooks(fakehooks)
+    assert hooks.present == set(micro.HOOKS)
+    figures, notes = micro.aead(hooks, 0.002)
+    assert sorted(figures) == sorted(f"aead_{b}_{op}{size}_{unit}" for b in ("fast", "sodium")
+                                     for op in ("seal", "open") for size in micro.AEAD_SIZES
+                                     for unit in ("ns", "gbps"))
+    assert all(v > 0 for v in figures.values())
+    assert notes == [f"aead missing: not measured (status {-errno.ENOTSUP})",
+                     "aead: the data plane selects fast"]
+    figures, notes = micro.allowedips(hooks, (10, 20), 0.002)
+    assert sorted(figures) == ["allowedips_v4_10_mlps", "allowedips_v4_20_mlps"]
+    assert len(notes) == 2 and all("v6" in n for n in notes)
