@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import os
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ log = logging.getLogger("pywg.uapi")
 ERRNO_UNKNOWN: Final = 55
 _ZERO_KEY_HEX: Final = "0" * 64
 _EFFECT_LOG_LEN: Final = 4096
+_SHOWABLE: Final = re.compile(r"[a-z_]{1,32}|[0-9]{1,8}")
 
 
 class UapiError(ConfigError):
@@ -196,7 +198,9 @@ def format_get(snapshot: DeviceSnapshot) -> bytes:
 
 
 def _short(text: str) -> str:
-    return repr(text if len(text) <= 64 else text[:64] + "...")
+    """A key name or a version for a message; anything else, which might hold key
+    material, only by its length."""
+    return repr(text) if _SHOWABLE.fullmatch(text) else f"<{len(text)} bytes>"
 
 
 def _private_key(value: str) -> SetPrivateKey:
@@ -283,7 +287,8 @@ class _SetBuilder:
     def _line(self, line: str) -> None:
         key, eq, value = line.partition("=")
         if not eq:
-            raise ConfigError(f"failed to parse line {_short(line)}", _errno.EPROTO)
+            # Not echoed: a line in an unknown shape might hold a key.
+            raise ConfigError(f"a line of {len(line)} bytes is not key=value", _errno.EPROTO)
         if key == "public_key":
             self._close_section()
             self.peers.append(PeerChange(PublicKey(parse_hex_key(value, "public_key"))))
@@ -476,7 +481,7 @@ class UapiParser:
             self._set = _SetBuilder(self._max_lines)
             return None
         self._state = _CLOSED
-        return Close(f"invalid UAPI operation: {_short(line.decode('latin-1'))}", malformed=True)
+        return Close(f"not a UAPI operation: a line of {len(line)} bytes", malformed=True)
 
     def _get_terminator(self) -> Event:
         if self._pos >= len(self._buf):

@@ -7,7 +7,9 @@ Two dialects, because the two tools differ:
   without a `/bits` meaning a host, hostnames in endpoints (resolved in conffile.py).
 Python's own int() and ipaddress accept more than either (whitespace, `_`, non-ASCII
 digits, netmasks, `%scope` in a prefix), so every value is matched against an ASCII
-pattern first. Every failure raises ConfigError(EINVAL) naming the field, never a key.
+pattern first. Every failure raises ConfigError(EINVAL) naming the field; no message quotes
+the value, which might be key material in the wrong place (conffile.py shows the line, with
+keys hidden).
 """
 
 from __future__ import annotations
@@ -62,17 +64,17 @@ def parse_base64_key(value: str, what: str) -> bytes:
 def parse_decimal(value: str, what: str, maximum: int) -> int:
     """An unsigned decimal as Go's strconv.ParseUint(value, 10, bits) takes it."""
     if not _DIGITS.fullmatch(value):
-        raise ConfigError(f"{what} is not a decimal number: {value!r}")
+        raise ConfigError(f"{what} is not a decimal number")
     number = _digits_value(value)
     if number > maximum:
-        raise ConfigError(f"{what} is out of range (at most {maximum}): {value!r}")
+        raise ConfigError(f"{what} is out of range (at most {maximum})")
     return number
 
 
 def parse_true(value: str, what: str) -> None:
     """The flag keys (replace_peers, remove, ...) accept exactly `true`."""
     if value != "true":
-        raise ConfigError(f"{what} must be 'true', not {value!r}")
+        raise ConfigError(f"{what} must be 'true'")
 
 
 def parse_ip(text: str, *, scoped: bool = False) -> IPAddress:
@@ -84,12 +86,12 @@ def parse_ip(text: str, *, scoped: bool = False) -> IPAddress:
             return ipaddress.IPv6Address(text)
         return ipaddress.IPv4Address(text)
     except ValueError as e:
-        raise ConfigError(f"not an IP address: {text!r}") from e
+        raise ConfigError("not an IP address") from e
 
 
 def _network(ip: IPAddress, bits: int, text: str) -> AllowedIP:
     if bits > ip.max_prefixlen:
-        raise ConfigError(f"prefix length out of range: {text!r}")
+        raise ConfigError("prefix length out of range")
     return ipaddress.ip_network((ip, bits), strict=False)
 
 
@@ -97,7 +99,7 @@ def parse_prefix(value: str) -> AllowedIP:
     """A UAPI allowed_ip: `addr/bits` as Go's netip.ParsePrefix, host bits cleared."""
     addr, slash, bits = value.rpartition("/")
     if not slash or not _PREFIX_BITS.fullmatch(bits):
-        raise ConfigError(f"not an IP prefix: {value!r}")
+        raise ConfigError("not an IP prefix (address/length)")
     return _network(parse_ip(addr), int(bits), value)
 
 
@@ -112,7 +114,7 @@ def parse_allowed_ip_entry(entry: str) -> tuple[AllowedIP, bool]:
     length: int = ip.max_prefixlen
     if slash:
         if not _DIGITS.fullmatch(bits):
-            raise ConfigError(f"AllowedIP is not in the correct format: {entry!r}")
+            raise ConfigError("AllowedIP is not in the correct format")
         length = _digits_value(bits)
     network = _network(ip, length, entry)
     return network, network.network_address != ip
@@ -123,12 +125,12 @@ def parse_endpoint(value: str) -> Endpoint:
     if value.startswith("["):
         host, bracket, rest = value[1:].partition("]")
         if not bracket or not rest.startswith(":") or ":" not in host:
-            raise ConfigError(f"not an endpoint (IPv6 needs [addr]:port): {value!r}")
+            raise ConfigError("not an endpoint (IPv6 needs [addr]:port)")
         port_text = rest[1:]
         ip = parse_ip(host, scoped=True)
     else:
         host, colon, port_text = value.rpartition(":")
         if not colon or ":" in host:
-            raise ConfigError(f"not an endpoint (ip:port or [ip6]:port): {value!r}")
+            raise ConfigError("not an endpoint (ip:port or [ip6]:port)")
         ip = parse_ip(host)
     return Endpoint(ip, parse_decimal(port_text, "endpoint port", 0xFFFF))

@@ -193,7 +193,7 @@ def test_over_long_line() -> None:
 
 def test_a_refused_set_leaves_the_stream_in_step() -> None:
     got = events(UapiParser(), b"set=1\nfoo\nlisten_port=1\n\nget=1\n\n")
-    assert got[0] == BadRequest(errno.EPROTO, "failed to parse line 'foo'")
+    assert got[0] == BadRequest(errno.EPROTO, "a line of 3 bytes is not key=value")
     assert got[1:] == [GetRequest(), NEED_DATA]
 
 
@@ -307,6 +307,25 @@ def test_device_refusals_become_errno_replies() -> None:
     assert respond(FailingDevice(UapiError(errno.EADDRINUSE)), SetRequest(Change())) == \
         b"errno=-98\n\n"
     assert respond(FailingDevice(RuntimeError("bug")), GetRequest()) == b"errno=-55\n\n"
+
+
+@pytest.mark.parametrize("body", [
+    f"private_key {PRIV}",  # a typo for '='
+    f"private_key={PRIV}x",
+    f"{PRIV}={PRIV}",
+    f"public_key={K1}\npreshared_key={PRIV[:-1]}",
+    f"public_key={K1}\n{PRIV}",
+])
+def test_refusals_never_log_a_key(caplog: pytest.LogCaptureFixture, body: str) -> None:
+    caplog.set_level("DEBUG", logger="pywg.uapi")
+    parser = UapiParser()
+    for event in events(parser, f"set=1\n{body}\n\n{PRIV}\n".encode()):
+        if isinstance(event, BadRequest):
+            assert respond(MemoryDevice(), event).startswith(b"errno=-")
+            assert PRIV[:16] not in event.message
+        if isinstance(event, Close):
+            assert PRIV[:16] not in event.reason
+    assert PRIV[:16] not in caplog.text
 
 
 def test_memory_device_logs_effects() -> None:
