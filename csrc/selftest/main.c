@@ -11,6 +11,9 @@ struct selftest {
 static const struct selftest tests[] = {
     { "replay", selftest_replay },
     { "aead", selftest_aead },
+    { "allowedips", selftest_allowedips },
+    { "indextable", selftest_indextable },
+    { "keypair", selftest_keypair },
 };
 
 int main(void)

@@ -17,3 +17,6 @@ extern int selftest_failures;
 /* Each self-test file exports one of these; main.c lists them. */
 void selftest_replay(void);
 void selftest_aead(void);
+void selftest_allowedips(void);
+void selftest_indextable(void);
+void selftest_keypair(void);

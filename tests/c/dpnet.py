@@ -93,12 +93,15 @@ class PyPeer:
     def __init__(self, ns: str, version: int = 4, timing: Timing | None = None) -> None:
         self.sock = udp_socket(ns, version)
         self.timing = timing or Timing()
-        self.local_index = int.from_bytes(os.urandom(4), "little")
-        self.remote_index = int.from_bytes(os.urandom(4), "little")
-        self.send_key = os.urandom(32)
-        self.receive_key = os.urandom(32)
+        self.rekey(int.from_bytes(os.urandom(4), "little"),
+                   int.from_bytes(os.urandom(4), "little"))
+
+    def rekey(self, local_index: int, remote_index: int) -> None:
+        """Fresh keys, as after another handshake."""
+        self.local_index, self.remote_index = local_index, remote_index
+        self.send_key, self.receive_key = os.urandom(32), os.urandom(32)
         self.keypair = Keypair(bytearray(self.send_key), bytearray(self.receive_key),
-                               local_index=self.local_index, remote_index=self.remote_index,
+                               local_index=local_index, remote_index=remote_index,
                                birth_ns=time.monotonic_ns(), is_initiator=True)
 
     @property

@@ -21,7 +21,7 @@ from pywg import constants
 from pywg.datapath import EventType
 from pywg.protocol import transport
 from pywg.protocol.timers import Timing
-from tests.c.dpnet import Node, PyPeer, node, wait_for
+from tests.c.dpnet import Node, PyPeer, node, udp_socket, wait_for
 from tests.support import netns
 from tests.support.packets import ipv4, ipv4_of_size, ipv6, ipv6_of_size
 
@@ -214,18 +214,12 @@ def test_staging_then_flush(side) -> None:
 
 def test_responder_keypair_is_confirmed_by_its_first_packet(side) -> None:
     n, far = side
-    first = PyPeer.__new__(PyPeer)  # only for a second set of keys on the same socket
     old_keys = (far.local_index, far.remote_index)
     far.install_on(n.dp, PEER, initiator=True)
     info = n.dp.peer_info(PEER)
     assert info.current_index == old_keys[1] and info.next_index is None
     # A new handshake in which the data plane answered: its keypair waits in `next`.
-    far.local_index, far.remote_index = old_keys[0] ^ 1, old_keys[1] ^ 1
-    far.send_key, far.receive_key = os.urandom(32), os.urandom(32)
-    from pywg.protocol.keypair import Keypair
-    far.keypair = Keypair(bytearray(far.send_key), bytearray(far.receive_key),
-                          local_index=far.local_index, remote_index=far.remote_index,
-                          birth_ns=time.monotonic_ns(), is_initiator=True)
+    far.rekey(old_keys[0] ^ 1, old_keys[1] ^ 1)
     far.install_on(n.dp, PEER, initiator=False)
     info = n.dp.peer_info(PEER)
     assert (info.previous_index, info.current_index, info.next_index) == (
@@ -243,7 +237,6 @@ def test_responder_keypair_is_confirmed_by_its_first_packet(side) -> None:
     assert not info.current_initiator
     n.tun.send(ipv4("10.9.9.9", "10.0.0.1", b"c"))
     assert struct.unpack_from("<I", far.receive(), 4)[0] == far.local_index
-    del first
 
 
 def test_index_in_use_is_refused(side) -> None:
@@ -401,7 +394,7 @@ def test_stop_and_restart_and_set_udp(ns) -> None:
         n.dp.stop()
         n.dp.stop()
         n.dp.start()
-        fresh4 = __import__("tests.c.dpnet", fromlist=["udp_socket"]).udp_socket(ns, 4)
+        fresh4 = udp_socket(ns, 4)
         n.dp.set_udp(fresh4.fileno(), -1)
         n.udp4.close()
         n.udp4 = fresh4
