@@ -7,10 +7,13 @@ namespaces share) may be in use at once. Only addresses inside these namespaces 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import shutil
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -74,3 +77,35 @@ def veth_pair(
         sh(f"ip addr add {v4} dev {dev} && ip -6 addr add {v6} dev {dev} nodad "
            f"&& ip link set {dev} up", ns=ns)
     yield a, b
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def socket_in(ns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
+    """A socket opened inside namespace `ns`; it stays there whatever thread uses it.
+
+    setns() moves only the calling thread, so a short-lived thread enters `ns`, opens the
+    socket and ends; the test's own threads never change namespace.
+    """
+    opened: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def enter_and_open() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+        try:
+            if libc.setns(fd, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            opened.append(socket.socket(family, kind, proto))
+        except BaseException as e:
+            failed.append(e)
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=enter_and_open)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return opened[0]

@@ -1,0 +1,54 @@
+"""Fixtures of the interoperability suite: every test runs against real implementations
+(Debian's wireguard-go, and pywg once its daemon exists) in namespaces it creates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.interop import harness, topology
+from tests.integration.interop.harness import IMPLS, PAIRS, Impl
+from tests.support.netns import namespace, require_root, require_tools
+
+
+def _pair_id(pair: tuple[str, str]) -> str:
+    return f"{pair[0]}-{pair[1]}"
+
+
+@pytest.fixture(scope="module", params=PAIRS, ids=_pair_id)
+def pair(request: pytest.FixtureRequest) -> tuple[str, str]:
+    require_root()
+    require_tools("wg", "ping")
+    harness.require_impls(*request.param)
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def tunnel(pair: tuple[str, str]) -> Iterator[topology.Tunnel]:
+    """One tunnel per pair for a whole module: tests reconfigure peers as they need."""
+    with topology.tunnel(pair, "tunnel") as t:
+        yield t
+
+
+@pytest.fixture(params=sorted(IMPLS))
+def impl(request: pytest.FixtureRequest) -> Impl:
+    require_root()
+    require_tools("wg")
+    harness.require_impls(request.param)
+    return IMPLS[request.param]
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    with harness.workdir("t") as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def scratch_ns() -> Iterator[str]:
+    """A namespace shared by a module's single-daemon tests (names are unique anyway)."""
+    require_root()
+    with namespace("is") as ns:
+        yield ns
