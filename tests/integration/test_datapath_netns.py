@@ -1,0 +1,220 @@
+"""Two C data planes in two network namespaces, joined by a veth pair, each with a real TUN.
+
+Keys and indices are chosen by the test and installed by hand on both sides (A as the
+initiator, B as the responder), so this tests the C packet paths alone: no handshake code
+runs. The kernel's own ping and TCP are the traffic, and a sha256 compared at the far end
+is the judge of a 100 MB transfer.
+
+    ns A: tun 10.77.0.1 fd77::1          ns B: tun 10.77.0.2 fd77::2
+          data plane  -- veth 10.99.0.1/fd99::1 <-> 10.99.0.2/fd99::2 --  data plane
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from pywg.datapath import DataPlane, Endpoint, EventType, Settings
+from pywg.tun import Tun
+from tests.support import netns
+from tests.support.setns import inside
+
+PORT = 51820
+MTU = 1420
+TRANSFER = 100 * 1024 * 1024
+SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32
+
+SERVER = r"""
+import hashlib, socket, sys
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])), family=socket.AF_INET)
+srv.settimeout(60)
+print("listening", flush=True)
+conn, _ = srv.accept()
+conn.settimeout(60)
+h, n = hashlib.sha256(), 0
+while chunk := conn.recv(1 << 20):
+    h.update(chunk)
+    n += len(chunk)
+print(n, h.hexdigest(), flush=True)
+"""
+
+CLIENT = r"""
+import hashlib, os, socket, sys
+total, h = int(sys.argv[3]), hashlib.sha256()
+block = bytearray(os.urandom(1 << 20))
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+for i in range(total // len(block)):
+    block[:8] = i.to_bytes(8, "little")  # no two chunks alike
+    h.update(block)
+    s.sendall(block)
+s.close()
+print(total, h.hexdigest(), flush=True)
+"""
+
+
+@dataclass
+class Side:
+    ns: str
+    tun: Tun
+    udp4: socket.socket
+    udp6: socket.socket
+    dp: DataPlane
+    inner4: str
+    inner6: str
+    outer4: str
+    outer6: str
+
+    def close(self) -> None:
+        self.dp.close()
+        self.tun.close()
+        self.udp4.close()
+        self.udp6.close()
+
+
+def bound_socket(family: int, addr: str) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 8 << 20)
+    sock.bind((addr, PORT))
+    return sock
+
+
+def make_side(ns: str, inner4: str, inner6: str, outer4: str, outer6: str) -> Side:
+    with inside(ns):
+        tun = Tun.create(netns.unique("wgd"), mtu=MTU)
+        udp4 = bound_socket(socket.AF_INET, "0.0.0.0")
+        udp6 = bound_socket(socket.AF_INET6, "::")
+    netns.sh(f"ip addr add {inner4}/24 dev {tun.name} && "
+             f"ip -6 addr add {inner6}/64 dev {tun.name} nodad && ip link set {tun.name} up",
+             ns=ns)
+    dp = DataPlane(Settings(tun_fd=tun.fd, udp4_fd=udp4.fileno(), udp6_fd=udp6.fileno(),
+                            mtu=MTU, max_peers=4))
+    return Side(ns, tun, udp4, udp6, dp, inner4, inner6, outer4, outer6)
+
+
+def connect(a: Side, b: Side, outer: int) -> None:
+    """Each side's only peer (slot 0) is the other, allowed its inner /32 and /128."""
+    for me, other in ((a, b), (b, a)):
+        me.dp.add_peer(0)
+        me.dp.insert_allowed_ip(0, ipaddress.ip_network(f"{other.inner4}/32"))
+        me.dp.insert_allowed_ip(0, ipaddress.ip_network(f"{other.inner6}/128"))
+        address = other.outer4 if outer == 4 else other.outer6
+        me.dp.set_endpoint(0, Endpoint(ipaddress.ip_address(address), PORT))
+
+
+def install_keys(initiator: Side, responder: Side) -> None:
+    k1, k2 = os.urandom(32), os.urandom(32)
+    i1, i2 = (int.from_bytes(os.urandom(4), "little") for _ in range(2))
+    now = time.monotonic_ns()
+    # The responder's first: the initiator's install flushes staged packets at once.
+    responder.dp.install_keypair(0, local_index=i2, remote_index=i1, send_key=k2,
+                                 receive_key=k1, initiator=False, birth_ns=now)
+    initiator.dp.install_keypair(0, local_index=i1, remote_index=i2, send_key=k1,
+                                 receive_key=k2, initiator=True, birth_ns=now)
+
+
+@contextlib.contextmanager
+def two_sides(outer: int) -> Iterator[tuple[Side, Side]]:
+    netns.require_root()
+    netns.require_tools("ping")
+    with (netns.namespace("pda") as ns_a, netns.namespace("pdb") as ns_b,
+          netns.veth_pair(ns_a, ns_b)):
+        a = make_side(ns_a, "10.77.0.1", "fd77::1", "10.99.0.1", "fd99::1")
+        b = make_side(ns_b, "10.77.0.2", "fd77::2", "10.99.0.2", "fd99::2")
+        try:
+            connect(a, b, outer)
+            a.dp.start()
+            b.dp.start()
+            yield a, b
+        finally:
+            a.close()
+            b.close()
+
+
+def ping(src: Side, dst: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return netns.sh(f"ping -c 2 -i 0.2 -W 2 {' '.join(extra)} {dst}", ns=src.ns, check=False)
+
+
+@pytest.mark.parametrize("outer", [4, 6])
+def test_ping_both_ways(outer: int) -> None:
+    with two_sides(outer) as (a, b):
+        install_keys(a, b)
+        for dst in (b.inner4, b.inner6):
+            result = ping(a, dst)
+            assert result.returncode == 0, result.stdout + result.stderr
+        # A's first packet confirmed B's responder keypair.
+        assert EventType.KEYPAIR_CONFIRMED in {e.type for e in b.dp.read_events()}
+        for dst in (a.inner4, a.inner6):
+            result = ping(b, dst)
+            assert result.returncode == 0, result.stdout + result.stderr
+        info = b.dp.peer_info(0)
+        assert info.endpoint is not None and info.endpoint.address.version == outer
+        assert info.rx_bytes > 0 and info.tx_bytes > 0
+        st = b.dp.stats()
+        assert st.drop_decrypt == st.drop_replay == st.drop_bad_src == 0
+
+
+def test_tcp_transfer_with_checksum() -> None:
+    with two_sides(4) as (a, b):
+        install_keys(a, b)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", b.ns, sys.executable, "-c", SERVER, b.inner4, "5001"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None
+            assert server.stdout.readline().strip() == "listening"
+            client = subprocess.run(
+                ["ip", "netns", "exec", a.ns, sys.executable, "-c", CLIENT, b.inner4, "5001",
+                 str(TRANSFER)], capture_output=True, text=True, timeout=120)
+            assert client.returncode == 0, client.stderr
+            received, _ = server.communicate(timeout=60)
+        finally:
+            server.kill()
+            server.wait()
+        assert received.split() == client.stdout.split()
+        assert int(received.split()[0]) == TRANSFER
+
+
+def test_source_outside_allowed_ips_is_dropped() -> None:
+    with two_sides(4) as (a, b):
+        install_keys(a, b)
+        assert ping(a, b.inner4).returncode == 0
+        netns.sh(f"ip addr add 10.88.0.1/32 dev {a.tun.name}", ns=a.ns)
+        result = ping(a, b.inner4, "-I 10.88.0.1")
+        assert result.returncode != 0
+        deadline = time.monotonic() + 5
+        while b.dp.stats().drop_bad_src < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert b.dp.stats().drop_bad_src == 2
+        assert b.dp.stats().tun_tx_packets == 2  # only the first ping's two requests
+
+
+def test_staging_until_a_keypair_is_installed() -> None:
+    with two_sides(4) as (a, b):
+        pinger = subprocess.Popen(
+            ["ip", "netns", "exec", b.ns, "ping", "-c", "1", "-W", "10", a.inner4],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 10
+            while b.dp.peer_info(0).staged == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert b.dp.peer_info(0).staged >= 1
+            assert [e.type for e in b.dp.read_events()] == [EventType.NEED_HANDSHAKE]
+            install_keys(b, a)  # B initiates: its keypair flushes the echo request
+            out, _ = pinger.communicate(timeout=20)
+            assert pinger.returncode == 0, out
+        finally:
+            pinger.kill()
+            pinger.wait()
+        assert b.dp.peer_info(0).staged == 0
