@@ -47,184 +47,6 @@ static bool usable(void)
     return (cpuid7_ebx_if_os_saves(XCR0_AVX512) & need) == need;
 }
 
-/* ---- ChaCha20 --------------------------------------------------------- */
-
-#define ROUND_STEP(a, b, d, n)                                                               \
-    do {                                                                                     \
-        a = _mm512_add_epi32(a, b);                                                          \
-        d = _mm512_rol_epi32(_mm512_xor_si512(d, a), n);                                     \
-    } while (0)
-
-#define VQR(a, b, c, d)                                                                      \
-    do {                                                                                     \
-        ROUND_STEP(a, b, d, 16);                                                             \
-        ROUND_STEP(c, d, b, 12);                                                             \
-        ROUND_STEP(a, b, d, 8);                                                              \
-        ROUND_STEP(c, d, b, 7);                                                              \
-    } while (0)
-
-/* Transposes four registers' 128-bit lanes: out[k] = { r0.k, r1.k, r2.k, r3.k }. */
-INLINE void transpose_lanes(__m512i r0, __m512i r1, __m512i r2, __m512i r3, __m512i out[4])
-{
-    __m512i s0 = _mm512_shuffle_i32x4(r0, r1, 0x44), s1 = _mm512_shuffle_i32x4(r0, r1, 0xee);
-    __m512i s2 = _mm512_shuffle_i32x4(r2, r3, 0x44), s3 = _mm512_shuffle_i32x4(r2, r3, 0xee);
-
-    out[0] = _mm512_shuffle_i32x4(s0, s2, 0x88);
-    out[1] = _mm512_shuffle_i32x4(s0, s2, 0xdd);
-    out[2] = _mm512_shuffle_i32x4(s1, s3, 0x88);
-    out[3] = _mm512_shuffle_i32x4(s1, s3, 0xdd);
-}
-
-/* 16 blocks from block counter ctr into ks (1024 bytes). */
-INLINE void chacha20_x16(const uint32_t st[CHACHA20_STATE_WORDS], uint32_t ctr, uint8_t *ks)
-{
-    __m512i x[16], in[16], t[16], blk[4];
-
-    for (int i = 0; i < 16; i++)
-        in[i] = _mm512_set1_epi32((int)st[i]);
-    in[12] = _mm512_add_epi32(_mm512_set1_epi32((int)ctr),
-                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    for (int i = 0; i < 16; i++)
-        x[i] = in[i];
-    for (int i = 0; i < CHACHA20_DOUBLE_ROUNDS; i++) {
-        VQR(x[0], x[4], x[8], x[12]);
-        VQR(x[1], x[5], x[9], x[13]);
-        VQR(x[2], x[6], x[10], x[14]);
-        VQR(x[3], x[7], x[11], x[15]);
-        VQR(x[0], x[5], x[10], x[15]);
-        VQR(x[1], x[6], x[11], x[12]);
-        VQR(x[2], x[7], x[8], x[13]);
-        VQR(x[3], x[4], x[9], x[14]);
-    }
-    for (int i = 0; i < 16; i++)
-        x[i] = _mm512_add_epi32(x[i], in[i]);
-    /* Interleave dwords, then qwords: t[4g + k] has words 4g..4g+3 of
-     * blocks k, 4 + k, 8 + k, 12 + k in its four lanes. */
-    for (int g = 0; g < 4; g++) {
-        __m512i a = x[4 * g], b = x[4 * g + 1], c = x[4 * g + 2], d = x[4 * g + 3];
-        __m512i ab_lo = _mm512_unpacklo_epi32(a, b), ab_hi = _mm512_unpackhi_epi32(a, b);
-        __m512i cd_lo = _mm512_unpacklo_epi32(c, d), cd_hi = _mm512_unpackhi_epi32(c, d);
-
-        t[4 * g + 0] = _mm512_unpacklo_epi64(ab_lo, cd_lo);
-        t[4 * g + 1] = _mm512_unpackhi_epi64(ab_lo, cd_lo);
-        t[4 * g + 2] = _mm512_unpacklo_epi64(ab_hi, cd_hi);
-        t[4 * g + 3] = _mm512_unpackhi_epi64(ab_hi, cd_hi);
-    }
-    for (int k = 0; k < 4; k++) {
-        transpose_lanes(t[k], t[4 + k], t[8 + k], t[12 + k], blk);
-        for (int lane = 0; lane < 4; lane++)
-            _mm512_storeu_si512((void *)(ks + 64 * (4 * lane + k)), blk[lane]);
-    }
-}
-
-#define HQR(a, b, c, d)                                                                      \
-    do {                                                                                     \
-        ROUND_STEP(a, b, d, 16);                                                             \
-        ROUND_STEP(c, d, b, 12);                                                             \
-        ROUND_STEP(a, b, d, 8);                                                              \
-        ROUND_STEP(c, d, b, 7);                                                              \
-    } while (0)
-
-/* Rotates rows b, c, d so the next quarter-rounds work on diagonals. */
-#define DIAGONALIZE(b, c, d)                                                                 \
-    do {                                                                                     \
-        b = _mm512_shuffle_epi32(b, 0x39);                                                   \
-        c = _mm512_shuffle_epi32(c, 0x4e);                                                   \
-        d = _mm512_shuffle_epi32(d, 0x93);                                                   \
-    } while (0)
-#define UNDIAGONALIZE(b, c, d)                                                               \
-    do {                                                                                     \
-        b = _mm512_shuffle_epi32(b, 0x93);                                                   \
-        c = _mm512_shuffle_epi32(c, 0x4e);                                                   \
-        d = _mm512_shuffle_epi32(d, 0x39);                                                   \
-    } while (0)
-
-INLINE void store_rows(uint8_t *ks, __m512i a, __m512i b, __m512i c, __m512i d)
-{
-    __m512i blk[4];
-
-    transpose_lanes(a, b, c, d, blk);
-    for (int k = 0; k < 4; k++)
-        _mm512_storeu_si512((void *)(ks + 64 * k), blk[k]);
-}
-
-/* 4 * nsets blocks (nsets 1 or 2) from block counter ctr into ks, one row
- * of 4 blocks per register; the two sets are independent, so their
- * instructions interleave. */
-INLINE void chacha20_rows(const uint32_t st[CHACHA20_STATE_WORDS], uint32_t ctr, uint8_t *ks,
-                          int nsets)
-{
-    const __m512i lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
-    __m512i a0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)st));
-    __m512i b0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(st + 4)));
-    __m512i c0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(st + 8)));
-    __m512i d0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(st + 12)));
-    __m512i a1, b1, c1, d1, a2, b2, c2, d2, in_d1, in_d2;
-
-    d0 = _mm512_mask_set1_epi32(d0, 0x1111, (int)ctr);
-    in_d1 = _mm512_add_epi32(d0, lanes);
-    in_d2 = _mm512_add_epi32(in_d1, _mm512_setr_epi32(4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0,
-                                                      0, 0));
-    a1 = a2 = a0;
-    b1 = b2 = b0;
-    c1 = c2 = c0;
-    d1 = in_d1;
-    d2 = in_d2;
-    for (int i = 0; i < CHACHA20_DOUBLE_ROUNDS; i++) {
-        HQR(a1, b1, c1, d1);
-        if (nsets == 2)
-            HQR(a2, b2, c2, d2);
-        DIAGONALIZE(b1, c1, d1);
-        if (nsets == 2)
-            DIAGONALIZE(b2, c2, d2);
-        HQR(a1, b1, c1, d1);
-        if (nsets == 2)
-            HQR(a2, b2, c2, d2);
-        UNDIAGONALIZE(b1, c1, d1);
-        if (nsets == 2)
-            UNDIAGONALIZE(b2, c2, d2);
-    }
-    store_rows(ks, _mm512_add_epi32(a1, a0), _mm512_add_epi32(b1, b0), _mm512_add_epi32(c1, c0),
-               _mm512_add_epi32(d1, in_d1));
-    if (nsets == 2)
-        store_rows(ks + 256, _mm512_add_epi32(a2, a0), _mm512_add_epi32(b2, b0),
-                   _mm512_add_epi32(c2, c0), _mm512_add_epi32(d2, in_d2));
-}
-
-/* Keystream for at least `need` bytes (at most 1024) from block ctr;
- * returns how many bytes it made (256, 512 or 1024). */
-INLINE size_t chacha20_batch(const uint32_t st[CHACHA20_STATE_WORDS], uint32_t ctr, uint8_t *ks,
-                             size_t need)
-{
-    if (need <= 256) {
-        chacha20_rows(st, ctr, ks, 1);
-        return 256;
-    }
-    if (need <= 512) {
-        chacha20_rows(st, ctr, ks, 2);
-        return 512;
-    }
-    chacha20_x16(st, ctr, ks);
-    return 1024;
-}
-
-INLINE void xor_stream(uint8_t *dst, const uint8_t *src, const uint8_t *ks, size_t len)
-{
-    size_t off = 0;
-
-    for (; off + 64 <= len; off += 64) {
-        __m512i m = _mm512_loadu_si512((const void *)(src + off));
-        __m512i k = _mm512_loadu_si512((const void *)(ks + off));
-        _mm512_storeu_si512((void *)(dst + off), _mm512_xor_si512(m, k));
-    }
-    if (off < len) {
-        __mmask64 mask = _bzhi_u64(~UINT64_C(0), (unsigned)(len - off));
-        __m512i m = _mm512_maskz_loadu_epi8(mask, src + off);
-        __m512i k = _mm512_maskz_loadu_epi8(mask, ks + off);
-        _mm512_mask_storeu_epi8(dst + off, mask, _mm512_xor_si512(m, k));
-    }
-}
-
 /* ---- Poly1305 ------------------------------------------------------------ */
 
 #define M44 ((UINT64_C(1) << 44) - 1)
@@ -241,8 +63,10 @@ struct mac {
     __m512i h0, h1, h2;                 /* 8 lane accumulators */
     struct mul44 r8;                    /* r^8 in every lane */
     struct mul44 last;                  /* r^8 .. r^1, in the lanes' block order */
+    const uint8_t *ct;                  /* the ciphertext */
     size_t groups, groups_done;         /* 128-byte groups for the vector part */
-    size_t done;                        /* bytes of ciphertext MACed */
+    size_t ready;                       /* how much of ct mac_step may read */
+    size_t done;                        /* bytes of ciphertext MACed by the scalar code */
     size_t len;
 };
 
@@ -381,8 +205,19 @@ INLINE void finish_vector(struct mac *m)
     m->sc.h2 = w2 + (uint64_t)(t >> 64);
 }
 
+/* One group, if there is one ready: ChaCha20's round loops call this, so
+ * that the MAC's multiplication chain overlaps their independent work. */
+INLINE void mac_step(struct mac *m)
+{
+    if (m->groups_done < m->groups && (m->groups_done + 1) * GROUP_SIZE <= m->ready) {
+        add_group(m, m->ct + m->groups_done * GROUP_SIZE);
+        m->groups_done++;
+        mul_lanes(&m->h0, &m->h1, &m->h2, m->groups_done < m->groups ? &m->r8 : &m->last);
+    }
+}
+
 INLINE void mac_start(struct mac *m, const uint8_t *poly_key, const uint8_t *ad, size_t ad_len,
-                      size_t len)
+                      const uint8_t *ct, size_t len)
 {
     uint8_t block[POLY1305_BLOCK_SIZE] = { 0 };
 
@@ -392,33 +227,37 @@ INLINE void mac_start(struct mac *m, const uint8_t *poly_key, const uint8_t *ad,
         memcpy(block, ad + ad_len - ad_len % POLY1305_BLOCK_SIZE, ad_len % POLY1305_BLOCK_SIZE);
         poly1305_64_blocks(&m->sc, block, 1);
     }
+    m->ct = ct;
     m->len = len;
     m->done = 0;
+    m->ready = 0;
     m->groups_done = 0;
     m->groups = len >= VECTOR_POLY_MIN ? len / GROUP_SIZE : 0;
     if (m->groups)
         start_vector(m);
 }
 
-/* MACs the ciphertext ct[done .. upto) as far as whole blocks allow, and
- * everything (padding included) once upto reaches the end. */
-INLINE void mac_upto(struct mac *m, const uint8_t *ct, size_t upto)
+/* MACs the ciphertext up to upto as far as whole blocks allow, and all of
+ * it (padding included) once upto reaches the end. */
+INLINE void mac_upto(struct mac *m, size_t upto)
 {
+    const uint8_t *ct = m->ct;
     size_t full;
 
     if (upto > m->len)
         upto = m->len;
-    while (m->groups_done < m->groups && (m->groups_done + 1) * GROUP_SIZE <= upto) {
-        add_group(m, ct + m->groups_done * GROUP_SIZE);
-        m->groups_done++;
-        mul_lanes(&m->h0, &m->h1, &m->h2, m->groups_done < m->groups ? &m->r8 : &m->last);
-        if (m->groups_done == m->groups)
-            finish_vector(m);
-    }
+    if (m->ready < upto)
+        m->ready = upto;
+    while (m->groups_done < m->groups && (m->groups_done + 1) * GROUP_SIZE <= upto)
+        mac_step(m);
     if (m->groups_done < m->groups)
         return;
-    if (m->done < m->groups * GROUP_SIZE)
+    if (m->done < m->groups * GROUP_SIZE) {
+        finish_vector(m);
         m->done = m->groups * GROUP_SIZE;
+    }
+    if (upto <= m->done)
+        return;
     full = (upto - m->done) / POLY1305_BLOCK_SIZE;
     poly1305_64_blocks(&m->sc, ct + m->done, full);
     m->done += full * POLY1305_BLOCK_SIZE;
@@ -440,6 +279,190 @@ INLINE void mac_final(struct mac *m, size_t ad_len, uint8_t tag[POLY1305_TAG_SIZ
     poly1305_64_final(&m->sc, tag);
 }
 
+/* ---- ChaCha20 --------------------------------------------------------- */
+
+#define ROUND_STEP(a, b, d, n)                                                               \
+    do {                                                                                     \
+        a = _mm512_add_epi32(a, b);                                                          \
+        d = _mm512_rol_epi32(_mm512_xor_si512(d, a), n);                                     \
+    } while (0)
+
+#define VQR(a, b, c, d)                                                                      \
+    do {                                                                                     \
+        ROUND_STEP(a, b, d, 16);                                                             \
+        ROUND_STEP(c, d, b, 12);                                                             \
+        ROUND_STEP(a, b, d, 8);                                                              \
+        ROUND_STEP(c, d, b, 7);                                                              \
+    } while (0)
+
+/* Transposes four registers' 128-bit lanes: out[k] = { r0.k, r1.k, r2.k, r3.k }. */
+INLINE void transpose_lanes(__m512i r0, __m512i r1, __m512i r2, __m512i r3, __m512i out[4])
+{
+    __m512i s0 = _mm512_shuffle_i32x4(r0, r1, 0x44), s1 = _mm512_shuffle_i32x4(r0, r1, 0xee);
+    __m512i s2 = _mm512_shuffle_i32x4(r2, r3, 0x44), s3 = _mm512_shuffle_i32x4(r2, r3, 0xee);
+
+    out[0] = _mm512_shuffle_i32x4(s0, s2, 0x88);
+    out[1] = _mm512_shuffle_i32x4(s0, s2, 0xdd);
+    out[2] = _mm512_shuffle_i32x4(s1, s3, 0x88);
+    out[3] = _mm512_shuffle_i32x4(s1, s3, 0xdd);
+}
+
+/* 16 blocks from block counter ctr into ks (1024 bytes). */
+INLINE void chacha20_x16(const uint32_t st[CHACHA20_STATE_WORDS], uint32_t ctr, uint8_t *ks,
+                         struct mac *m)
+{
+    __m512i x[16], in[16], t[16], blk[4];
+
+    for (int i = 0; i < 16; i++)
+        in[i] = _mm512_set1_epi32((int)st[i]);
+    in[12] = _mm512_add_epi32(_mm512_set1_epi32((int)ctr),
+                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    for (int i = 0; i < 16; i++)
+        x[i] = in[i];
+    for (int i = 0; i < CHACHA20_DOUBLE_ROUNDS; i++) {
+        VQR(x[0], x[4], x[8], x[12]);
+        VQR(x[1], x[5], x[9], x[13]);
+        VQR(x[2], x[6], x[10], x[14]);
+        VQR(x[3], x[7], x[11], x[15]);
+        VQR(x[0], x[5], x[10], x[15]);
+        VQR(x[1], x[6], x[11], x[12]);
+        VQR(x[2], x[7], x[8], x[13]);
+        VQR(x[3], x[4], x[9], x[14]);
+        mac_step(m);
+    }
+    for (int i = 0; i < 16; i++)
+        x[i] = _mm512_add_epi32(x[i], in[i]);
+    /* Interleave dwords, then qwords: t[4g + k] has words 4g..4g+3 of
+     * blocks k, 4 + k, 8 + k, 12 + k in its four lanes. */
+    for (int g = 0; g < 4; g++) {
+        __m512i a = x[4 * g], b = x[4 * g + 1], c = x[4 * g + 2], d = x[4 * g + 3];
+        __m512i ab_lo = _mm512_unpacklo_epi32(a, b), ab_hi = _mm512_unpackhi_epi32(a, b);
+        __m512i cd_lo = _mm512_unpacklo_epi32(c, d), cd_hi = _mm512_unpackhi_epi32(c, d);
+
+        t[4 * g + 0] = _mm512_unpacklo_epi64(ab_lo, cd_lo);
+        t[4 * g + 1] = _mm512_unpackhi_epi64(ab_lo, cd_lo);
+        t[4 * g + 2] = _mm512_unpacklo_epi64(ab_hi, cd_hi);
+        t[4 * g + 3] = _mm512_unpackhi_epi64(ab_hi, cd_hi);
+    }
+    for (int k = 0; k < 4; k++) {
+        transpose_lanes(t[k], t[4 + k], t[8 + k], t[12 + k], blk);
+        for (int lane = 0; lane < 4; lane++)
+            _mm512_storeu_si512((void *)(ks + 64 * (4 * lane + k)), blk[lane]);
+    }
+}
+
+#define HQR(a, b, c, d)                                                                      \
+    do {                                                                                     \
+        ROUND_STEP(a, b, d, 16);                                                             \
+        ROUND_STEP(c, d, b, 12);                                                             \
+        ROUND_STEP(a, b, d, 8);                                                              \
+        ROUND_STEP(c, d, b, 7);                                                              \
+    } while (0)
+
+/* Rotates rows b, c, d so the next quarter-rounds work on diagonals. */
+#define DIAGONALIZE(b, c, d)                                                                 \
+    do {                                                                                     \
+        b = _mm512_shuffle_epi32(b, 0x39);                                                   \
+        c = _mm512_shuffle_epi32(c, 0x4e);                                                   \
+        d = _mm512_shuffle_epi32(d, 0x93);                                                   \
+    } while (0)
+#define UNDIAGONALIZE(b, c, d)                                                               \
+    do {                                                                                     \
+        b = _mm512_shuffle_epi32(b, 0x93);                                                   \
+        c = _mm512_shuffle_epi32(c, 0x4e);                                                   \
+        d = _mm512_shuffle_epi32(d, 0x39);                                                   \
+    } while (0)
+
+INLINE void store_rows(uint8_t *ks, __m512i a, __m512i b, __m512i c, __m512i d)
+{
+    __m512i blk[4];
+
+    transpose_lanes(a, b, c, d, blk);
+    for (int k = 0; k < 4; k++)
+        _mm512_storeu_si512((void *)(ks + 64 * k), blk[k]);
+}
+
+/* 4 * nsets blocks (nsets 1 or 2) from block counter ctr into ks, one row
+ * of 4 blocks per register; the two sets are independent, so their
+ * instructions interleave. */
+INLINE void chacha20_rows(const uint32_t st[CHACHA20_STATE_WORDS], uint32_t ctr, uint8_t *ks,
+                          int nsets, struct mac *m)
+{
+    const __m512i lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0);
+    __m512i a0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)st));
+    __m512i b0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(st + 4)));
+    __m512i c0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(st + 8)));
+    __m512i d0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(st + 12)));
+    __m512i a1, b1, c1, d1, a2, b2, c2, d2, in_d1, in_d2;
+
+    d0 = _mm512_mask_set1_epi32(d0, 0x1111, (int)ctr);
+    in_d1 = _mm512_add_epi32(d0, lanes);
+    in_d2 = _mm512_add_epi32(in_d1, _mm512_setr_epi32(4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0,
+                                                      0, 0));
+    a1 = a2 = a0;
+    b1 = b2 = b0;
+    c1 = c2 = c0;
+    d1 = in_d1;
+    d2 = in_d2;
+    for (int i = 0; i < CHACHA20_DOUBLE_ROUNDS; i++) {
+        HQR(a1, b1, c1, d1);
+        if (nsets == 2)
+            HQR(a2, b2, c2, d2);
+        DIAGONALIZE(b1, c1, d1);
+        if (nsets == 2)
+            DIAGONALIZE(b2, c2, d2);
+        HQR(a1, b1, c1, d1);
+        if (nsets == 2)
+            HQR(a2, b2, c2, d2);
+        UNDIAGONALIZE(b1, c1, d1);
+        if (nsets == 2)
+            UNDIAGONALIZE(b2, c2, d2);
+        mac_step(m);
+    }
+    store_rows(ks, _mm512_add_epi32(a1, a0), _mm512_add_epi32(b1, b0), _mm512_add_epi32(c1, c0),
+               _mm512_add_epi32(d1, in_d1));
+    if (nsets == 2)
+        store_rows(ks + 256, _mm512_add_epi32(a2, a0), _mm512_add_epi32(b2, b0),
+                   _mm512_add_epi32(c2, c0), _mm512_add_epi32(d2, in_d2));
+}
+
+/* How much keystream one batch makes for `need` more bytes. */
+static inline size_t batch_bytes(size_t need)
+{
+    return need <= 256 ? 256 : need <= 512 ? 512 : 1024;
+}
+
+/* Keystream for at least `need` bytes (at most 1024) from block ctr, with
+ * up to 10 groups of MAC work on the side; returns batch_bytes(need). */
+INLINE size_t chacha20_batch(const uint32_t st[CHACHA20_STATE_WORDS], uint32_t ctr, uint8_t *ks,
+                             size_t need, struct mac *m)
+{
+    size_t made = batch_bytes(need);
+
+    if (made == 1024)
+        chacha20_x16(st, ctr, ks, m);
+    else
+        chacha20_rows(st, ctr, ks, made == 512 ? 2 : 1, m);
+    return made;
+}
+
+INLINE void xor_stream(uint8_t *dst, const uint8_t *src, const uint8_t *ks, size_t len)
+{
+    size_t off = 0;
+
+    for (; off + 64 <= len; off += 64) {
+        __m512i m = _mm512_loadu_si512((const void *)(src + off));
+        __m512i k = _mm512_loadu_si512((const void *)(ks + off));
+        _mm512_storeu_si512((void *)(dst + off), _mm512_xor_si512(m, k));
+    }
+    if (off < len) {
+        __mmask64 mask = _bzhi_u64(~UINT64_C(0), (unsigned)(len - off));
+        __m512i m = _mm512_maskz_loadu_epi8(mask, src + off);
+        __m512i k = _mm512_maskz_loadu_epi8(mask, ks + off);
+        _mm512_mask_storeu_epi8(dst + off, mask, _mm512_xor_si512(m, k));
+    }
+}
+
 /* ---- the AEAD ------------------------------------------------------------ */
 
 static inline size_t round_up_group(size_t n)
@@ -447,6 +470,12 @@ static inline size_t round_up_group(size_t n)
     return (n + GROUP_SIZE - 1) / GROUP_SIZE * GROUP_SIZE;
 }
 
+static inline size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Seal: batch k's keystream is made while batch k - 1's ciphertext is MACed. */
 AVX512 static void seal_core(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
                              size_t ad_len, uint32_t nonce0, uint64_t counter,
                              const uint8_t key[WG_AEAD_KEY_LEN])
@@ -454,67 +483,82 @@ AVX512 static void seal_core(uint8_t *dst, const uint8_t *src, size_t len, const
     uint8_t ks[BATCH_MAX] __attribute__((aligned(64)));
     uint32_t st[CHACHA20_STATE_WORDS];
     struct mac m;
-    size_t made, n, off;
+    size_t made, n, off, used;
     uint32_t ctr;
 
+    m.groups = 0;                       /* no MAC work until the key exists */
     chacha20_init(st, key, nonce0, counter);
-    made = chacha20_batch(st, 0, ks, len + CHACHA20_BLOCK_SIZE);
-    mac_start(&m, ks, ad, ad_len, len);
-    n = len < made - CHACHA20_BLOCK_SIZE ? len : made - CHACHA20_BLOCK_SIZE;
-    xor_stream(dst, src, ks + CHACHA20_BLOCK_SIZE, n);
-    mac_upto(&m, dst, n);
-    off = n;
+    made = used = chacha20_batch(st, 0, ks, len + CHACHA20_BLOCK_SIZE, &m);
+    mac_start(&m, ks, ad, ad_len, dst, len);
+    off = min_size(len, made - CHACHA20_BLOCK_SIZE);
+    xor_stream(dst, src, ks + CHACHA20_BLOCK_SIZE, off);
     ctr = (uint32_t)(made / CHACHA20_BLOCK_SIZE);
     while (off < len) {
-        made = chacha20_batch(st, ctr, ks, len - off);
-        n = len - off < made ? len - off : made;
+        m.ready = off;
+        made = chacha20_batch(st, ctr, ks, len - off, &m);
+        used = made > used ? made : used;
+        n = min_size(len - off, made);
         xor_stream(dst + off, src + off, ks, n);
         off += n;
-        mac_upto(&m, dst, off);
         ctr += (uint32_t)(made / CHACHA20_BLOCK_SIZE);
     }
+    mac_upto(&m, len);
     mac_final(&m, ad_len, dst + len);
-    wipe(ks, sizeof(ks));
+    wipe(ks, used);
     wipe(st, sizeof(st));
 }
 
+/*
+ * Open: the whole ciphertext is there from the start, so the MAC may run
+ * ahead; each batch's data is decrypted one batch late, after the next
+ * batch's keystream (and the MAC work stitched into it), and never before
+ * the MAC has read it, which in-place decryption would destroy.
+ */
 AVX512 static bool open_core(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
                              size_t ad_len, uint32_t nonce0, uint64_t counter,
                              const uint8_t key[WG_AEAD_KEY_LEN])
 {
-    uint8_t ks[BATCH_MAX] __attribute__((aligned(64)));
+    uint8_t ks[2][BATCH_MAX] __attribute__((aligned(64)));
     uint8_t tag[POLY1305_TAG_SIZE];
     uint32_t st[CHACHA20_STATE_WORDS];
     struct mac m;
-    size_t made, n, off;
+    size_t made, prev_off, prev_len, off, used[2] = { 0, 0 };
+    const uint8_t *prev_ks;
     uint32_t ctr;
     bool ok;
 
     if (len < POLY1305_TAG_SIZE)
         return false;
     len -= POLY1305_TAG_SIZE;
+    m.groups = 0;
     chacha20_init(st, key, nonce0, counter);
-    made = chacha20_batch(st, 0, ks, len + CHACHA20_BLOCK_SIZE);
-    mac_start(&m, ks, ad, ad_len, len);
-    n = len < made - CHACHA20_BLOCK_SIZE ? len : made - CHACHA20_BLOCK_SIZE;
-    /* In place, the MAC must read each group before it is decrypted. */
-    mac_upto(&m, src, round_up_group(n));
-    xor_stream(dst, src, ks + CHACHA20_BLOCK_SIZE, n);
-    off = n;
+    made = used[0] = chacha20_batch(st, 0, ks[0], len + CHACHA20_BLOCK_SIZE, &m);
+    mac_start(&m, ks[0], ad, ad_len, src, len);
+    m.ready = len;
+    prev_off = 0;
+    prev_len = min_size(len, made - CHACHA20_BLOCK_SIZE);
+    prev_ks = ks[0] + CHACHA20_BLOCK_SIZE;
+    off = prev_len;
     ctr = (uint32_t)(made / CHACHA20_BLOCK_SIZE);
-    while (off < len) {
-        made = chacha20_batch(st, ctr, ks, len - off);
-        n = len - off < made ? len - off : made;
-        mac_upto(&m, src, round_up_group(off + n));
-        xor_stream(dst + off, src + off, ks, n);
-        off += n;
+    for (int i = 1; off < len; i ^= 1) {
+        made = chacha20_batch(st, ctr, ks[i], len - off, &m);
+        used[i] = made > used[i] ? made : used[i];
+        mac_upto(&m, round_up_group(prev_off + prev_len));
+        xor_stream(dst + prev_off, src + prev_off, prev_ks, prev_len);
+        prev_off = off;
+        prev_len = min_size(len - off, made);
+        prev_ks = ks[i];
+        off += prev_len;
         ctr += (uint32_t)(made / CHACHA20_BLOCK_SIZE);
     }
+    mac_upto(&m, len);
+    xor_stream(dst + prev_off, src + prev_off, prev_ks, prev_len);
     mac_final(&m, ad_len, tag);
     ok = tag_equal(tag, src + len);
     if (!ok)
         wipe(dst, len);
-    wipe(ks, sizeof(ks));
+    wipe(ks[0], used[0]);
+    wipe(ks[1], used[1]);
     wipe(st, sizeof(st));
     return ok;
 }
