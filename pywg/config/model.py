@@ -16,6 +16,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import ClassVar
 
 from nacl.bindings import crypto_scalarmult_base
@@ -71,13 +72,16 @@ def format_network(network: AllowedIP) -> str:
 class Key:
     """32 bytes of key material, compared in constant time."""
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_hash", "_raw")
     secret: ClassVar[bool] = False
 
     def __init__(self, raw: bytes) -> None:
         if len(raw) != NOISE_PUBLIC_KEY_LEN:
             raise ValueError(f"a key is {NOISE_PUBLIC_KEY_LEN} bytes, not {len(raw)}")
         self._raw = bytes(raw)
+        # Public keys index every peer lookup: hash once. (Dict lookups compare with
+        # __eq__, which is constant-time, after a hash match.)
+        self._hash = hash((type(self).__name__, self._raw))
 
     @property
     def raw(self) -> bytes:
@@ -99,7 +103,7 @@ class Key:
         return hmac.compare_digest(self._raw, other._raw)
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._raw))
+        return self._hash
 
     def __repr__(self) -> str:
         shown = "<secret>" if self.secret else self.base64()
@@ -167,7 +171,8 @@ class DeviceConfig:
     """A device's configuration; `peers` in insertion order, each public key at most once.
 
     An allowed IP belongs to at most one peer (inserting it for another peer moves it), so
-    `allowed_ip_owners()` is a function from prefix to public key.
+    `allowed_ip_owners` maps each prefix to one public key. Both lookups are built on first
+    use; apply() hands the state it makes the ones it has already built.
     """
 
     private_key: PrivateKey | None = None
@@ -186,14 +191,21 @@ class DeviceConfig:
         return self._public_key
 
     @cached_property
-    def peer_map(self) -> dict[PublicKey, PeerConfig]:
-        return {p.public_key: p for p in self.peers}
+    def peer_map(self) -> MappingProxyType[PublicKey, PeerConfig]:
+        return MappingProxyType({p.public_key: p for p in self.peers})
+
+    @cached_property
+    def allowed_ip_owners(self) -> MappingProxyType[AllowedIP, PublicKey]:
+        return MappingProxyType({n: p.public_key for p in self.peers for n in p.allowed_ips})
 
     def peer(self, public_key: PublicKey) -> PeerConfig | None:
         return self.peer_map.get(public_key)
 
-    def allowed_ip_count(self) -> int:
-        return sum(len(p.allowed_ips) for p in self.peers)
+    def preset_lookups(self, peer_map: dict[PublicKey, PeerConfig],
+                       owners: dict[AllowedIP, PublicKey]) -> None:
+        """For apply() only: lookups it built for this state (they must match `peers`)."""
+        self.__dict__["peer_map"] = MappingProxyType(peer_map)
+        self.__dict__["allowed_ip_owners"] = MappingProxyType(owners)
 
 
 # The operations of a `set` transaction, in the UAPI's terms (protocol-notes.md §3).

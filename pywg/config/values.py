@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
+import socket
 
 from pywg.config.errors import ConfigError
 from pywg.config.model import AllowedIP, Endpoint, IPAddress
@@ -78,21 +79,32 @@ def parse_true(value: str, what: str) -> None:
 
 
 def parse_ip(text: str, *, scoped: bool = False) -> IPAddress:
-    """An IPv4 (dotted quad) or IPv6 address; a `%scope` only when `scoped`."""
+    """An IPv4 (dotted quad) or IPv6 address; a `%scope` only when `scoped`.
+
+    inet_pton is as strict as Go's netip (no leading zeros in IPv4, no scope) and far
+    faster than ipaddress's parser, which matters for configurations of 10^5 prefixes.
+    """
     try:
-        if ":" in text:
-            if "%" in text and not scoped:
-                raise ValueError("a scope is not allowed here")
+        if ":" not in text:
+            return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+        if "%" not in text:
+            return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
+        address, _, scope = text.partition("%")
+        if scoped and scope:
+            socket.inet_pton(socket.AF_INET6, address)
             return ipaddress.IPv6Address(text)
-        return ipaddress.IPv4Address(text)
-    except ValueError as e:
+    except (OSError, ValueError, UnicodeError) as e:
         raise ConfigError("not an IP address") from e
+    raise ConfigError("not an IP address (or a scope where none is allowed)")
 
 
-def _network(ip: IPAddress, bits: int, text: str) -> AllowedIP:
+def _network(ip: IPAddress, bits: int) -> AllowedIP:
     if bits > ip.max_prefixlen:
         raise ConfigError("prefix length out of range")
-    return ipaddress.ip_network((ip, bits), strict=False)
+    # From the integer: ip_network((address object, bits)) formats and re-parses it.
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ipaddress.IPv4Network((int(ip), bits), strict=False)
+    return ipaddress.IPv6Network((int(ip), bits), strict=False)
 
 
 def parse_prefix(value: str) -> AllowedIP:
@@ -100,7 +112,7 @@ def parse_prefix(value: str) -> AllowedIP:
     addr, slash, bits = value.rpartition("/")
     if not slash or not _PREFIX_BITS.fullmatch(bits):
         raise ConfigError("not an IP prefix (address/length)")
-    return _network(parse_ip(addr), int(bits), value)
+    return _network(parse_ip(addr), int(bits))
 
 
 def parse_allowed_ip_entry(entry: str) -> tuple[AllowedIP, bool]:
@@ -116,7 +128,7 @@ def parse_allowed_ip_entry(entry: str) -> tuple[AllowedIP, bool]:
         if not _DIGITS.fullmatch(bits):
             raise ConfigError("AllowedIP is not in the correct format")
         length = _digits_value(bits)
-    network = _network(ip, length, entry)
+    network = _network(ip, length)
     return network, network.network_address != ip
 
 
