@@ -330,21 +330,24 @@ static void tun_gone(struct wg_dp *dp)
     wg_device_event(dp, &ev, false);
 }
 
-/* Reads and sends until the TUN has nothing more for now. */
-static void drain_tun(struct wg_dp *dp, struct loop *l)
+/* Reads and sends until the TUN has nothing more for now; false if it is
+ * gone. */
+static bool drain_tun(struct wg_dp *dp, struct loop *l, short revents)
 {
+    unsigned int total = 0;
     int n;
 
     do {
         n = wg_tun_read(dp, l);
-        if (n < 0) {
-            tun_gone(dp);
-            return;
-        }
+        if (n < 0)
+            return false;
         if (n > 0)
             wg_send_batch(dp, l, (unsigned int)n, now_ns());
+        total += (unsigned int)n;
         wg_epoch_quiescent(&dp->epoch, &l->reader);
     } while (n == DP_BATCH_SIZE);
+    /* An error or hang-up with nothing to read: the other end is gone. */
+    return total || !(revents & (POLLERR | POLLHUP | POLLNVAL));
 }
 
 void *wg_send_thread(void *arg)
@@ -364,8 +367,8 @@ void *wg_send_thread(void *arg)
         if (pfd[0].revents)
             break;
         wg_epoch_online(&dp->epoch, &l->reader);
-        if (pfd[1].fd >= 0 && pfd[1].revents)
-            drain_tun(dp, l);
+        if (pfd[1].fd >= 0 && pfd[1].revents && !drain_tun(dp, l, pfd[1].revents))
+            tun_gone(dp);
         wg_device_try_reclaim(dp);
     }
     wg_epoch_offline(&l->reader);

@@ -59,7 +59,8 @@ int wg_tun_read(struct wg_dp *dp, struct loop *l)
     uint32_t hdr = dp->tun_vnet_hdr ? VNET_HDR_LEN : 0;
     unsigned int n = 0;
 
-    while (n < DP_BATCH_SIZE) {
+    /* Bounded in reads, not only in packets: bad reads must not spin here. */
+    for (unsigned int tries = 0; n < DP_BATCH_SIZE && tries < 2 * DP_BATCH_SIZE; tries++) {
         uint8_t *buf = loop_buffer(l, n) + DP_HEADROOM - hdr;
         ssize_t r = read(fd, buf, DP_MAX_PACKET + hdr);
 
@@ -68,9 +69,11 @@ int wg_tun_read(struct wg_dp *dp, struct loop *l)
             continue;
         if (r < 0 && errno == EAGAIN)
             break;
-        if (r <= 0)
-            return n ? (int)n : r == 0 ? -EPIPE : -errno;
-        if ((uint32_t)r < hdr || (hdr && !vnet_apply(buf, buf + hdr, (uint32_t)r - hdr))) {
+        if (r < 0)
+            return n ? (int)n : -errno;
+        /* An empty read is an empty packet: a TUN has no end-of-file (a
+         * removed interface reads as EBADFD, or polls as an error). */
+        if ((uint32_t)r <= hdr || (hdr && !vnet_apply(buf, buf + hdr, (uint32_t)r - hdr))) {
             stat_add(dp, STAT_DROP_MALFORMED, 1);
             continue;
         }

@@ -218,3 +218,14 @@ def test_staging_until_a_keypair_is_installed() -> None:
             pinger.kill()
             pinger.wait()
         assert b.dp.peer_info(0).staged == 0
+
+
+def test_deleting_the_interface_raises_tun_gone() -> None:
+    with two_sides(4) as (a, _b):
+        netns.sh(f"ip link del {a.tun.name}", ns=a.ns)
+        deadline = time.monotonic() + 10
+        events: list[EventType] = []
+        while EventType.TUN_GONE not in events and time.monotonic() < deadline:
+            events += [e.type for e in a.dp.read_events()]
+            time.sleep(0.01)
+        assert EventType.TUN_GONE in events
