@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scale = SCALES[args.scale].with_overrides(args.runs, args.duration)
     started = time.time()
+    load_at_start = os.getloadavg()[0]
     outdir = args.out or RESULTS_DIR / time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
     results = Results(notes=list(notes))
     runner = Runner(scale, args.groups, chosen, outdir / "logs", results)
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                                 [(n, a.name if a else "", b.name if b else "")
                                  for n, a, b in topology_specs(chosen)],
                                 args.scale, scale, args.groups, started, time.time(),
-                                runner.netns_names())
+                                runner.netns_names(), load_at_start)
     report.write(doc, outdir, plots=not args.no_plots)
     print(report.render_markdown(doc))
     print(f"bench: results in {outdir}", file=sys.stderr)
@@ -140,7 +141,7 @@ def run(runner: Runner, results: Results) -> int:
         progress = Progress(len(tasks), sum(t.estimate_s for t in tasks))
         runner.execute(tasks, progress)
     except KeyboardInterrupt as exc:
-        results.notes.append(f"interrupted ({exc or 'Ctrl-C'}): partial results")
+        results.notes.append(f"interrupted ({str(exc) or 'Ctrl-C'}): partial results")
         code = 130
     finally:
         runner.finish()

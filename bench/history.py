@@ -24,6 +24,19 @@ Recorded full runs of `make bench` (`python -m bench --record`), newest first. E
 JSON (every repetition, the machine, every version) and plots are in bench/history/. Figures
 are medians; compare implementations within one run, not across runs or machines.
 
+How to read them:
+
+- Everything runs on one machine: both daemons, iperf3 and the kernel share its cores, so
+  CPU cost per byte decides throughput. `veth` (no tunnel) is the ceiling.
+- "CPU/GB, whole system" is busy time from /proc/stat (softirq included) per GB delivered;
+  it also counts anything else running on the machine at the time. "CPU/GB, daemons" is
+  the two daemons' own user + system time.
+- "packets/syscall" counts full-size-packet equivalents (bytes moved / bytes of a full
+  packet on that path) per read/write/send/recv-family system call of the daemon, counted
+  by perf during one TCP stream; a one-packet-per-call implementation shows about 1.
+- Over a veth, offloaded superpackets are never segmented, which favours implementations
+  with TSO/GSO; real NICs narrow that gap (perf-notes.md, section 5).
+
 {MARKER}
 """
 

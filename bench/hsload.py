@@ -100,8 +100,10 @@ def drain(sock: socket.socket, pool: Pool, counts: Counts) -> list[int]:
     while True:
         try:
             packet = sock.recv(MAX_DATAGRAM)
-        except (BlockingIOError, ConnectionRefusedError):
+        except BlockingIOError:
             return answered
+        except OSError:
+            continue  # an ICMP error for an earlier datagram: reported once, then gone
         j = classify(packet, pool, counts)
         if j is not None:
             answered.append(j)
@@ -116,10 +118,15 @@ def closed_loop(sock: socket.socket, pool: Pool, first: int, count: int, window:
     deadline = start + duration
     while time.monotonic() < deadline and (nxt < end or pending):
         while len(pending) < window and nxt < end:
-            sock.send(pool.packets[nxt])
-            pending[nxt] = time.monotonic()
+            try:
+                sock.send(pool.packets[nxt])
+            except OSError:
+                # A full buffer, or an ICMP error from an earlier datagram reported here.
+                counts.lost += 1
+            else:
+                pending[nxt] = time.monotonic()
+                counts.sent += 1
             nxt += 1
-            counts.sent += 1
         select.select([sock], [], [], 0.05)
         for j in drain(sock, pool, counts):
             if pending.pop(j, None) is not None:
@@ -141,8 +148,10 @@ def receive_raw(sock: socket.socket, store: list[bytes], counts: Counts) -> int:
     while True:
         try:
             packet = sock.recv(MAX_DATAGRAM)
-        except (BlockingIOError, ConnectionRefusedError):
+        except BlockingIOError:
             return got
+        except OSError:
+            continue  # an ICMP error for an earlier datagram
         got += 1
         if len(store) < MAX_STORED:
             store.append(packet)
@@ -161,8 +170,8 @@ def flood(sock: socket.socket, pool: Pool, first: int, count: int,
         for _ in range(BURST):
             try:
                 sock.send(pool.packets[first + k % count])
-            except BlockingIOError:
-                break
+            except OSError:
+                break  # a full buffer, or an ICMP error reported late: try the next burst
             k += 1
             counts.sent += 1
         receive_raw(sock, store, counts)

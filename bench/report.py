@@ -44,7 +44,8 @@ def _read(path: str, default: str = "n/a") -> str:
         return default
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(load_at_start: float) -> dict[str, Any]:
+    """The machine and its tools; the load averages say whether it was otherwise idle."""
     cpuinfo = _read("/proc/cpuinfo", "")
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
                   if line.startswith("model name")), platform.processor() or "unknown")
@@ -61,6 +62,8 @@ def machine_info() -> dict[str, Any]:
         "iperf3": _first_line(["iperf3", "--version"]),
         "wg": _first_line(["wg", "--version"]),
         "perf": _first_line(["perf", "--version"]) if syscalls.perf_path() else "not found",
+        "load_1min_start": round(load_at_start, 2),
+        "load_1min_end": round(os.getloadavg()[0], 2),
     }
 
 
@@ -100,13 +103,14 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]],
 
 def build_document(results: Results, impls: list[Impl], topologies: list[tuple[str, str, str]],
                    scale_name: str, scale: Scale, groups: tuple[str, ...],
-                   started: float, finished: float, netns: list[str]) -> dict[str, Any]:
+                   started: float, finished: float, netns: list[str],
+                   load_at_start: float) -> dict[str, Any]:
     summary = {s: _medians(v) for s, v in results.sections.items()}
     return {
         "schema": SCHEMA,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(finished - started, 1),
-        "machine": machine_info(),
+        "machine": machine_info(load_at_start),
         "settings": {"scale": scale_name, **dataclasses.asdict(scale), "groups": list(groups)},
         "implementations": [{"name": i.name, "binary": i.binary, "version": i.version}
                             for i in impls],
@@ -148,7 +152,9 @@ def _header(doc: dict[str, Any]) -> list[str]:
     return [
         f"- Machine: {m['cpu_model']}, {m['cores']} cores"
         f"{' (virtual machine)' if m['virtualized'] else ''}, governor {m['governor']}; "
-        f"Linux {m['kernel']}, {m['os']}; Python {m['python']}",
+        f"Linux {m['kernel']}, {m['os']}; Python {m['python']}; load average "
+        f"{m.get('load_1min_start', 'n/a')} at the start, {m.get('load_1min_end', 'n/a')} at "
+        "the end (other work on the machine lowers every figure)",
         f"- Tools: {m['iperf3']}; {m['wg']}; {m['perf']}",
         f"- Implementations: {impls}",
         f"- Settings: scale {st['scale']}, {st['runs']} run(s) per figure (median shown), "

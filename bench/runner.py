@@ -85,6 +85,9 @@ class Runner:
                            for n, (name, left, right) in enumerate(topology_specs(impls))}
         self.control = ControlBench(f"c{rid}", logdir)
         self.failed: set[str] = set()
+        if "syscalls" in groups and syscalls.perf_path() is None:
+            results.notes.append("syscalls: perf not found (Debian: linux-perf), so packets "
+                                 "per syscall are not measured")
 
     def netns_names(self) -> list[str]:
         pairs = [t.pair for t in self.topologies.values()] + [self.control.pair]
