@@ -59,7 +59,7 @@ static inline void poly1305_64_init(struct poly1305_64 *st, const uint8_t key[PO
  * One multiplication h * r mod p, leaving h partially reduced: h2 stays
  * below 8, which keeps h2 * s1 and h2 * r0 within 64 bits.
  */
-static inline void poly1305_64_mul(uint64_t *h0, uint64_t *h1, uint64_t *h2, uint64_t r0,
+static inline __attribute__((always_inline)) void poly1305_64_mul(uint64_t *h0, uint64_t *h1, uint64_t *h2, uint64_t r0,
                                    uint64_t r1, uint64_t s1)
 {
     u128 d0 = (u128)*h0 * r0 + (u128)*h1 * s1;
@@ -79,28 +79,35 @@ static inline void poly1305_64_mul(uint64_t *h0, uint64_t *h1, uint64_t *h2, uin
     *h2 = d2 + (uint64_t)(d1 >> 64);
 }
 
-/* hibit is 1 for every block the AEAD feeds; 0 only for RFC 8439's raw
- * Poly1305 vectors, whose last partial block carries its own 0x01 byte. */
-static inline void poly1305_64_add_block(struct poly1305_64 *st, const uint8_t *m, uint64_t hibit)
+/*
+ * hibit is 1 for every block the AEAD feeds; 0 only for RFC 8439's raw
+ * Poly1305 vectors, whose last partial block carries its own 0x01 byte.
+ * Always inlined, with h in locals: the vector backends interleave a few
+ * blocks at a time with their ChaCha20 rounds, and a call or a round trip
+ * through memory per block would lengthen the multiplication chain.
+ */
+static inline __attribute__((always_inline)) void
+poly1305_64_blocks_hibit(struct poly1305_64 *st, const uint8_t *m, size_t nblocks, uint64_t hibit)
 {
-    u128 t = (u128)st->h0 + get_le64(m);
+    uint64_t h0 = st->h0, h1 = st->h1, h2 = st->h2;
+    const uint64_t r0 = st->r0, r1 = st->r1, s1 = st->s1;
 
-    st->h0 = (uint64_t)t;
-    t = (u128)st->h1 + get_le64(m + 8) + (uint64_t)(t >> 64);
-    st->h1 = (uint64_t)t;
-    st->h2 += hibit + (uint64_t)(t >> 64);
-}
-
-static inline void poly1305_64_blocks_hibit(struct poly1305_64 *st, const uint8_t *m,
-                                            size_t nblocks, uint64_t hibit)
-{
     for (size_t i = 0; i < nblocks; i++, m += POLY1305_BLOCK_SIZE) {
-        poly1305_64_add_block(st, m, hibit);
-        poly1305_64_mul(&st->h0, &st->h1, &st->h2, st->r0, st->r1, st->s1);
+        u128 t = (u128)h0 + get_le64(m);
+
+        h0 = (uint64_t)t;
+        t = (u128)h1 + get_le64(m + 8) + (uint64_t)(t >> 64);
+        h1 = (uint64_t)t;
+        h2 += hibit + (uint64_t)(t >> 64);
+        poly1305_64_mul(&h0, &h1, &h2, r0, r1, s1);
     }
+    st->h0 = h0;
+    st->h1 = h1;
+    st->h2 = h2;
 }
 
-static inline void poly1305_64_blocks(struct poly1305_64 *st, const uint8_t *m, size_t nblocks)
+static inline __attribute__((always_inline)) void
+poly1305_64_blocks(struct poly1305_64 *st, const uint8_t *m, size_t nblocks)
 {
     poly1305_64_blocks_hibit(st, m, nblocks, 1);
 }
