@@ -181,6 +181,10 @@ class UapiServer:
             sock.listen(UAPI_LISTEN_BACKLOG)
         return cls(device, sock, limits)
 
+    def socket_removed(self) -> bool:
+        """Whether our socket file is gone or replaced (wireguard-go then shuts down)."""
+        return self._identity is not None and _identity(self.path or "") != self._identity
+
     def start(self) -> asyncio.Task[None]:
         if self._serving is None:
             self._serving = asyncio.create_task(self.serve_forever(), name="uapi-accept")

@@ -80,7 +80,9 @@ def test_stale_socket_is_replaced(run_dir: str) -> None:
 
 def test_close_leaves_a_successors_socket_alone(run_dir: str) -> None:
     with serving(MemoryDevice(), "wgsucc", run_dir=run_dir) as first:
+        assert not first.socket_removed()
         os.unlink(path_of(first))
+        assert first.socket_removed()
         with serving(MemoryDevice(), "wgsucc", run_dir=run_dir) as second:
             pass_path = path_of(second)
             assert exchange(pass_path, b"get=1\n\n") == b"errno=0\n\n"
