@@ -56,6 +56,7 @@ from pywg.config.model import (
     format_network,
 )
 from pywg.config.values import (
+    is_zero_key,
     parse_decimal,
     parse_endpoint,
     parse_hex_key,
@@ -205,7 +206,7 @@ def _short(text: str) -> str:
 
 def _private_key(value: str) -> SetPrivateKey:
     raw = parse_hex_key(value, "private_key")
-    return SetPrivateKey(None if raw == bytes(len(raw)) else PrivateKey(raw))
+    return SetPrivateKey(None if is_zero_key(raw) else PrivateKey(raw))
 
 
 def _device_op(key: str, value: str) -> DeviceOp:
@@ -223,7 +224,7 @@ def _device_op(key: str, value: str) -> DeviceOp:
 
 def _preshared_key(value: str) -> SetPresharedKey:
     raw = parse_hex_key(value, "preshared_key")
-    return SetPresharedKey(None if raw == bytes(len(raw)) else PresharedKey(raw))
+    return SetPresharedKey(None if is_zero_key(raw) else PresharedKey(raw))
 
 
 def _allowed_ip(value: str) -> PeerOp:

@@ -50,7 +50,13 @@ from pywg.config.model import (
     SetPresharedKey,
     SetPrivateKey,
 )
-from pywg.config.values import parse_allowed_ip_entry, parse_base64_key, parse_decimal, parse_ip
+from pywg.config.values import (
+    is_zero_key,
+    parse_allowed_ip_entry,
+    parse_base64_key,
+    parse_decimal,
+    parse_ip,
+)
 from pywg.constants import (
     CONF_MAX_FILE_LEN,
     CONF_MAX_LINE_LEN,
@@ -405,7 +411,7 @@ class _Parser:
             self.fwmark = _off_or_number(value, "FwMark", 0xFFFFFFFF, hex_ok=True)
         else:
             raw = _key(value, "PrivateKey")
-            self.private_key = SetPrivateKey(None if raw == bytes(len(raw)) else PrivateKey(raw))
+            self.private_key = SetPrivateKey(None if is_zero_key(raw) else PrivateKey(raw))
 
     def _peer(self, peer: _Peer, key: str, value: str, lineno: int) -> None:
         if key == "publickey":

@@ -15,6 +15,7 @@ keys hidden).
 from __future__ import annotations
 
 import base64
+import hmac
 import ipaddress
 import re
 import socket
@@ -24,6 +25,7 @@ from pywg.config.model import AllowedIP, Endpoint, IPAddress
 from pywg.constants import NOISE_PUBLIC_KEY_LEN
 
 __all__ = [
+    "is_zero_key",
     "parse_allowed_ip_entry",
     "parse_base64_key",
     "parse_decimal",
@@ -53,6 +55,11 @@ def parse_hex_key(value: str, what: str) -> bytes:
     if not _HEX_KEY.fullmatch(value):
         raise ConfigError(f"{what} is not {2 * NOISE_PUBLIC_KEY_LEN} hex digits")
     return bytes.fromhex(value)
+
+
+def is_zero_key(raw: bytes) -> bool:
+    """All zeros (the UAPI's "clear this key"), in constant time: it may be a secret."""
+    return hmac.compare_digest(raw, bytes(len(raw)))
 
 
 def parse_base64_key(value: str, what: str) -> bytes:
