@@ -98,9 +98,13 @@ def test_open_matches_reference_for_every_size(side) -> None:
         pkt = ipv6_of_size(size, src="fd00::7", dst="fd09::9")
         far.send(far.seal(pkt), to)
         assert n.read_tun() == pkt
+    # Traffic put the peer on the active list once; it leaves it when read.
+    assert n.dp.active_peers() == [PEER]
+    assert n.dp.active_peers() == []
     # A keepalive is recognised and not written to the TUN.
     far.send(far.seal(b""), to)
     assert stats_settle(n, "keepalives_rx", 1)
+    assert n.dp.active_peers() == [PEER]
     info = n.dp.peer_info(PEER)
     assert info.last_rx_auth_ns and info.last_rx_data_ns and info.rx_bytes > 0
 
