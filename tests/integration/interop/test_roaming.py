@@ -1,0 +1,101 @@
+"""Roaming: the client's source changes in the middle of a TCP transfer; the transfer goes
+on intact and the server's endpoint follows the first authenticated packet from the new
+source. The client is side a; the server (side b) has no configured endpoint for it.
+
+Two ways to move:
+- NAT: nftables in the client's namespace rewrites its UDP source port 40001 to 40101 (and
+  back on the way in), statelessly, so it applies to a flow already under way;
+- address: the client's veth address changes from 10.71.0.1 to 10.71.0.3. Only with pywg as
+  the client: Debian's wireguard-go keeps sending from its cached, deleted source address
+  until its new-handshake timer (about 15 s) clears it, which this suite cannot afford four
+  times over (it does recover: the transfer completes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.integration.interop import harness, topology
+from tests.integration.interop.topology import Side, Tunnel
+from tests.integration.interop.transfer import transfer
+from tests.support.netns import require_root, require_tools
+
+MB = 1 << 20
+NEW_ADDRESS = "10.71.0.3"
+NAT_PORT = 40101
+
+
+def _nat_source_port(client: Side) -> str:
+    rules = f"""
+table ip roam {{
+    chain out {{
+        type filter hook postrouting priority 300;
+        udp sport {client.port} udp sport set {NAT_PORT}
+    }}
+    chain in {{
+        type filter hook prerouting priority -300;
+        udp dport {NAT_PORT} udp dport set {client.port}
+    }}
+}}
+"""
+    harness.run(client.ns, ["nft", "-f", "-"], input=rules)
+    return f"{client.outer4}:{NAT_PORT}"
+
+
+def _move_address(client: Side) -> str:
+    # Deleting the primary address must not take the new (secondary) one with it.
+    harness.run(client.ns, ["sysctl", "-q", "-w",
+                            f"net.ipv4.conf.{client.veth}.promote_secondaries=1"])
+    harness.run(client.ns, ["ip", "addr", "add", f"{NEW_ADDRESS}/24", "dev", client.veth])
+    harness.run(client.ns, ["ip", "addr", "del", f"{client.outer4}/24", "dev", client.veth])
+    return f"{NEW_ADDRESS}:{client.port}"
+
+
+def _undo(client: Side) -> None:
+    harness.run(client.ns, ["nft", "delete", "table", "ip", "roam"], check=False)
+    harness.run(client.ns, ["ip", "addr", "add", f"{client.outer4}/24", "dev", client.veth],
+                check=False)
+    harness.run(client.ns, ["ip", "addr", "del", f"{NEW_ADDRESS}/24", "dev", client.veth],
+                check=False)
+
+
+@pytest.fixture(scope="module", params=[("pywg", "wggo"), ("pywg", "pywg")],
+                ids=["pywg-wggo", "pywg-pywg"])
+def pywg_client_tunnel(request: pytest.FixtureRequest) -> Iterator[Tunnel]:
+    require_root()
+    harness.require_impls(*request.param)
+    with topology.tunnel(request.param, "roam") as t:
+        yield t
+
+
+def test_client_source_port_natted_during_transfer(tunnel: Tunnel) -> None:
+    require_tools("nft")
+    _roam(tunnel, _nat_source_port)
+
+
+def test_client_address_moves_during_transfer(pywg_client_tunnel: Tunnel) -> None:
+    _roam(pywg_client_tunnel, _move_address)
+
+
+def _roam(tunnel: Tunnel, move: Callable[[Side], str]) -> None:
+    client, server = tunnel.a, tunnel.b
+    tunnel.configure(endpoints="a")
+    harness.ping(client.ns, server.inner4)
+    old = server.daemon.dump().peers[client.daemon.keys.public]
+    assert old.endpoint == client.endpoint(4)
+    try:
+        # Paced, so the move lands in the middle whatever the implementations' speed.
+        with transfer(client.ns, server.ns, server.inner4, 40 * MB, seconds=4.0) as t:
+            harness.wait_for(
+                lambda: server.daemon.dump().peers[client.daemon.keys.public].rx
+                > old.rx + 4 * MB, "the transfer to get going", timeout=20)
+            new_endpoint = move(client)
+            assert t.running(), "the move must happen while the transfer is under way"
+            sent, received = t.finish(timeout=60)
+        assert received == sent, "bytes were lost or changed across the move"
+        moved = server.daemon.dump().peers[client.daemon.keys.public]
+        assert moved.endpoint == new_endpoint
+    finally:
+        _undo(client)
