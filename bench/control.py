@@ -137,6 +137,7 @@ def _handshake_figures(result: dict[str, object], rss: int | None) -> Figures:
         "hs_per_s": _num(closed, "handshakes_per_s"),
         "hs_lost": _num(closed, "lost"),
         "hs_bad_replies": _num(closed, "bad"),
+        "hs_spacing_waits": _num(closed, "peer_spacing_waits"),
     }
     if flood is not None:
         out.update({

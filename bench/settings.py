@@ -46,11 +46,11 @@ SCALES: dict[str, Scale] = {
                   flood_count=2000, flood_duration_s=2.0, config_sizes=(1000, 10000),
                   allowedips_sizes=(10000, 100000), micro_target_s=0.2),
     "quick": Scale(runs=1, duration_s=1, iperf_bytes="", ping_count=50, ping_interval_s=0.01,
-                   syscall_window_s=0.5, hs_peers=256, hs_count=3000, hs_duration_s=1.0,
+                   syscall_window_s=0.5, hs_peers=512, hs_count=3000, hs_duration_s=1.0,
                    flood_count=1000, flood_duration_s=1.0, config_sizes=(1000, 10000),
                    allowedips_sizes=(10000, 100000), micro_target_s=0.05),
     "tiny": Scale(runs=1, duration_s=1, iperf_bytes="8M", ping_count=5, ping_interval_s=0.01,
-                  syscall_window_s=0.3, hs_peers=8, hs_count=40, hs_duration_s=1.0,
+                  syscall_window_s=0.3, hs_peers=64, hs_count=64, hs_duration_s=1.0,
                   flood_count=20, flood_duration_s=0.3, config_sizes=(100,),
                   allowedips_sizes=(1000,), micro_target_s=0.005),
 }
