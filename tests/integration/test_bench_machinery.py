@@ -6,12 +6,17 @@ checks on what it wrote: the JSON's structure, the markdown tables, the PNG plot
 its namespaces and daemons are gone. The numbers themselves are not checked (no timing
 assertions), except where a real peer's behaviour is the truth: wireguard-go must answer the
 load generator's initiations with responses it authenticated for the right peers.
+
+Debian's wireguard-go is also added a second time under another name through WG_IMPLS, as a
+user would add any compatible daemon: that exercises the topologies and ratio columns every
+non-baseline implementation (pywg among them) gets.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +28,7 @@ from tests.support.netns import require_root, require_tools
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 240
+ALIAS = "wggo2"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TRAFFIC_KEYS = ("tcp1_fwd_gbps", "tcp1_rev_gbps", "tcp4_fwd_gbps", "tcp4_rev_gbps",
                 "udp1372_gbps", "udp1372_loss_pct", "udp64_kpps", "ping_idle_p50_ms",
@@ -36,11 +42,12 @@ TUNNEL_KEYS = ("tcp1_fwd_cpu_daemons_s_per_gb", "rss_idle_a_kib", "rss_idle_b_ki
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
     require_root()
     require_tools("wireguard-go", "wg", "iperf3", "ping")
+    wggo = shutil.which("wireguard-go")
     out = tmp_path_factory.mktemp("bench") / "run"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--scale", "tiny", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-        env={**os.environ, "WG_IMPLS": ""})
+        env={**os.environ, "WG_IMPLS": f"{ALIAS}={wggo}"})
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads((out / "results.json").read_text())
     return out, doc, done.stderr
@@ -54,6 +61,7 @@ def test_json_describes_machine_and_implementations(run: tuple[Path, dict[str, A
     assert machine["iperf3"].startswith("iperf 3")
     impls = {i["name"]: i for i in doc["implementations"]}
     assert impls["wggo"]["version"].startswith("wireguard-go")
+    assert impls[ALIAS]["version"] == impls["wggo"]["version"]
     assert doc["settings"]["scale"] == "tiny" and doc["settings"]["runs"] == 1
 
 
@@ -63,7 +71,7 @@ def test_every_topology_measured_or_explained(run: tuple[Path, dict[str, Any], s
     assert names[:2] == ["veth", "wggo-wggo"]
     for name in names:
         assert name in doc["results"]["data"] or name in doc["errors"], name
-    for name in ("veth", "wggo-wggo"):
+    for name in ("veth", "wggo-wggo", f"{ALIAS}-{ALIAS}", f"{ALIAS}-wggo", f"wggo-{ALIAS}"):
         figures = doc["results"]["data"][name]
         for key in TRAFFIC_KEYS + (TUNNEL_KEYS if name != "veth" else ()):
             assert len(figures[key]["runs"]) == 1, (name, key)
@@ -80,9 +88,11 @@ def test_syscall_paths_counted_for_tunnels(run: tuple[Path, dict[str, Any], str]
         assert figures[f"sys_{path}_pkts_per_call"]["median"] > 0
 
 
-def test_wireguard_go_answers_the_load_generator(run: tuple[Path, dict[str, Any], str]):
+@pytest.mark.parametrize("impl", ["wggo", ALIAS])
+def test_wireguard_go_answers_the_load_generator(run: tuple[Path, dict[str, Any], str],
+                                                 impl: str):
     _, doc, _ = run
-    control = doc["results"]["control"]["wggo"]
+    control = doc["results"]["control"][impl]
     # Every initiation was answered, and every reply was a response whose mac1 proves it
     # was made for the initiator that sent it.
     assert control["hs_per_s"]["median"] > 0
@@ -110,6 +120,9 @@ def test_markdown_has_tables_and_ratio_columns(run: tuple[Path, dict[str, Any], 
     for impl in doc["implementations"]:
         if impl["name"] != "wggo":
             assert f"{impl['name']} / wggo" in text
+    ratios = doc["ratios"]
+    assert ratios["data"][ALIAS]["tcp1_fwd_gbps"] > 0
+    assert ratios["control"][ALIAS]["hs_per_s"] > 0
 
 
 def test_plots_are_pngs(run: tuple[Path, dict[str, Any], str]):
