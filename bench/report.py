@@ -189,8 +189,9 @@ def render_markdown(doc: dict[str, Any], image_dir: str = "", title_level: int =
                 "in flight; the flood sends as fast as it can and counts cookie replies that "
                 "decrypt. Configurations are applied with `wg setconf` to a running daemon.", "",
                 *_table(control_rows(sizes), impl_names, res["control"], control_ratios)]
-    micro = {k: v["median"] for k, v in res["micro"].get("pywg._wgdp", {}).items()}
-    out += ["", f"{h}# Micro-benchmarks (pywg's C data plane)", "", *_micro(micro)]
+    if "micro" in doc["settings"]["groups"]:
+        micro = {k: v["median"] for k, v in res["micro"].get("pywg._wgdp", {}).items()}
+        out += ["", f"{h}# Micro-benchmarks (pywg's C data plane)", "", *_micro(micro)]
     out += _notes(doc, image_dir)
     return "\n".join(out) + "\n"
 
@@ -281,6 +282,8 @@ def plot(doc: dict[str, Any], outdir: Path) -> list[str]:
     for name, keys, ylabel, title, log in (
             (PLOTS["throughput"], _THROUGHPUT, "Gbit/s (log scale)", "Throughput", True),
             (PLOTS["cpu"], _CPU, "CPU seconds per GB", "CPU per GB moved", False)):
+        if not any(key in data[t] for t in topologies for key, _ in keys):
+            continue
         fig, ax = plt.subplots(figsize=(10, 4.8))
         _bars(ax, data, keys, topologies, ylabel)
         if log:
@@ -297,5 +300,7 @@ def plot(doc: dict[str, Any], outdir: Path) -> list[str]:
 def write(doc: dict[str, Any], outdir: Path, plots: bool = True) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     doc["plots"] = plot(doc, outdir) if plots else []
+    for name in set(PLOTS.values()) - set(doc["plots"]):
+        (outdir / name).unlink(missing_ok=True)  # a previous run's, in a reused directory
     (outdir / JSON_NAME).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     (outdir / MD_NAME).write_text(render_markdown(doc), encoding="utf-8")
