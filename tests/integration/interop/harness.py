@@ -7,6 +7,7 @@ from outside, as a user would: their command line, `ip`, `wg` and the UAPI socke
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import os
@@ -179,7 +180,6 @@ def genpsk() -> str:
 
 def key_forms(b64: str) -> list[str]:
     """Every textual form a key could leak in: base64, and hex in both cases."""
-    import base64
     raw = base64.b64decode(b64)
     return [b64, raw.hex(), raw.hex().upper()]
 

@@ -27,23 +27,6 @@ NEW_ADDRESS = "10.71.0.3"
 NAT_PORT = 40101
 
 
-def _nat_source_port(client: Side) -> str:
-    rules = f"""
-table ip roam {{
-    chain out {{
-        type filter hook postrouting priority 300;
-        udp sport {client.port} udp sport set {NAT_PORT}
-    }}
-    chain in {{
-        type filter hook prerouting priority -300;
-        udp dport {NAT_PORT} udp dport set {client.port}
-    }}
-}}
-"""
-    harness.run(client.ns, ["nft", "-f", "-"], input=rules)
-    return f"{client.outer4}:{NAT_PORT}"
-
-
 def _move_address(client: Side) -> str:
     # Deleting the primary address must not take the new (secondary) one with it.
     harness.run(client.ns, ["sysctl", "-q", "-w",
@@ -54,7 +37,7 @@ def _move_address(client: Side) -> str:
 
 
 def _undo(client: Side) -> None:
-    harness.run(client.ns, ["nft", "delete", "table", "ip", "roam"], check=False)
+    topology.undo_nat(client)
     harness.run(client.ns, ["ip", "addr", "add", f"{client.outer4}/24", "dev", client.veth],
                 check=False)
     harness.run(client.ns, ["ip", "addr", "del", f"{NEW_ADDRESS}/24", "dev", client.veth],
@@ -72,7 +55,7 @@ def pywg_client_tunnel(request: pytest.FixtureRequest) -> Iterator[Tunnel]:
 
 def test_client_source_port_natted_during_transfer(tunnel: Tunnel) -> None:
     require_tools("nft")
-    _roam(tunnel, _nat_source_port)
+    _roam(tunnel, lambda client: topology.nat_source_port(client, NAT_PORT))
 
 
 def test_client_address_moves_during_transfer(pywg_client_tunnel: Tunnel) -> None:

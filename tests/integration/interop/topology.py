@@ -91,10 +91,12 @@ def address_interface(ns: str, ifname: str, inner4: str, inner6: str, mtu: int =
 
 @contextlib.contextmanager
 def tunnel(pair: tuple[str, str], label: str, *, env: dict[str, str] | None = None,
+           env_all: dict[str, str] | None = None, foreground: bool = False,
            configure: bool = True) -> Iterator[Tunnel]:
-    """Namespaces, veth, one daemon per side (background mode, as wg-quick starts them),
-    private keys and listen ports set, inner addresses up; peers configured unless told not
-    to. `env` goes to pywg daemons only (e.g. PYWG_TIMING_SCALE)."""
+    """Namespaces, veth, one daemon per side (background mode, as wg-quick starts them,
+    unless `foreground`), private keys and listen ports set, inner addresses up; peers
+    configured unless told not to. `env` goes to pywg daemons only (PYWG_TIMING_SCALE),
+    `env_all` to every daemon (LOG_LEVEL)."""
     with contextlib.ExitStack() as stack:
         work = stack.enter_context(harness.workdir(label))
         ns_a = stack.enter_context(namespace("ia"))
@@ -105,9 +107,9 @@ def tunnel(pair: tuple[str, str], label: str, *, env: dict[str, str] | None = No
         sides = []
         for i, (ns, veth, prefix) in enumerate(((ns_a, veth_a, "wgA"), (ns_b, veth_b, "wgB"))):
             impl = IMPLS[pair[i]]
+            daemon_env = dict(env_all or {}, **(env or {} if impl is harness.PYWG else {}))
             d = stack.enter_context(harness.daemon(
-                impl, ns, harness.ifname(prefix), work,
-                env=env if impl is harness.PYWG else None))
+                impl, ns, harness.ifname(prefix), work, env=daemon_env, foreground=foreground))
             d.set_private_key()
             d.wg("set", d.ifname, "listen-port", str(PORTS[i]))
             address_interface(ns, d.ifname, INNER4[i], INNER6[i])
@@ -116,3 +118,30 @@ def tunnel(pair: tuple[str, str], label: str, *, env: dict[str, str] | None = No
         if configure:
             t.configure()
         yield t
+
+
+NAT_TABLE = "wgroam"
+
+
+def nat_source_port(side: Side, new_port: int) -> str:
+    """Make `side`'s datagrams leave from `new_port` (and answers to it come back to its
+    real port) with stateless nftables rewrites, which apply to a flow already under way,
+    unlike conntrack NAT. Returns the endpoint the far side should now see."""
+    rules = f"""
+table ip {NAT_TABLE} {{
+    chain out {{
+        type filter hook postrouting priority 300;
+        udp sport {side.port} udp sport set {new_port}
+    }}
+    chain in {{
+        type filter hook prerouting priority -300;
+        udp dport {new_port} udp dport set {side.port}
+    }}
+}}
+"""
+    harness.run(side.ns, ["nft", "-f", "-"], input=rules)
+    return f"{side.outer4}:{new_port}"
+
+
+def undo_nat(side: Side) -> None:
+    harness.run(side.ns, ["nft", "delete", "table", "ip", NAT_TABLE], check=False)
