@@ -143,6 +143,10 @@ def run(runner: Runner, results: Results) -> int:
     except KeyboardInterrupt as exc:
         results.notes.append(f"interrupted ({str(exc) or 'Ctrl-C'}): partial results")
         code = 130
+    except procs.BenchError as exc:
+        results.notes.append(f"stopped: {exc}")
+        print(f"bench: {exc}", file=sys.stderr)
+        code = 1
     finally:
         runner.finish()
         for failure in procs.cleanup():

@@ -18,7 +18,7 @@ from bench import micro, procs, syscalls, sysstat, traffic
 from bench.control import ControlBench
 from bench.impls import BASELINE, Impl
 from bench.progress import Progress
-from bench.settings import Scale
+from bench.settings import CONTROL_GROUPS, DATA_GROUPS, Scale
 from bench.topology import Topology
 
 Figures = dict[str, float]
@@ -156,8 +156,7 @@ class Runner:
     # ---- run -----------------------------------------------------------------------
 
     def setup(self, progress: Progress) -> None:
-        wanted_data = any(g in self.groups for g in ("tcp", "udp", "pps", "ping", "syscalls"))
-        if wanted_data:
+        if any(g in self.groups for g in DATA_GROUPS):
             for topo in self.topologies.values():
                 progress.begin(f"set up {topo.name}", 2.0)
                 try:
@@ -165,10 +164,11 @@ class Runner:
                     self._record_rss(topo, "idle")
                 except procs.BenchError as exc:
                     self._fail(topo.name, f"set-up failed: {exc}")
+                    topo.teardown()  # its namespaces go at clean-up, with everything else
                 progress.end()
         else:
             self.topologies.clear()
-        if any(g in self.groups for g in ("handshake", "config")) and self.impls:
+        if any(g in self.groups for g in CONTROL_GROUPS) and self.impls:
             self.control.setup()
 
     def _record_rss(self, topo: Topology, when: str) -> None:
@@ -191,9 +191,11 @@ class Runner:
             if task.target not in self.failed:
                 try:
                     self.results.add(task.section, task.target, task.run())
-                except procs.BenchError as exc:
-                    self._fail(task.target, f"{task.label}: {exc}")
-                    progress.note(f"    failed: {exc}")
+                except Exception as exc:  # one broken measurement must not lose the run
+                    why = str(exc) if isinstance(exc, procs.BenchError) else \
+                        f"{type(exc).__name__}: {exc}"
+                    self._fail(task.target, f"{task.label}: {why}")
+                    progress.note(f"    failed: {why}")
             progress.end()
 
     def finish(self) -> None:

@@ -50,8 +50,8 @@ def _log_tail(path: Path, lines: int = 5) -> str:
     try:
         text = path.read_text(errors="replace")
     except OSError:
-        return ""
-    return " | ".join(text.strip().splitlines()[-lines:])
+        text = ""
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(no output)"
 
 
 @dataclass
@@ -76,8 +76,10 @@ class Daemon:
         sock = UAPI_DIR / f"{self.ifname}.sock"
         ready = procs.wait_for(lambda: sock.exists() or not self.alive(), DAEMON_START_TIMEOUT_S)
         if not ready or not self.alive():
+            exited = self.proc.poll()
             self.stop()
-            why = "exited" if ready else f"no {sock} after {DAEMON_START_TIMEOUT_S:.0f} s"
+            why = f"exited ({exited})" if ready else f"no {sock} after " \
+                f"{DAEMON_START_TIMEOUT_S:.0f} s"
             raise procs.BenchError(f"{self.impl.name} on {self.ifname}: {why}; "
                                    f"log: {_log_tail(self.log)}")
         ip("-n", self.netns, "link", "set", self.ifname, "mtu", str(TUNNEL_MTU), "up")
