@@ -47,7 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="short run (1 repetition, 1 s per iperf3 run): under 2 minutes")
     p.add_argument("--scale", choices=sorted(SCALES), default=None,
-                   help="full (default: 3 repetitions, about 14 minutes), quick, or tiny "
+                   help="full (default: 3 repetitions; about 5 minutes for wireguard-go "
+                        "alone, 13 with pywg), quick, or tiny "
                         "(only exercises the machinery)")
     p.add_argument("--runs", type=int, default=None, help="repetitions of each figure")
     p.add_argument("--duration", type=int, default=None, metavar="S",
