@@ -127,6 +127,7 @@ int wg_dp_create(const struct wg_dp_settings *s, struct wg_dp **out)
     dp->timing = s->timing;
     dp->max_peers = s->max_peers;
     dp->tun_vnet_hdr = s->tun_vnet_hdr;
+    dp->tun_pi = s->tun_pi;
     atomic_init(&dp->tun_fd, s->tun_fd);
     atomic_init(&dp->udp4_fd, s->udp4_fd);
     atomic_init(&dp->udp6_fd, s->udp6_fd);

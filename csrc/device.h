@@ -52,6 +52,7 @@ struct wg_dp {
     struct wg_dp_timing timing;
     uint32_t max_peers;
     int tun_vnet_hdr;
+    int tun_pi;
     _Atomic int tun_fd;                 /* -1 once the TUN is gone */
     _Atomic int udp4_fd, udp6_fd;
     _Atomic uint32_t mtu;

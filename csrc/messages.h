@@ -70,7 +70,7 @@ struct message_data {
 enum dp_limits {
     DP_BATCH_SIZE = 128,                 /* packets per read/seal/send batch (wireguard-go: IdealBatchSize) */
     DP_MAX_PACKET = 65535,               /* largest IP packet or UDP payload handled */
-    DP_HEADROOM = 32,                    /* room before a packet: the data header (16) and a virtio header */
+    DP_HEADROOM = 32,                    /* room before a packet: the data header (16), or tun_pi and virtio headers (14) */
     DP_TAILROOM = 32,                    /* room after a packet: padding (< 16) and the tag (16) */
     DP_STAGED_TOTAL_MAX = 16384,         /* staged packets over all peers together */
     DP_ICMP_PER_SECOND = 200,            /* destination-unreachable replies written to the TUN */

@@ -55,6 +55,7 @@ struct wg_dp_timing {
 struct wg_dp_settings {
     int tun_fd;
     int tun_vnet_hdr;          /* nonzero if the TUN was opened with IFF_VNET_HDR */
+    int tun_pi;                /* nonzero if it was opened without IFF_NO_PI */
     int udp4_fd;               /* bound UDP sockets, -1 if absent */
     int udp6_fd;
     uint32_t mtu;              /* TUN MTU, for padding */

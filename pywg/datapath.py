@@ -91,7 +91,8 @@ class Settings:
     mtu: int = constants.DEFAULT_MTU
     max_peers: int = constants.DATAPLANE_MAX_PEERS
     event_ring_size: int = constants.DATAPLANE_EVENT_RING_SIZE
-    tun_vnet_hdr: bool = False
+    tun_vnet_hdr: bool = False  # the TUN was opened with IFF_VNET_HDR
+    tun_pi: bool = False  # the TUN was opened without IFF_NO_PI (4-byte packet info)
     timing: Timing = dataclasses.field(default_factory=Timing)
 
 
@@ -233,6 +234,7 @@ def _settings_to_c(settings: Settings) -> Any:
     c = _ffi.new("struct wg_dp_settings *")
     c.tun_fd = settings.tun_fd
     c.tun_vnet_hdr = int(settings.tun_vnet_hdr)
+    c.tun_pi = int(settings.tun_pi)
     c.udp4_fd = settings.udp4_fd
     c.udp6_fd = settings.udp6_fd
     c.mtu = settings.mtu
@@ -421,3 +423,21 @@ class DataPlane:
         _check(_lib.wg_dp_stats_get(self._handle(), c))
         return Stats(**{name: int(getattr(c, name)) for name in _STATS_FIELDS})
 
+
+
+def init_aead() -> str:
+    """Offer libsodium (pynacl's bundled copy) to the C side as one more backend, let it
+    self-test every backend and pick the fastest that passed (or PYWG_AEAD's); returns
+    the name of the one in use. Idempotent."""
+    import nacl.bindings
+    from nacl._sodium import ffi as sodium_ffi
+    from nacl._sodium import lib as sodium_lib
+
+    nacl.bindings.sodium_init()  # before it, libsodium runs its slowest code paths
+    names = ("crypto_aead_chacha20poly1305_ietf_encrypt",
+             "crypto_aead_chacha20poly1305_ietf_decrypt")
+    pointers = [_ffi.cast("void *", int(sodium_ffi.cast(
+        "uintptr_t", sodium_ffi.addressof(sodium_lib, name)))) for name in names]
+    _check(_lib.wg_aead_register_sodium(*pointers))
+    _check(_lib.wg_aead_init())
+    return str(_ffi.string(_lib.wg_aead_name()).decode())

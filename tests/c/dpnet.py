@@ -77,12 +77,14 @@ class Node:
 
 
 def node(ns: str, *, timing: Timing | None = None, tun: bool = True, mtu: int = 1420,
-         max_peers: int = 16, event_ring_size: int = 256, vnet_hdr: bool = False) -> Node:
+         max_peers: int = 16, event_ring_size: int = 256, vnet_hdr: bool = False,
+         pi: bool = False) -> Node:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     udp4, udp6 = udp_socket(ns, 4), udp_socket(ns, 6)
     dp = DataPlane(Settings(
         tun_fd=theirs.fileno() if tun else -1, udp4_fd=udp4.fileno(), udp6_fd=udp6.fileno(),
         mtu=mtu, max_peers=max_peers, event_ring_size=event_ring_size, tun_vnet_hdr=vnet_hdr,
+        tun_pi=pi,
         timing=timing or Timing()))
     return Node(dp, ours, theirs, udp4, udp6)
 

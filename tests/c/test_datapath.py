@@ -469,3 +469,31 @@ def test_virtio_header_on_the_tun(ns) -> None:
         n.close()
         far.close()
 
+
+
+@pytest.mark.parametrize("vnet_hdr", [False, True])
+def test_packet_info_header_on_the_tun(ns, vnet_hdr: bool) -> None:
+    """A TUN opened without IFF_NO_PI puts 4 bytes (flags, EtherType) before each packet,
+    and before the virtio header if there is one; the data plane writes the right
+    EtherType for each IP version."""
+    n = node(ns, pi=True, vnet_hdr=vnet_hdr)
+    far = PyPeer(ns)
+    vnet = bytes(10) if vnet_hdr else b""
+    try:
+        n.dp.add_peer(PEER)
+        n.dp.insert_allowed_ip(PEER, NET4)
+        n.dp.insert_allowed_ip(PEER, NET6)
+        n.dp.set_endpoint(PEER, far.endpoint)
+        n.dp.start()
+        far.install_on(n.dp, PEER, initiator=True)
+        for pkt, proto in ((ipv4("10.9.9.9", "10.0.0.1", b"four"), 0x0800),
+                           (ipv6("fd09::9", "fd00::1", b"six"), 0x86DD)):
+            n.tun.send(struct.pack("!HH", 0, proto) + vnet + pkt)
+            assert transport.trim(far.open(far.receive()).plaintext) == pkt
+            reply = (ipv4("10.0.0.1", "10.9.9.9", b"r4") if proto == 0x0800
+                     else ipv6("fd00::1", "fd09::9", b"r6"))
+            far.send(far.seal(reply), n.endpoint())
+            assert n.read_tun() == struct.pack("!HH", 0, proto) + vnet + reply
+    finally:
+        n.close()
+        far.close()

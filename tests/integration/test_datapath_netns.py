@@ -12,9 +12,11 @@ is the judge of a 100 MB transfer.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import pytest
 
 from pywg.datapath import DataPlane, Endpoint, EventType, Settings
-from pywg.tun import Tun
+from pywg.tun import IFF_TUN, TUNSETIFF, Tun
 from tests.support import netns
 from tests.support.setns import inside
 
@@ -90,16 +92,25 @@ def bound_socket(family: int, addr: str) -> socket.socket:
     return sock
 
 
-def make_side(ns: str, inner4: str, inner6: str, outer4: str, outer6: str) -> Side:
+def tun_with_packet_info(name: str) -> Tun:
+    """A TUN opened as wireguard-go opens it: without IFF_NO_PI."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), IFF_TUN))
+    return Tun(fd=fd, name=name, ifindex=socket.if_nametoindex(name), vnet_hdr=False)
+
+
+def make_side(ns: str, inner4: str, inner6: str, outer4: str, outer6: str,
+              pi: bool = False) -> Side:
     with inside(ns):
-        tun = Tun.create(netns.unique("wgd"), mtu=MTU)
+        name = netns.unique("wgd")
+        tun = tun_with_packet_info(name) if pi else Tun.create(name, mtu=MTU)
         udp4 = bound_socket(socket.AF_INET, "0.0.0.0")
         udp6 = bound_socket(socket.AF_INET6, "::")
     netns.sh(f"ip addr add {inner4}/24 dev {tun.name} && "
              f"ip -6 addr add {inner6}/64 dev {tun.name} nodad && ip link set {tun.name} up",
              ns=ns)
     dp = DataPlane(Settings(tun_fd=tun.fd, udp4_fd=udp4.fileno(), udp6_fd=udp6.fileno(),
-                            mtu=MTU, max_peers=4))
+                            mtu=MTU, max_peers=4, tun_pi=pi))
     return Side(ns, tun, udp4, udp6, dp, inner4, inner6, outer4, outer6)
 
 
@@ -125,13 +136,13 @@ def install_keys(initiator: Side, responder: Side) -> None:
 
 
 @contextlib.contextmanager
-def two_sides(outer: int) -> Iterator[tuple[Side, Side]]:
+def two_sides(outer: int, b_pi: bool = False) -> Iterator[tuple[Side, Side]]:
     netns.require_root()
     netns.require_tools("ping")
     with (netns.namespace("pda") as ns_a, netns.namespace("pdb") as ns_b,
           netns.veth_pair(ns_a, ns_b)):
         a = make_side(ns_a, "10.77.0.1", "fd77::1", "10.99.0.1", "fd99::1")
-        b = make_side(ns_b, "10.77.0.2", "fd77::2", "10.99.0.2", "fd99::2")
+        b = make_side(ns_b, "10.77.0.2", "fd77::2", "10.99.0.2", "fd99::2", pi=b_pi)
         try:
             connect(a, b, outer)
             a.dp.start()
@@ -146,9 +157,10 @@ def ping(src: Side, dst: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return netns.sh(f"ping -c 2 -i 0.2 -W 2 {' '.join(extra)} {dst}", ns=src.ns, check=False)
 
 
-@pytest.mark.parametrize("outer", [4, 6])
-def test_ping_both_ways(outer: int) -> None:
-    with two_sides(outer) as (a, b):
+@pytest.mark.parametrize(("outer", "b_pi"), [(4, False), (6, False), (4, True)],
+                         ids=["outer4", "outer6", "packet-info-tun"])
+def test_ping_both_ways(outer: int, b_pi: bool) -> None:
+    with two_sides(outer, b_pi) as (a, b):
         install_keys(a, b)
         for dst in (b.inner4, b.inner6):
             result = ping(a, dst)
