@@ -216,6 +216,13 @@ INLINE void mac_step(struct mac *m)
     }
 }
 
+/* No MAC work until the key exists: mac_step does nothing. */
+static inline void mac_idle(struct mac *m)
+{
+    m->ct = NULL;
+    m->groups = m->groups_done = m->ready = 0;
+}
+
 INLINE void mac_start(struct mac *m, const uint8_t *poly_key, const uint8_t *ad, size_t ad_len,
                       const uint8_t *ct, size_t len)
 {
@@ -486,7 +493,7 @@ AVX512 static void seal_core(uint8_t *dst, const uint8_t *src, size_t len, const
     size_t made, n, off, used;
     uint32_t ctr;
 
-    m.groups = 0;                       /* no MAC work until the key exists */
+    mac_idle(&m);
     chacha20_init(st, key, nonce0, counter);
     made = used = chacha20_batch(st, 0, ks, len + CHACHA20_BLOCK_SIZE, &m);
     mac_start(&m, ks, ad, ad_len, dst, len);
@@ -530,7 +537,7 @@ AVX512 static bool open_core(uint8_t *dst, const uint8_t *src, size_t len, const
     if (len < POLY1305_TAG_SIZE)
         return false;
     len -= POLY1305_TAG_SIZE;
-    m.groups = 0;
+    mac_idle(&m);
     chacha20_init(st, key, nonce0, counter);
     made = used[0] = chacha20_batch(st, 0, ks[0], len + CHACHA20_BLOCK_SIZE, &m);
     mac_start(&m, ks[0], ad, ad_len, src, len);
