@@ -100,11 +100,29 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+_EPILOG = """\
+Run an interface (the contract of `wireguard-go IFNAME`):
+  pywg [-f|--foreground] IFNAME
+
+  Creates the TUN IFNAME and the UAPI socket /var/run/wireguard/IFNAME.sock, then runs in
+  the background (or in the foreground with -f or WG_PROCESS_FOREGROUND=1). Configure it
+  with wg(8), or with wg-quick(8) and WG_QUICK_USERSPACE_IMPLEMENTATION=pywg. It exits on
+  SIGINT/SIGTERM, when the interface is deleted, or when its socket file is removed.
+
+  Environment: LOG_LEVEL=verbose|info|error|silent (default error), WG_TUN_FD and
+  WG_UAPI_FD (use an open TUN / a listening UNIX socket), WG_PROCESS_FOREGROUND=1,
+  PYWG_AEAD=<backend> (force a ChaCha20-Poly1305 backend), PYWG_TIMING_SCALE=<factor>
+  (tests only: shorten every protocol time).
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="pywg: a userspace WireGuard implementation.")
+        prog=PROG, description="pywg: a userspace WireGuard implementation.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True,
+                                title="commands")
     for name, command in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=command.help, description=command.help)
         command.configure(sub_parser)
@@ -112,7 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_interface_mode(argv: Sequence[str]) -> bool:
+    """`pywg IFNAME` or `pywg -f IFNAME`: anything that is not a subcommand or an option."""
+    first = argv[0] if argv else ""
+    if first in ("-f", "--foreground"):
+        return True
+    return bool(first) and not first.startswith("-") and first not in COMMANDS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _is_interface_mode(argv):
+        from pywg import daemon  # the daemon's imports are heavier than the key commands'
+
+        return daemon.main(argv)
     args = build_parser().parse_args(argv)
     try:
         status: int = args.run(args)

@@ -122,3 +122,9 @@ MTU_MAX: Final = 65535
 DATAPLANE_MAX_PEERS: Final = 1024  # peer slots a device starts with
 DATAPLANE_EVENT_RING_SIZE: Final = 4096  # events buffered for Python; a power of two
 DATAPLANE_EVENTS_PER_READ: Final = 256
+
+# The driver (pywg/device.py, pywg/bind.py).
+BIND_PORT_ATTEMPTS: Final = 10  # random ports tried until IPv4 and IPv6 agree on one
+UDP_SOCKET_BUFFER_BYTES: Final = 7 << 20  # as wireguard-go: absorbs a batch's burst
+DEVICE_MAX_PEERS: Final = 1 << 16  # data-plane peer slots; wireguard-go's limit
+DEVICE_TICK_MAX_NS: Final = 250 * NSEC_PER_MSEC  # how often peers whose facts moved are seen

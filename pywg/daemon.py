@@ -1,0 +1,150 @@
+"""`pywg [-f|--foreground] IFNAME`: the process model of `wireguard-go IFNAME`.
+
+The contract wg-quick and other tools rely on: when the command returns, the TUN and the
+UAPI socket /var/run/wireguard/IFNAME.sock exist (connections queue in the listen backlog
+until the daemon accepts them). So the parent creates both, then, unless asked to stay in
+the foreground, starts a copy of itself that inherits them (WG_TUN_FD, WG_UAPI_FD,
+WG_PROCESS_FOREGROUND=1) in a new session and exits 0; on any set-up failure it exits 1.
+The daemon runs until SIGINT or SIGTERM, until the TUN is deleted, or until its socket
+file is removed, and leaves no socket behind.
+
+LOG_LEVEL (verbose, debug, info, error, silent) sets what is logged; a background daemon
+keeps stdout and stderr only when LOG_LEVEL is set and not silent, as wireguard-go does.
+PYWG_TIMING_SCALE (tests only) multiplies every protocol time, so that rekeys and expiries
+can be watched in seconds; unset, the times are the protocol's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from pywg import log as pywg_log
+from pywg.device import Device
+from pywg.protocol.timers import Timing
+from pywg.tun import Tun, TunError
+from pywg.uapi_server import SocketInUseError, UapiServer, UapiServerError, listen_unix, socket_path
+
+__all__ = ["USAGE", "main"]
+
+EXIT_SETUP_SUCCESS = 0
+EXIT_SETUP_FAILED = 1
+USAGE = "usage: pywg [-f|--foreground] INTERFACE-NAME"
+_SOCKET_CHECK_S = 1.0  # how often the daemon checks that its socket file is still there
+
+
+def main(argv: Sequence[str]) -> int:
+    """argv: the arguments after the program name."""
+    if len(argv) == 2 and argv[0] in ("-f", "--foreground"):
+        foreground, ifname = True, argv[1]
+    elif len(argv) == 1 and not argv[0].startswith("-"):
+        foreground, ifname = False, argv[0]
+    else:
+        print(USAGE, file=sys.stderr)
+        return EXIT_SETUP_FAILED
+    foreground = foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
+    logger = pywg_log.setup(ifname, os.environ.get("LOG_LEVEL"))
+    try:
+        tun = _open_tun(ifname)
+    except (TunError, ValueError) as e:
+        logger.error("Failed to create TUN device: %s", _reason(e, ifname))
+        return EXIT_SETUP_FAILED
+    try:
+        uapi = _open_uapi(tun.name)
+    except (OSError, UapiServerError, ValueError) as e:
+        logger.error("UAPI listen error: %s", e)
+        tun.close()
+        return EXIT_SETUP_FAILED
+    if not foreground:
+        return _daemonize(tun, uapi)
+    return _serve(tun, uapi, _timing_from_env())
+
+
+def _open_tun(ifname: str) -> Tun:
+    fd = os.environ.get("WG_TUN_FD")
+    return Tun.adopt(int(fd)) if fd else Tun.create(ifname)
+
+
+def _open_uapi(ifname: str) -> socket.socket:
+    fd = os.environ.get("WG_UAPI_FD")
+    if fd:
+        return socket.socket(fileno=int(fd))
+    return listen_unix(socket_path(ifname))
+
+
+def _reason(e: Exception, ifname: str) -> str:
+    if isinstance(e, OSError) and e.errno == errno.EBUSY:
+        return f"interface {ifname} is in use by another process"
+    return str(e)
+
+
+def _daemonize(tun: Tun, uapi: socket.socket) -> int:
+    env = dict(os.environ, WG_TUN_FD=str(tun.fd), WG_UAPI_FD=str(uapi.fileno()),
+               WG_PROCESS_FOREGROUND="1")
+    level = os.environ.get("LOG_LEVEL", "")
+    keep_output = bool(level) and level.lower() != "silent"
+    out = None if keep_output else subprocess.DEVNULL
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "pywg", tun.name], env=env, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=out, pass_fds=(tun.fd, uapi.fileno()), start_new_session=True,
+            cwd="/")
+    except OSError as e:
+        pywg_log.logger.error("Failed to daemonize: %s", e)
+        return EXIT_SETUP_FAILED
+    return EXIT_SETUP_SUCCESS
+
+
+def _timing_from_env() -> Timing:
+    scale = os.environ.get("PYWG_TIMING_SCALE")
+    return Timing().scaled(float(scale)) if scale else Timing()
+
+
+def _serve(tun: Tun, uapi: socket.socket, timing: Timing) -> int:
+    try:
+        uvloop.run(_run(tun, uapi, timing))
+    except SocketInUseError as e:
+        pywg_log.logger.error("UAPI listen error: %s", e)
+        return EXIT_SETUP_FAILED
+    return EXIT_SETUP_SUCCESS
+
+
+async def _run(tun: Tun, uapi: socket.socket, timing: Timing) -> None:
+    logger = pywg_log.logger
+    device = Device(tun, timing=timing)
+    server = UapiServer(device, uapi)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, device.stop, f"signal {signal.Signals(signum).name}")
+    watcher = asyncio.ensure_future(_watch_socket(server, device))
+    server.start()
+    logger.info("Device started (AEAD: %s)", device.aead_name)
+    logger.info("UAPI listener started")
+    try:
+        reason = await device.run()
+        logger.info("Shutting down: %s", reason)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await server.aclose()
+        device.close()
+
+
+async def _watch_socket(server: UapiServer, device: Device) -> None:
+    # wireguard-go exits when its socket file goes; polling stat() once a second is
+    # simpler than inotify and just as good at that time scale.
+    while True:
+        await asyncio.sleep(_SOCKET_CHECK_S)
+        if server.socket_removed():
+            device.stop("the UAPI socket was removed")
+            return
