@@ -121,10 +121,13 @@ def test_entry_points_and_usage_errors():
     proc = subprocess.run([sys.executable, "-m", "pywg", "--help"], capture_output=True,
                           timeout=30)
     assert proc.returncode == 0 and b"genkey" in proc.stdout and b"pubkey" in proc.stdout
-    for bad in (["nonsense"], [], ["genkey", "extra"]):
+    for bad in (["--nonsense"], [], ["genkey", "extra"]):
         with pytest.raises(SystemExit) as e:
             cli.main(bad)
         assert e.value.code != 0
+    # Interface mode (`pywg [-f] IFNAME`) with the wrong number of words: usage, exit 1.
+    for bad in (["-f"], ["-f", "a", "b"], ["--foreground"]):
+        assert cli.main(bad) == 1
 
 
 def test_hex_encoding():
