@@ -32,7 +32,14 @@ from pywg import log as pywg_log
 from pywg.device import Device
 from pywg.protocol.timers import Timing
 from pywg.tun import Tun, TunError
-from pywg.uapi_server import SocketInUseError, UapiServer, UapiServerError, listen_unix, socket_path
+from pywg.uapi_server import (
+    SocketInUseError,
+    UapiServer,
+    UapiServerError,
+    listen_unix,
+    socket_answers,
+    socket_path,
+)
 
 __all__ = ["USAGE", "main"]
 
@@ -57,6 +64,7 @@ def main(argv: Sequence[str]) -> int:
         tun = _open_tun(ifname)
     except (TunError, ValueError) as e:
         logger.error("Failed to create TUN device: %s", _reason(e, ifname))
+        _discard_inherited_uapi()
         return EXIT_SETUP_FAILED
     try:
         uapi = _open_uapi(tun.name)
@@ -79,6 +87,20 @@ def _open_uapi(ifname: str) -> socket.socket:
     if fd:
         return socket.socket(fileno=int(fd))
     return listen_unix(socket_path(ifname))
+
+
+def _discard_inherited_uapi() -> None:
+    """A daemon that cannot start must not leave the socket its parent made behind (the
+    TUN may have been deleted while it was starting)."""
+    fd = os.environ.get("WG_UAPI_FD")
+    if not fd:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sock = socket.socket(fileno=int(fd))
+        path = sock.getsockname()
+        sock.close()
+        if isinstance(path, str) and path and not socket_answers(path):
+            os.unlink(path)
 
 
 def _reason(e: Exception, ifname: str) -> str:

@@ -145,6 +145,7 @@ class Device:
         self.dp = DataPlane(Settings(
             tun_fd=tun.fd if tun else -1,
             tun_vnet_hdr=bool(tun and tun.vnet_hdr),
+            tun_pi=bool(tun and tun.pi),
             max_peers=max_peers,
             event_ring_size=self._ring_size,
             timing=self.timing,

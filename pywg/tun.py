@@ -49,6 +49,7 @@ class Tun:
     name: str
     ifindex: int
     vnet_hdr: bool
+    pi: bool = False  # opened without IFF_NO_PI: packets carry a 4-byte packet-info header
 
     @classmethod
     def create(cls, name: str, *, vnet_hdr: bool = False, mtu: int = constants.DEFAULT_MTU) -> Tun:
@@ -66,21 +67,25 @@ class Tun:
         return tun
 
     @classmethod
-    def adopt(cls, fd: int) -> Tun:
-        """Take over a TUN fd opened by someone else (WG_TUN_FD)."""
+    def adopt(cls, fd: int, *, mtu: int = constants.DEFAULT_MTU) -> Tun:
+        """Take over a TUN fd opened by someone else (WG_TUN_FD), opened with or without
+        IFF_NO_PI, and set its MTU as wireguard-go does."""
         try:
             reply = fcntl.ioctl(fd, TUNGETIFF, _IFREQ.pack(b"", 0))
             os.set_blocking(fd, False)
-            return cls._describe(fd, reply)
+            tun = cls._describe(fd, reply)
+            set_mtu(tun.ifindex, mtu)
         except OSError as e:
             raise TunError(e.errno, f"fd {fd} is not a usable TUN: {e.strerror}") from e
+        return tun
 
     @classmethod
     def _describe(cls, fd: int, ifreq: bytes) -> Tun:
         raw_name, flags = _IFREQ.unpack(ifreq)
         name = raw_name.rstrip(b"\0").decode()
+        flags = _sysfs_flags(name, flags)
         return cls(fd=fd, name=name, ifindex=socket.if_nametoindex(name),
-                   vnet_hdr=bool(flags & IFF_VNET_HDR))
+                   vnet_hdr=bool(flags & IFF_VNET_HDR), pi=not flags & IFF_NO_PI)
 
     def exists(self) -> bool:
         """False once the interface has been deleted. True after a move to another
@@ -97,6 +102,16 @@ class Tun:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _sysfs_flags(name: str, ioctl_flags: int) -> int:
+    """The TUN's flags as sysfs shows them. TUNGETIFF reports IFF_NO_PI even for a TUN
+    opened without it (seen on Linux 6.18), so it cannot tell an adopted TUN's framing."""
+    try:
+        with open(f"/sys/class/net/{name}/tun_flags", encoding="ascii") as f:
+            return int(f.read().strip(), 16)
+    except (OSError, ValueError):
+        return ioctl_flags
 
 
 def validate_ifname(name: str) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "UapiServer",
     "UapiServerError",
     "listen_unix",
+    "socket_answers",
     "socket_path",
     "validate_ifname",
 ]
@@ -77,7 +78,7 @@ def socket_path(ifname: str, run_dir: str = UAPI_SOCKET_DIR) -> str:
     return os.path.join(run_dir, f"{ifname}.sock")
 
 
-def _answers(path: str) -> bool:
+def socket_answers(path: str) -> bool:
     """Whether something listens on `path` (wg(8) and wireguard-go test it the same way)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)  # a live server whose backlog is full makes connect wait
@@ -113,7 +114,7 @@ def listen_unix(path: str) -> socket.socket:
     except OSError as e:
         if e.errno != errno.EADDRINUSE:
             raise UapiServerError(f"cannot bind {path}: {e.strerror}") from e
-        if _answers(path):
+        if socket_answers(path):
             raise SocketInUseError(f"{path} is in use by another process") from e
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -182,8 +183,11 @@ class UapiServer:
         return cls(device, sock, limits)
 
     def socket_removed(self) -> bool:
-        """Whether our socket file is gone or replaced (wireguard-go then shuts down)."""
-        return self._identity is not None and _identity(self.path or "") != self._identity
+        """Whether our socket file is gone or replaced (wireguard-go then shuts down). A
+        named socket whose file was already gone when we took it over counts as removed."""
+        if not self.path:
+            return False
+        return self._identity is None or _identity(self.path) != self._identity
 
     def start(self) -> asyncio.Task[None]:
         if self._serving is None:
