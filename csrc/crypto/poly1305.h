@@ -57,26 +57,26 @@ static inline void poly1305_64_init(struct poly1305_64 *st, const uint8_t key[PO
 
 /*
  * One multiplication h * r mod p, leaving h partially reduced: h2 stays
- * below 8, which keeps h2 * s1 and h2 * r0 within 64 bits.
+ * below 8, which keeps h2 * s1 and h2 * r0 within 64 bits. Carries are
+ * plain 64-bit compares: gcc turns 128-bit additions of zero-extended
+ * words into round trips through the stack, on the critical path.
  */
-static inline __attribute__((always_inline)) void poly1305_64_mul(uint64_t *h0, uint64_t *h1, uint64_t *h2, uint64_t r0,
-                                   uint64_t r1, uint64_t s1)
+static inline __attribute__((always_inline)) void
+poly1305_64_mul(uint64_t *h0, uint64_t *h1, uint64_t *h2, uint64_t r0, uint64_t r1, uint64_t s1)
 {
     u128 d0 = (u128)*h0 * r0 + (u128)*h1 * s1;
-    u128 d1 = (u128)*h0 * r1 + (u128)*h1 * r0 + (u128)(*h2 * s1);
-    uint64_t d2 = *h2 * r0;
-    uint64_t c;
-
-    d1 += (uint64_t)(d0 >> 64);
-    d2 += (uint64_t)(d1 >> 64);
+    u128 d1 = (u128)*h0 * r1 + (u128)*h1 * r0 + (*h2 * s1) + (uint64_t)(d0 >> 64);
+    uint64_t d2 = *h2 * r0 + (uint64_t)(d1 >> 64);
     /* Bits from 2^130 up are worth 5 times as much at 2^0. */
-    c = (d2 >> 2) + (d2 & ~UINT64_C(3));
-    d2 &= 3;
-    d0 = (u128)(uint64_t)d0 + c;
-    d1 = (u128)(uint64_t)d1 + (uint64_t)(d0 >> 64);
-    *h0 = (uint64_t)d0;
-    *h1 = (uint64_t)d1;
-    *h2 = d2 + (uint64_t)(d1 >> 64);
+    uint64_t c = (d2 >> 2) + (d2 & ~UINT64_C(3));
+    uint64_t lo = (uint64_t)d0 + c, mid;
+
+    c = lo < c;
+    mid = (uint64_t)d1 + c;
+    c = mid < c;
+    *h0 = lo;
+    *h1 = mid;
+    *h2 = (d2 & 3) + c;
 }
 
 /*
@@ -93,12 +93,14 @@ poly1305_64_blocks_hibit(struct poly1305_64 *st, const uint8_t *m, size_t nblock
     const uint64_t r0 = st->r0, r1 = st->r1, s1 = st->s1;
 
     for (size_t i = 0; i < nblocks; i++, m += POLY1305_BLOCK_SIZE) {
-        u128 t = (u128)h0 + get_le64(m);
+        uint64_t m0 = get_le64(m), m1 = get_le64(m + 8), c;
 
-        h0 = (uint64_t)t;
-        t = (u128)h1 + get_le64(m + 8) + (uint64_t)(t >> 64);
-        h1 = (uint64_t)t;
-        h2 += hibit + (uint64_t)(t >> 64);
+        h0 += m0;
+        c = h0 < m0;
+        h1 += c;
+        h2 += hibit + (h1 < c);
+        h1 += m1;
+        h2 += h1 < m1;
         poly1305_64_mul(&h0, &h1, &h2, r0, r1, s1);
     }
     st->h0 = h0;
