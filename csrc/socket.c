@@ -160,8 +160,9 @@ int wg_socket_send(struct wg_dp *dp, struct send_scratch *s, struct wg_endpoint 
             continue;
         if ((err == EAGAIN || err == ENOBUFS) && wait_writable(dp, fd, &waited))
             continue;
-        if ((err == EINVAL || err == EADDRNOTAVAIL) && ctrl_len) {
-            /* Our old address is gone: let the kernel choose one. */
+        if ((err == EINVAL || err == EADDRNOTAVAIL || err == ENETUNREACH) && ctrl_len) {
+            /* Our old address is gone (IPv4 reports ENETUNREACH for a source that is
+             * no longer local, IPv6 EINVAL): let the kernel choose one. */
             for (unsigned int i = next; i < n; i++) {
                 s->msgs[i].msg_hdr.msg_control = NULL;
                 s->msgs[i].msg_hdr.msg_controllen = 0;
