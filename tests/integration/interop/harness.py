@@ -50,6 +50,11 @@ class Impl:
 
 
 def _pywg_argv() -> tuple[str, ...]:
+    # PYWG_INTEROP_COMMAND points the suite at another pywg command (one word, as
+    # wg-quick needs), e.g. an installed one.
+    override = os.environ.get("PYWG_INTEROP_COMMAND")
+    if override:
+        return (override,)
     script = Path(sys.executable).with_name("pywg")
     if script.exists():
         return (str(script),)

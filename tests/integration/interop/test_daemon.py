@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.integration.interop.harness import Daemon, Impl, socket_path
 from tests.support.netns import namespace
 
 LAUNCHER = str(Path(__file__).with_name("fdlauncher.py"))
+WGGO_SIGNAL_SETTLE_S = 0.2
 
 
 @pytest.fixture
@@ -98,9 +100,15 @@ def test_exits_when_its_socket_is_removed(started: Daemon) -> None:
 def test_exits_cleanly_on_signal(impl: Impl, scratch_ns: str, workdir: Path,
                                  sig: signal.Signals) -> None:
     d = harness.start_daemon(impl, scratch_ns, harness.ifname("wgS"), workdir,
-                             foreground=True)
+                             foreground=True, env={"LOG_LEVEL": "verbose"})
     try:
         assert d.proc is not None
+        if impl is harness.WGGO:
+            # wireguard-go asks for SIGTERM/SIGINT only after its UAPI socket answers (a
+            # signal in between kills it outright); the line it logs just before is the
+            # closest sign. pywg must be ready for signals before it answers.
+            harness.wait_for(lambda: "UAPI listener started" in d.log(), "wireguard-go's start")
+            time.sleep(WGGO_SIGNAL_SETTLE_S)
         d.proc.send_signal(sig)
         assert d.proc.wait(timeout=harness.EXIT_TIMEOUT_S) == 0, d.log()
         _assert_gone(d)
