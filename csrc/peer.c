@@ -255,6 +255,19 @@ int wg_dp_peer_set_endpoint(struct wg_dp *dp, uint32_t slot, const struct wg_end
     return peer ? 0 : -ENOENT;
 }
 
+int wg_dp_peer_handshake_received(struct wg_dp *dp, uint32_t slot, uint32_t bytes,
+                                  uint64_t now)
+{
+    struct peer *peer;
+
+    wg_device_lock(dp);
+    peer = wg_device_peer(dp, slot);
+    if (peer)
+        wg_peer_received(dp, peer, bytes, false, now);
+    wg_device_unlock(dp);
+    return peer ? 0 : -ENOENT;
+}
+
 int wg_dp_peer_clear_src(struct wg_dp *dp, uint32_t slot)
 {
     struct peer *peer;

@@ -79,6 +79,10 @@ int wg_dp_peer_add(struct wg_dp *dp, uint32_t peer);
 int wg_dp_peer_remove(struct wg_dp *dp, uint32_t peer);  /* drops its IPs, keys, staged packets */
 int wg_dp_peer_set_endpoint(struct wg_dp *dp, uint32_t peer, const struct wg_endpoint *ep);
 int wg_dp_peer_clear_src(struct wg_dp *dp, uint32_t peer);   /* forget the sticky source */
+/* Python authenticated a handshake message from the peer (bytes long, at now):
+ * it counts in rx_bytes and as an authenticated receive for the timers. */
+int wg_dp_peer_handshake_received(struct wg_dp *dp, uint32_t peer, uint32_t bytes,
+                                  uint64_t now);
 
 /* What the timers need and `wg show` prints; the packet paths keep it and it
  * is read without stopping them. 0 means "never". */

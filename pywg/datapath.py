@@ -324,6 +324,11 @@ class DataPlane:
         """Forget the sticky source address (the kernel does it before handshake retries)."""
         _check(_lib.wg_dp_peer_clear_src(self._handle(), peer))
 
+    def handshake_received(self, peer: int, length: int, now_ns: int) -> None:
+        """Count an authenticated handshake message from the peer: its bytes, and an
+        authenticated receive for the timers (C never sees which ones were valid)."""
+        _check(_lib.wg_dp_peer_handshake_received(self._handle(), peer, length, now_ns))
+
     def peer_info(self, peer: int) -> PeerInfo:
         _check(_lib.wg_dp_peer_info(self._handle(), peer, self._info))
         return _peer_info_from_c(self._info)

@@ -384,7 +384,10 @@ class Device:
                     self._send(functools.partial(self.dp.send_to, source, packet))
                     log.debug("Sending cookie reply to %s", _show(source))
                 case UpdateEndpoint(peer=raw):
-                    self.dp.set_endpoint(self._peers[PublicKey(raw)].slot, source)
+                    # Only an authenticated initiation or response says this.
+                    slot = self._peers[PublicKey(raw)].slot
+                    self.dp.set_endpoint(slot, source)
+                    self.dp.handshake_received(slot, len(event.data), now)
                 case InstallSession(session=session):
                     self._install(self._peers[PublicKey(session.peer)], session, now)
                 case SendHandshakeResponse(peer=raw, packet=packet):

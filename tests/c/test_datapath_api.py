@@ -111,3 +111,16 @@ def test_lookup_none_and_closed_handle() -> None:
     plane.close()
     with pytest.raises(ValueError):
         plane.add_peer(0)
+
+
+def test_handshake_received_counts_as_authenticated(dp: DataPlane) -> None:
+    dp.add_peer(3)
+    before = dp.peer_info(3)
+    assert (before.rx_bytes, before.last_rx_auth_ns) == (0, 0)
+    dp.handshake_received(3, 92, 12345)
+    after = dp.peer_info(3)
+    assert after.rx_bytes == 92 and after.last_rx_auth_ns == 12345
+    assert after.last_rx_data_ns == 0 and after.first_rx_data_since_tx_ns == 0
+    assert 3 in dp.active_peers()
+    with pytest.raises(FileNotFoundError):
+        dp.handshake_received(4, 92, 1)
