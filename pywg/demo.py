@@ -1,180 +1,229 @@
-"""`python -m pywg.demo`: two WireGuard peers in one process, step by step.
+"""`make demo` / `python -m pywg.demo`: a live pywg tunnel between two network namespaces.
 
-Alice and Bob are two instances of pywg's sans-I/O protocol core joined by nothing but
-this script: it carries each datagram from one to the other, moves a pretend clock, and
-prints what happens. No sockets, no root. (A later version runs a real tunnel between two
-network namespaces.)
+What it does, printing each step: creates two namespaces joined by a veth pair, starts a
+pywg daemon in each (exactly as `wireguard-go IFNAME` would be started), configures both
+with the real `wg` tool, brings the interfaces up with `ip`, pings across the tunnel over
+IPv4 and IPv6, runs a short iperf3, shows `wg show` on both sides, and removes everything
+it made, also on Ctrl-C. Needs root; without it, it runs the in-process walkthrough of the
+protocol instead (python -m pywg.walkthrough).
 """
 
 from __future__ import annotations
 
-import struct
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
-
-from pywg import keys
-from pywg.constants import DEFAULT_MTU, MESSAGE_DATA_HEADER_SIZE, NSEC_PER_SEC
-from pywg.protocol import handshake as hs
-from pywg.protocol import timers, transport
-from pywg.protocol.endpoint import Endpoint
-from pywg.protocol.keypair import Keypair
-from pywg.protocol.peer import Peer
-from pywg.protocol.timers import TimerAction, Timing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["main"]
 
-TIMING = Timing()
+OUTER = ("192.168.241.1", "192.168.241.2")
+INNER = ("10.200.200.1", "10.200.200.2")
+INNER6 = ("fd00:200::1", "fd00:200::2")
+PORTS = (51821, 51822)
+STEP_TIMEOUT_S = 30
 
 
 @dataclass
 class Side:
-    name: str
-    endpoint: Endpoint
-    core: hs.HandshakeCore = field(init=False)
-    peer: Peer = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.core = hs.HandshakeCore(keys.generate_private_key())
-
-    @property
-    def public_key(self) -> bytes:
-        assert self.core.public_key is not None
-        return self.core.public_key
-
-    def meet(self, other: Side) -> None:
-        self.core.add_peer(other.public_key)
-        self.peer = Peer(other.public_key, endpoint=other.endpoint)
-
-    def keypair(self, index: int) -> Keypair | None:
-        return self.peer.keypairs.find(index)
-
-
-class Demo:
-    def __init__(self) -> None:
-        self.now = time.monotonic_ns()
-        self._wall_offset = time.time_ns() - self.now
-        self.alice = Side("alice", Endpoint.from_sockaddr(("192.0.2.1", 51820)))
-        self.bob = Side("bob", Endpoint.from_sockaddr(("192.0.2.2", 51820)))
-        self.alice.meet(self.bob)
-        self.bob.meet(self.alice)
-
-    def wall(self) -> int:
-        # The pretend clock jumps ahead; the handshake's timestamps must follow it.
-        return self.now + self._wall_offset
-
-    def handshake(self, initiator: Side, responder: Side) -> None:
-        initiation = initiator.core.create_initiation(responder.public_key, self.now, self.wall())
-        sender = struct.unpack_from("<I", initiation, 4)[0]
-        say(f"{initiator.name} -> {responder.name}  initiation  {len(initiation)} bytes, "
-            f"sender index {sender:#010x}")
-        response = self.receive_handshake(responder, initiation, initiator.endpoint)
-        assert response is not None
-        sender, receiver = struct.unpack_from("<II", response, 4)
-        say(f"{responder.name} -> {initiator.name}  response     {len(response)} bytes, "
-            f"sender index {sender:#010x}, receiver index {receiver:#010x}")
-        self.receive_handshake(initiator, response, responder.endpoint)
-        say(f"both sides derived transport keys; {responder.name} keeps its new keypair as "
-            f"'next' until {initiator.name}'s first packet confirms it")
-
-    def receive_handshake(self, side: Side, datagram: bytes, source: Endpoint) -> bytes | None:
-        reply = None
-        for action in side.core.receive(datagram, source, self.now):
-            match action:
-                case hs.InstallSession(session):
-                    for index in side.peer.install_session(session, self.now):
-                        side.core.release_index(index)
-                case hs.SendHandshakeResponse(_, packet):
-                    reply = packet
-                case hs.Drop(reason):
-                    say(f"{side.name} dropped a handshake message: {reason.value}")
-        return reply
-
-    def send(self, sender: Side, receiver: Side, text: str) -> bytes:
-        keypair = sender.peer.keypairs.for_sending(self.now, TIMING)
-        assert keypair is not None
-        src, dst = ("10.0.0.1", "10.0.0.2") if sender is self.alice else ("10.0.0.2", "10.0.0.1")
-        sealed = transport.seal(keypair, ipv4(src, dst, text.encode()), DEFAULT_MTU)
-        counter = struct.unpack_from("<Q", sealed, 8)[0]
-        say(f"{sender.name} -> {receiver.name}  transport   {len(sealed)} bytes, counter {counter}"
-            f", carrying {text!r}")
-        self.receive_data(receiver, sealed)
-        return sealed
-
-    def receive_data(self, side: Side, datagram: bytes) -> None:
-        opened = transport.unseal(datagram, side.keypair, self.now, TIMING)
-        if isinstance(opened, transport.TransportDrop):
-            say(f"{side.name} dropped it: {opened.value}")
-            return
-        if side.peer.received_with(opened.keypair, self.now).confirmed:
-            say(f"{side.name} confirmed its next keypair: it is now current")
-        if opened.is_keepalive:
-            say(f"{side.name} received a keepalive")
-            return
-        inner = transport.trim(opened.plaintext)
-        assert isinstance(inner, bytes)
-        say(f"{side.name} decrypted a {len(inner)}-byte IPv4 packet: {inner[28:].decode()!r}")
-
-
-def ipv4(src: str, dst: str, payload: bytes) -> bytes:
-    """An IPv4/UDP packet (ports 9, the discard service); the demo skips checksums."""
-    udp = struct.pack("!HHHH", 9, 9, 8 + len(payload), 0) + payload
-    addresses = bytes(map(int, src.split("."))) + bytes(map(int, dst.split(".")))
-    return struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0) + addresses + udp
+    label: str
+    ns: str
+    ifname: str
+    veth: str
+    outer: str
+    inner: str
+    inner6: str
+    port: int
+    private_key: str = ""
+    public_key: str = ""
 
 
 def say(text: str) -> None:
-    print(f"  {text}")
+    print(text, flush=True)
 
 
 def step(title: str) -> None:
-    print(f"\n{title}")
+    say(f"\n== {title}")
 
 
-def main() -> int:
-    print("pywg demo: two WireGuard peers in one process (no network, no root)")
-    demo = Demo()
-    alice, bob = demo.alice, demo.bob
-    step("1. keys (X25519; the private keys never leave their side)")
-    say(f"alice  public key {keys.to_base64(alice.public_key)}")
-    say(f"bob    public key {keys.to_base64(bob.public_key)}")
+def run(cmd: list[str], *, ns: str | None = None, check: bool = True, show: bool = False,
+        stdin: str | None = None, timeout: float = STEP_TIMEOUT_S,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = ["ip", "netns", "exec", ns, *cmd] if ns else cmd
+    if show:
+        say(f"$ {'ip netns exec ' + ns + ' ' if ns else ''}{' '.join(cmd)}")
+    result = subprocess.run(full, input=stdin, capture_output=True, text=True,
+                            timeout=timeout, check=False, env=env)
+    if show and (result.stdout or result.stderr):
+        say((result.stdout + result.stderr).rstrip())
+    if check and result.returncode != 0:
+        raise RuntimeError(f"`{' '.join(full)}` failed: {result.stderr.strip()}")
+    return result
 
-    step("2. handshake (Noise_IKpsk2)")
-    demo.handshake(alice, bob)
 
-    step("3. data both ways (ChaCha20-Poly1305, padded to 16 bytes)")
-    first = demo.send(alice, bob, "hello bob")
-    demo.send(bob, alice, "hello alice")
+def pywg_command() -> list[str]:
+    return [sys.executable, "-m", "pywg"]
 
-    step("4. a replayed packet")
-    say(f"someone on the path resends alice's first packet ({len(first)} bytes)")
-    demo.receive_data(bob, first)
 
-    step("5. rekey: the initiator renews keys every REKEY_AFTER_TIME (120 s) while it sends")
-    demo.now += 121 * NSEC_PER_SEC
-    demo.send(alice, bob, "two minutes later")
-    timers.data_sent(alice.peer.facts, demo.now)
-    alice.peer.refresh_keypair_facts()
-    if timers.keep_key_fresh_sending(alice.peer.facts, demo.now, TIMING):
-        timers.request_handshake(alice.peer.timers)
-    actions = timers.evaluate(alice.peer.timers, alice.peer.facts, demo.now).actions
-    say(f"alice's timers: {', '.join(a.value for a in actions)}")
-    if TimerAction.SEND_INITIATION in actions:
-        demo.handshake(alice, bob)
-    old = alice.peer.keypairs.previous
-    assert old is not None
-    say(f"alice now sends with a new keypair; the old one (index {old.local_index:#010x}) "
-        "stays as 'previous' for packets still in flight")
-    demo.send(alice, bob, "fresh keys")
+def make_sides() -> tuple[Side, Side]:
+    tag = secrets.token_hex(2)
+    return tuple(  # type: ignore[return-value]
+        Side(label, f"pywg-demo-{label.lower()}-{tag}", f"wgdemo{label}{tag}",
+             f"vdemo{label}{tag}", OUTER[i], INNER[i], INNER6[i], PORTS[i])
+        for i, label in enumerate(("A", "B")))
 
-    step("6. stale keys: nothing is accepted under a keypair older than 180 s")
-    demo.now += 60 * NSEC_PER_SEC
-    stale = transport.seal(old, b"", DEFAULT_MTU)  # as if it had been held up for a minute
-    say(f"a {len(stale)}-byte keepalive under the old keypair ({MESSAGE_DATA_HEADER_SIZE}-byte "
-        "header, empty payload, 16-byte tag) arrives 181 s after that keypair was made")
-    demo.receive_data(bob, stale)
-    print("\ndone")
+
+@contextlib.contextmanager
+def namespaces(a: Side, b: Side) -> Iterator[None]:
+    try:
+        for side in (a, b):
+            run(["ip", "netns", "add", side.ns], show=True)
+            run(["ip", "link", "set", "lo", "up"], ns=side.ns)
+        run(["ip", "link", "add", a.veth, "netns", a.ns, "type", "veth", "peer", "name",
+             b.veth, "netns", b.ns], show=True)
+        for side in (a, b):
+            run(["ip", "addr", "add", f"{side.outer}/24", "dev", side.veth], ns=side.ns,
+                show=True)
+            run(["ip", "link", "set", side.veth, "up"], ns=side.ns)
+        yield
+    finally:
+        step("Cleaning up")
+        for side in (a, b):
+            # Deleting the interface is what makes a WireGuard daemon exit.
+            run(["ip", "link", "del", side.ifname], ns=side.ns, check=False, show=True)
+        for side in (a, b):
+            wait_for_exit(side)
+            run(["ip", "netns", "del", side.ns], check=False, show=True)
+
+
+def daemon_pids(side: Side) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"pywg" in argv and side.ifname.encode() in argv:
+                    pids.append(int(entry.name))
+    return pids
+
+
+def wait_for_exit(side: Side, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while daemon_pids(side) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in daemon_pids(side):  # ours: it names our unique interface
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 15)
+
+
+def start_daemons(a: Side, b: Side, logdir: Path) -> None:
+    for side in (a, b):
+        side.private_key = run(pywg_command() + ["genkey"]).stdout.strip()
+        side.public_key = run(pywg_command() + ["pubkey"], stdin=side.private_key).stdout.strip()
+        say(f"{side.label}: public key {side.public_key}")
+    for side in (a, b):
+        env = dict(os.environ, LOG_LEVEL="info")
+        log = logdir / f"{side.ifname}.log"
+        with open(log, "w") as out:
+            started = subprocess.run(["ip", "netns", "exec", side.ns, *pywg_command(),
+                                      side.ifname], stdout=out, stderr=out, env=env,
+                                     timeout=STEP_TIMEOUT_S, check=False)
+        say(f"$ ip netns exec {side.ns} pywg {side.ifname}   -> exit {started.returncode}")
+        if started.returncode != 0:
+            raise RuntimeError(f"pywg did not start: {log.read_text()}")
+
+
+def configure(a: Side, b: Side, workdir: Path) -> None:
+    for me, other in ((a, b), (b, a)):
+        conf = workdir / f"{me.ifname}.conf"
+        conf.write_text(
+            f"[Interface]\nPrivateKey = {me.private_key}\nListenPort = {me.port}\n\n"
+            f"[Peer]\nPublicKey = {other.public_key}\n"
+            f"AllowedIPs = {other.inner}/32, {other.inner6}/128\n"
+            f"Endpoint = {other.outer}:{other.port}\n")
+        conf.chmod(0o600)
+        run(["wg", "setconf", me.ifname, str(conf)], ns=me.ns, show=True)
+        run(["ip", "addr", "add", f"{me.inner}/24", "dev", me.ifname], ns=me.ns, show=True)
+        run(["ip", "-6", "addr", "add", f"{me.inner6}/64", "dev", me.ifname, "nodad"],
+            ns=me.ns, show=True)
+        run(["ip", "link", "set", me.ifname, "up"], ns=me.ns, show=True)
+
+
+def traffic(a: Side, b: Side, seconds: int) -> None:
+    step("Ping through the tunnel (the first packet starts the handshake)")
+    run(["ping", "-c", "3", "-i", "0.3", "-W", "5", b.inner], ns=a.ns, show=True)
+    run(["ping", "-6", "-c", "3", "-i", "0.3", "-W", "5", a.inner6], ns=b.ns, show=True)
+    if shutil.which("iperf3") is None:
+        say("(iperf3 is not installed: skipping the throughput run)")
+        return
+    step(f"iperf3: one TCP stream for {seconds} s, A -> B through the tunnel")
+    server = subprocess.Popen(["ip", "netns", "exec", b.ns, "iperf3", "-s", "-1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        result = run(["iperf3", "-c", b.inner, "-t", str(seconds), "-J"], ns=a.ns,
+                     timeout=seconds + STEP_TIMEOUT_S)
+        end = json.loads(result.stdout)["end"]
+        sent, received = end["sum_sent"], end["sum_received"]
+        say(f"sent {sent['bytes'] / 1e6:.0f} MB at {sent['bits_per_second'] / 1e9:.2f} Gbit/s,"
+            f" received {received['bits_per_second'] / 1e9:.2f} Gbit/s,"
+            f" {sent.get('retransmits', 0)} TCP retransmits")
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=5)
+        if server.poll() is None:
+            server.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pywg.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=3, help="iperf3 duration (default 3)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        say("The live demo needs root (network namespaces and TUN devices).\n"
+            "Showing the in-process protocol walkthrough instead:\n")
+        from pywg import walkthrough
+
+        return walkthrough.main()
+    for tool in ("ip", "wg"):
+        if shutil.which(tool) is None:
+            say(f"the demo needs `{tool}` (Debian: iproute2, wireguard-tools)")
+            return 1
+    a, b = make_sides()
+    step("Two network namespaces joined by a veth pair")
+    try:
+        with tempfile.TemporaryDirectory(prefix="pywg-demo-") as tmp, namespaces(a, b):
+            workdir = Path(tmp)
+            step("Keys, and a pywg daemon in each namespace")
+            start_daemons(a, b, workdir)
+            step("Configuration with the standard tools (wg setconf, ip)")
+            configure(a, b, workdir)
+            traffic(a, b, args.seconds)
+            step("wg show on both sides")
+            for side in (a, b):
+                run(["wg", "show", side.ifname], ns=side.ns, show=True)
+            step("What the daemons logged")
+            for side in (a, b):
+                say((workdir / f"{side.ifname}.log").read_text().rstrip())
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        say(f"\ndemo failed: {e}")
+        return 1
+    except KeyboardInterrupt:
+        say("\ninterrupted")
+        return 130
+    say("\ndone")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`python -m pywg.demo` runs to the end and shows each step's outcome."""
+"""`python -m pywg.walkthrough` runs to the end and shows each step's outcome."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 
-def test_demo_runs_and_tells_the_story() -> None:
-    result = subprocess.run([sys.executable, "-m", "pywg.demo"], capture_output=True,
+def test_walkthrough_runs_and_tells_the_story() -> None:
+    result = subprocess.run([sys.executable, "-m", "pywg.walkthrough"], capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     out = result.stdout
