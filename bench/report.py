@@ -256,9 +256,11 @@ def _bars(ax: Any, data: dict[str, dict[str, Any]], keys: tuple[tuple[str, str],
                 lo.append(med - figs[key]["min"])
                 hi.append(figs[key]["max"] - med)
         if xs:
-            bars = ax.bar(xs, hs, width, yerr=[lo, hi], capsize=2, label=topo)
-            ax.bar_label(bars, labels=[fmt(v) for v in hs], fontsize=6, rotation=90,
-                         padding=2)
+            ax.bar(xs, hs, width, yerr=[lo, hi], capsize=2, label=topo)
+            # The median's label sits above the error bar, where it cannot be hidden.
+            for x, h, up in zip(xs, hs, hi, strict=True):
+                ax.annotate(fmt(h), (x, h + up), xytext=(0, 2), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=6, rotation=90)
     ax.set_xticks(range(len(keys)), [label for _, label in keys], fontsize=8)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
@@ -288,6 +290,9 @@ def plot(doc: dict[str, Any], outdir: Path) -> list[str]:
         _bars(ax, data, keys, topologies, ylabel)
         if log:
             ax.set_yscale("log")
+        # Headroom for the labels above the tallest error bars.
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, top * (3.0 if log else 1.12))
         ax.set_title(f"{title}: median of {doc['settings']['runs']} run(s), "
                      f"bars span min-max; {doc['started']}", fontsize=9)
         fig.tight_layout()

@@ -51,6 +51,6 @@ SCALES: dict[str, Scale] = {
                    allowedips_sizes=(10000, 100000), micro_target_s=0.05),
     "tiny": Scale(runs=1, duration_s=1, iperf_bytes="8M", ping_count=5, ping_interval_s=0.01,
                   syscall_window_s=0.3, hs_peers=64, hs_count=64, hs_duration_s=1.0,
-                  flood_count=20, flood_duration_s=0.3, config_sizes=(100,),
+                  flood_count=20, flood_duration_s=0.5, config_sizes=(100,),
                   allowedips_sizes=(1000,), micro_target_s=0.005),
 }
