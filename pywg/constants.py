@@ -128,3 +128,5 @@ BIND_PORT_ATTEMPTS: Final = 10  # random ports tried until IPv4 and IPv6 agree o
 UDP_SOCKET_BUFFER_BYTES: Final = 7 << 20  # as wireguard-go: absorbs a batch's burst
 DEVICE_MAX_PEERS: Final = 1 << 16  # data-plane peer slots; wireguard-go's limit
 DEVICE_TICK_MAX_NS: Final = 250 * NSEC_PER_MSEC  # how often peers whose facts moved are seen
+LINK_POLL_NS: Final = NSEC_PER_SEC  # how often the TUN's MTU and existence are checked
+TUN_TX_QUEUE_LEN: Final = 1000  # packets the kernel queues for our TUN reader

@@ -76,7 +76,7 @@ from pywg.protocol.handshake import (
 )
 from pywg.protocol.noise import Session
 from pywg.protocol.timers import PeerFacts, TimerAction, TimerState, Timing
-from pywg.tun import LinkMonitor, Tun
+from pywg.tun import Tun, get_mtu
 from pywg.uapi import DeviceSnapshot, PeerStats, UapiError
 
 __all__ = ["Device"]
@@ -140,7 +140,8 @@ class Device:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
         self._stop_reason = ""
-        self._monitor: LinkMonitor | None = None
+        self._mtu = constants.DEFAULT_MTU
+        self._next_link_poll_ns = 0
         self.aead_name = datapath.init_aead()
         self.dp = DataPlane(Settings(
             tun_fd=tun.fd if tun else -1,
@@ -160,9 +161,6 @@ class Device:
         loop = self._loop = asyncio.get_running_loop()
         self.dp.start()
         loop.add_reader(self.dp.event_fd, self._on_events)
-        if self.tun is not None:
-            self._monitor = LinkMonitor(self.tun.ifindex, self._on_mtu, self._on_link_gone)
-            loop.add_reader(self._monitor.fileno(), self._monitor.readable)
         tick = loop.call_soon(self._tick)
         try:
             await self._stopped.wait()
@@ -171,9 +169,6 @@ class Device:
             if self._heap_timer:
                 self._heap_timer.cancel()
             loop.remove_reader(self.dp.event_fd)
-            if self._monitor is not None:
-                loop.remove_reader(self._monitor.fileno())
-                self._monitor.close()
             self.dp.stop()
         return self._stop_reason
 
@@ -439,6 +434,9 @@ class Device:
                     self._evaluate(peer, now)
             if len(active) < 4096:
                 break
+        if now >= self._next_link_poll_ns:
+            self._next_link_poll_ns = now + constants.LINK_POLL_NS
+            self._poll_link()
         self._loop.call_later(self._tick_ns / 1e9, self._tick)
 
     def _evaluate(self, peer: _Peer, now: int) -> None:
@@ -502,13 +500,21 @@ class Device:
 
     # ---- the link --------------------------------------------------------------------------
 
-    def _on_mtu(self, mtu: int) -> None:
-        self.dp.set_mtu(mtu)
-        log.info("MTU updated: %d", mtu)
+    def _poll_link(self) -> None:
+        """The MTU (padding depends on it) and whether the interface still exists. After a
+        move to another namespace the MTU is out of sight and the last one known stays."""
+        if self.tun is None:
+            return
+        mtu = get_mtu(self.tun.ifindex, self.tun.name)
+        if mtu is not None and mtu != self._mtu:
+            self._mtu = mtu
+            self.dp.set_mtu(mtu)
+            log.info("MTU updated: %d", mtu)
+        self._on_link_gone()
 
     def _on_link_gone(self) -> None:
-        # A move to another namespace also looks like a deletion from here; the TUN fd
-        # tells the two apart.
+        # The data plane reports a TUN read error; a deletion is told from other errors
+        # (and from a move to another namespace) by the TUN fd itself.
         if self.tun is not None and not self.tun.exists():
             self.stop("the interface was removed")
 

@@ -1,10 +1,12 @@
-"""The TUN interface: opened with the TUN ioctls, watched and configured through netlink.
+"""The TUN interface: created with the TUN ioctls, set up through netlink (pyroute2).
 
 The TUN fd is what the C data plane reads and writes; this module only creates it (or adopts
-one passed in with WG_TUN_FD), names it, sets its initial MTU as wireguard-go does, and
-watches rtnetlink for the two facts the driver needs: the MTU changed (padding depends on
-it) and the interface is gone (the daemon must exit). Netlink messages are parsed by
-pyroute2, never packed by hand.
+one passed in with WG_TUN_FD), names it and sets its initial MTU and queue length, as
+wireguard-go does. Afterwards the driver needs two facts about it, which it polls cheaply
+on its timer tick instead of holding a netlink subscription open: the MTU (padding depends
+on it: one SIOCGIFMTU ioctl) and whether the interface still exists (the TUN fd itself
+tells). That keeps pyroute2, and its memory, out of the long-running daemon: only the
+process that creates the interface imports it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,7 @@ import fcntl
 import os
 import socket
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from pywg import constants
 
@@ -32,9 +29,10 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 IFNAMSIZ = 16
-RTMGRP_LINK = 1
+SIOCGIFMTU = 0x8921  # linux/sockios.h
 
 _IFREQ = struct.Struct("16sH22x")
+_IFREQ_MTU = struct.Struct("16si20x")
 
 
 class TunError(OSError):
@@ -60,24 +58,22 @@ class Tun:
         try:
             reply = fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))
             tun = cls._describe(fd, reply)
-            set_mtu(tun.ifindex, mtu)
+            set_up(tun.ifindex, mtu)
         except OSError as e:
             os.close(fd)
             raise TunError(e.errno, f"cannot create TUN {name}: {e.strerror}") from e
         return tun
 
     @classmethod
-    def adopt(cls, fd: int, *, mtu: int = constants.DEFAULT_MTU) -> Tun:
-        """Take over a TUN fd opened by someone else (WG_TUN_FD), opened with or without
-        IFF_NO_PI, and set its MTU as wireguard-go does."""
+    def adopt(cls, fd: int) -> Tun:
+        """Take over a TUN fd opened by someone else (WG_TUN_FD), with or without
+        IFF_NO_PI. Its MTU is left as its creator set it."""
         try:
             reply = fcntl.ioctl(fd, TUNGETIFF, _IFREQ.pack(b"", 0))
             os.set_blocking(fd, False)
-            tun = cls._describe(fd, reply)
-            set_mtu(tun.ifindex, mtu)
+            return cls._describe(fd, reply)
         except OSError as e:
             raise TunError(e.errno, f"fd {fd} is not a usable TUN: {e.strerror}") from e
-        return tun
 
     @classmethod
     def _describe(cls, fd: int, ifreq: bytes) -> Tun:
@@ -122,65 +118,28 @@ def validate_ifname(name: str) -> None:
         raise TunError(errno.EINVAL, f"invalid interface name {name!r}")
 
 
-def set_mtu(ifindex: int, mtu: int) -> None:
-    with IPRoute() as ipr:
-        ipr.link("set", index=ifindex, mtu=mtu)
+def set_up(ifindex: int, mtu: int) -> None:
+    """The new interface's MTU and transmit queue length, through netlink.
 
-
-def get_mtu(ifindex: int) -> int | None:
-    """The MTU, or None when the interface is not visible in this namespace."""
-    with IPRoute() as ipr:
-        try:
-            links = ipr.get_links(ifindex)
-        except NetlinkError:
-            return None
-        return int(links[0].get("mtu")) if links else None
-
-
-class LinkMonitor:
-    """rtnetlink link events for one interface, read on the event loop.
-
-    A non-blocking NETLINK_ROUTE socket subscribed to RTMGRP_LINK; pyroute2's marshal turns
-    the datagrams into messages. `on_mtu(mtu)` runs when the MTU changes and `on_gone()` when
-    the link disappears from this namespace (the caller checks Tun.exists() to tell a
-    deletion from a move to another namespace).
+    The queue is where the kernel holds packets for our reader; the default 500 overflows
+    (and TCP backs off) whenever the reader thread is briefly descheduled, so it gets the
+    Ethernet default of 1000.
     """
+    from pyroute2 import IPRoute  # set-up only: the daemon itself never loads pyroute2
 
-    def __init__(self, ifindex: int, on_mtu: Callable[[int], None], on_gone: Callable[[], None]):
-        self.ifindex = ifindex
-        self._on_mtu = on_mtu
-        self._on_gone = on_gone
-        self._marshal = MarshalRtnl()
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK,
-                                  socket.NETLINK_ROUTE)
-        self.sock.bind((0, RTMGRP_LINK))
+    with IPRoute() as ipr:
+        ipr.link("set", index=ifindex, mtu=mtu, txqlen=constants.TUN_TX_QUEUE_LEN)
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
 
-    def readable(self) -> None:
-        """Drain the socket; call when the loop reports it readable."""
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                if e.errno == errno.ENOBUFS:  # overrun: events were lost, nothing to replay
-                    continue
-                raise
-            for msg in self._marshal.parse(data):
-                self._dispatch(msg)
-
-    def _dispatch(self, msg: object) -> None:
-        get = getattr(msg, "get", None)
-        if get is None or get("index") != self.ifindex:
-            return
-        event = get("event")
-        if event == "RTM_DELLINK":
-            self._on_gone()
-        elif event == "RTM_NEWLINK" and get("mtu") is not None:
-            self._on_mtu(int(get("mtu")))
-
-    def close(self) -> None:
-        self.sock.close()
+def get_mtu(ifindex: int, name: str | None = None) -> int | None:
+    """The MTU, or None when the interface is not (or no longer) in this namespace; with
+    `name`, only if the index still carries that name (it was not moved and replaced)."""
+    try:
+        found = socket.if_indextoname(ifindex)
+        if name is not None and found != name:
+            return None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            reply = fcntl.ioctl(sock.fileno(), SIOCGIFMTU, _IFREQ_MTU.pack(found.encode(), 0))
+    except OSError:
+        return None
+    return int(_IFREQ_MTU.unpack(reply)[1])

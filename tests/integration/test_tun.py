@@ -35,7 +35,8 @@ def test_create_move_delete():
 import os, subprocess
 from pywg.tun import Tun, get_mtu
 t = Tun.create({name!r})
-print(t.name, get_mtu(t.ifindex), t.exists(), Tun.adopt(os.dup(t.fd)).name)
+print(t.name, get_mtu(t.ifindex, t.name), t.exists(), Tun.adopt(os.dup(t.fd)).name)
+print(open("/sys/class/net/{name}/tx_queue_len").read().strip())
 subprocess.run(["ip", "link", "set", {name!r}, "netns", {ns_b!r}], check=True)
 print(t.exists(), get_mtu(t.ifindex))
 subprocess.run(["ip", "-n", {ns_b!r}, "link", "del", {name!r}], check=True)
@@ -47,8 +48,9 @@ except OSError as e:
 """
         lines = _in_ns(ns_a, code).split("\n")
         assert lines[0] == f"{name} {constants.DEFAULT_MTU} True {name}"
-        assert lines[1] == "True None"  # moved: the fd still works, the name is elsewhere
-        assert lines[2] == "False"
-        assert int(lines[3]) == errno.EBADFD
+        assert int(lines[1]) == constants.TUN_TX_QUEUE_LEN
+        assert lines[2] == "True None"  # moved: the fd still works, the name is elsewhere
+        assert lines[3] == "False"
+        assert int(lines[4]) == errno.EBADFD
         assert "wgt" not in sh("ip link", ns=ns_b).stdout
     assert get_mtu(10**6) is None
