@@ -18,8 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import hsload, impls, micro, procs, syscalls, sysstat, traffic
+from bench import history, hsload, impls, micro, procs, report, syscalls, sysstat, traffic
+from bench.impls import Impl
 from bench.initiation import Initiator, Responder, cookie_receiver, response_receiver
+from bench.runner import Results, topology_specs
+from bench.settings import SCALES
 from pywg.protocol import crypto
 from pywg.protocol.cookie import CookieChecker
 from pywg.protocol.endpoint import Endpoint
@@ -329,3 +332,42 @@ def test_hooks_used_when_signatures_match(tmp_path: Path):
     figures, notes = micro.allowedips(hooks, (10, 20), 0.002)
     assert sorted(figures) == ["allowedips_v4_10_mlps", "allowedips_v4_20_mlps"]
     assert len(notes) == 2 and all("v6" in n for n in notes)
+
+
+# ---- reports and the recorded history -------------------------------------------------------
+
+def _document(tcp_gbps: float) -> dict[str, Any]:
+    results = Results()
+    results.add("data", "veth", {"tcp1_fwd_gbps": 10.0, "udp64_kpps": 5.0})
+    results.add("data", "wggo-wggo", {"tcp1_fwd_gbps": tcp_gbps})
+    results.add("data", "x-x", {"tcp1_fwd_gbps": 2 * tcp_gbps})
+    results.add("control", "wggo", {"hs_per_s": 100.0})
+    results.add("control", "x", {"hs_per_s": 50.0})
+    chosen = [Impl("wggo", "/usr/bin/wireguard-go", "v1"), Impl("x", "/x", "v2")]
+    return report.build_document(
+        results, chosen, [(n, a.name if a else "", b.name if b else "")
+                          for n, a, b in topology_specs(chosen)],
+        "tiny", SCALES["tiny"], ("tcp", "handshake"), 0.0, 1.0, [], 0.5)
+
+
+def test_markdown_ratios_and_missing_cells():
+    text = report.render_markdown(_document(1.0))
+    # Topologies with no results (x-wggo, wggo-x) get no column; missing values are "-".
+    assert "| figure | unit | better | veth | wggo-wggo | x-x | x / wggo |" in text
+    assert "| TCP 1 stream A→B | Gbit/s | higher | 10.0 | 1.00 | 2.00 | 2.00 |" in text
+    assert "| UDP 64 B delivered | kpps | higher | 5.00 | - | - | - |" in text
+    assert "| handshakes completed | 1/s | higher | 100 | 50.0 | 0.5 |" in text
+    assert "Micro" not in text  # not among the groups run
+
+
+def test_history_is_newest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(history, "RESULTS_MD", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(history, "HISTORY", tmp_path / "history")
+    for stamp, gbps in (("20260101-000000", 1.0), ("20260102-000000", 3.0)):
+        run = tmp_path / "results" / stamp
+        report.write(_document(gbps), run)
+        history.record(run)
+        assert (tmp_path / "history" / stamp / "throughput.png").exists()
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.index(history.MARKER) < text.index("3.00") < text.index("| 1.00 |")
+    assert "![throughput](history/20260102-000000/throughput.png)" in text
