@@ -23,6 +23,7 @@ class Progress:
         self.remaining_estimate = total_estimate_s
         self.done_estimate = 0.0
         self.done = 0
+        self.current_estimate = 0.0
         self.started = time.monotonic()
         self.stream = stream
 
@@ -33,14 +34,12 @@ class Progress:
         eta = self.remaining_estimate * min(max(ratio, 0.5), 3.0)
         self.note(f"[{self.done + 1:>3}/{self.total}] {label}   "
                   f"elapsed {clock(elapsed)}  ETA {clock(eta)}")
-        self._current = estimate_s
+        self.current_estimate = estimate_s
 
     def end(self) -> None:
         self.done += 1
-        self.done_estimate += self._current
-        self.remaining_estimate = max(0.0, self.remaining_estimate - self._current)
+        self.done_estimate += self.current_estimate
+        self.remaining_estimate = max(0.0, self.remaining_estimate - self.current_estimate)
 
     def note(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
-
-    _current: float = 0.0
