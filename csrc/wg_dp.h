@@ -201,6 +201,11 @@ size_t wg_replay_size(void);
 void wg_replay_init(struct wg_replay *r);
 bool wg_replay_check(struct wg_replay *r, uint64_t counter, uint64_t reject_after);
 
+/* Allowed-IPs lookups, timed in C: `prefixes` random prefixes of `family` (4
+ * or 6), then `lookups` lookups of random addresses (half inside a prefix). */
+int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t seed,
+                        uint64_t *elapsed_ns);
+
 /* ---- crypto backends (csrc/crypto/aead.h) -------------------------------- */
 
 /* ChaCha20-Poly1305 backends: "avx512", "avx2" (x86_64), "sodium" (once

@@ -8,6 +8,7 @@ and of random ones. The same lookup answers "which peer gets this destination" o
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import random
 
@@ -172,3 +173,16 @@ def test_small_tries_with_hypothesis(ops, probes) -> None:
         addrs = [ipaddress.IPv4Address(v & 0xF0F0FFFF) for v in probes]
         for addr in addrs + [n.network_address for n in owner]:
             assert dp.lookup(addr) == ref.lookup(addr)
+
+
+def test_bench_hook_arguments() -> None:
+    """The micro-benchmark hook `make bench` uses: bad arguments refused, good ones timed."""
+    from pywg._wgdp import ffi, lib
+
+    elapsed = ffi.new("uint64_t *")
+    assert lib.wg_allowedips_bench(5, 10, 10, 1, elapsed) == -errno.EINVAL
+    assert lib.wg_allowedips_bench(4, 10, 0, 1, elapsed) == -errno.EINVAL
+    assert lib.wg_allowedips_bench(4, 10, 10, 1, ffi.NULL) == -errno.EINVAL
+    for family in (4, 6):
+        assert lib.wg_allowedips_bench(family, 1000, 10000, 3, elapsed) == 0
+        assert elapsed[0] > 0
