@@ -96,6 +96,8 @@ def test_log_lines_and_never_a_key(logged: Tunnel) -> None:
         log.expect("endpoint", SLACK_S)
     finally:
         topology.undo_nat(far)
+    harness.ping(far.ns, subject.inner4)  # the subject learns the real endpoint back
+    assert subject.daemon.dump().peers[far.daemon.keys.public].endpoint == far.endpoint(4)
 
     assert _uapi_raw(subject.daemon, b"set=1\nno_such_key=1\n\n").startswith(b"errno=-")
     log.expect("uapi", SLACK_S)
