@@ -5,7 +5,10 @@ PYTHON   ?= python3
 VENV     ?= .venv
 VPY      := $(VENV)/bin/python
 PYTEST   := $(VPY) -m pytest
-APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 gcc libc6-dev make
+# nftables: NAT in the roaming tests and wg-quick's full-tunnel rules; linux-perf: syscall
+# counts in make bench.
+APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 nftables linux-perf \
+            gcc libc6-dev make
 CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py
 # The data plane's C sources, without the self-test and fuzz drivers (they have main()).
 DP_C     := $(filter-out csrc/selftest/% csrc/fuzz/%,$(filter %.c,$(CSRC)))
@@ -13,7 +16,7 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 CFLAGS_LINT := -std=gnu11 -O2 -Wall -Wextra -Werror -Icsrc
 PYTEST_ARGS ?=
 
-.PHONY: all install deps build test unit ctest integration demo bench asan selftest lint clean
+.PHONY: all install deps build test unit ctest integration demo bench asan selftest lint fuzz clean
 
 all: install
 
@@ -77,12 +80,26 @@ lint: install
 	$(VENV)/bin/ruff check pywg tests bench csrc/build_ffi.py
 	$(VENV)/bin/mypy
 	$(CC) $(CFLAGS_LINT) -fsyntax-only $(DP_C) csrc/selftest/*.c
+	$(CC) $(CFLAGS_LINT) -fsyntax-only -Wno-unused-function csrc/fuzz/*.c
 
 demo: deps install
 	$(VPY) -m pywg.demo
 
 bench: deps install
-	$(VPY) -m bench $(if $(QUICK),--quick)
+	$(VPY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# libFuzzer over every AEAD backend this CPU runs, against the portable one. Needs clang
+# and its runtime (Debian: clang libclang-rt-14-dev; installed here when run as root).
+FUZZ_SECONDS ?= 60
+fuzz: build/fuzz/aead
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/aead -max_total_time=$(FUZZ_SECONDS) -max_len=70000 -print_final_stats=1 build/fuzz/corpus
+build/fuzz/aead: $(CSRC)
+	@if ! command -v clang >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && apt-get install -y --no-install-recommends clang libclang-rt-14-dev; fi
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -O1 -g -Wall -Wextra -Werror -Icsrc -fsanitize=fuzzer,address,undefined \
+	  -o $@ csrc/fuzz/aead_fuzz.c $(filter csrc/crypto/%,$(DP_C)) -pthread
 
 clean:
 	rm -rf build $(VENV) *.egg-info pywg/_wgdp*.so pywg/.built .pytest_cache .mypy_cache .ruff_cache
