@@ -134,6 +134,7 @@ class Device:
         self._heap: list[tuple[int, int, int]] = []  # (deadline, serial, slot)
         self._serial = 0
         self._heap_timer: asyncio.TimerHandle | None = None
+        self._tick_handle: asyncio.Handle | None = None
         self._tick_ns = max(1_000_000, min(constants.DEVICE_TICK_MAX_NS,
                                            self.timing.rekey_timeout_ns // 20))
         self._ring_size = constants.DATAPLANE_EVENT_RING_SIZE
@@ -161,11 +162,11 @@ class Device:
         loop = self._loop = asyncio.get_running_loop()
         self.dp.start()
         loop.add_reader(self.dp.event_fd, self._on_events)
-        tick = loop.call_soon(self._tick)
+        self._tick_handle = loop.call_soon(self._tick)
         try:
             await self._stopped.wait()
         finally:
-            tick.cancel()
+            self._tick_handle.cancel()
             if self._heap_timer:
                 self._heap_timer.cancel()
             loop.remove_reader(self.dp.event_fd)
@@ -425,6 +426,13 @@ class Device:
 
     def _tick(self) -> None:
         assert self._loop is not None
+        try:
+            self._visit_active_peers()
+        finally:
+            # Whatever happened this time, the timers must keep running.
+            self._tick_handle = self._loop.call_later(self._tick_ns / 1e9, self._tick)
+
+    def _visit_active_peers(self) -> None:
         now = self._now()
         while True:
             active = self.dp.active_peers()
@@ -437,13 +445,16 @@ class Device:
         if now >= self._next_link_poll_ns:
             self._next_link_poll_ns = now + constants.LINK_POLL_NS
             self._poll_link()
-        self._loop.call_later(self._tick_ns / 1e9, self._tick)
 
     def _evaluate(self, peer: _Peer, now: int) -> None:
-        info = self.dp.peer_info(peer.slot)
-        decision = timers.evaluate(peer.timers, _facts(info), now)
-        for action in decision.actions:
-            self._timer_action(peer, action, now)
+        try:
+            info = self.dp.peer_info(peer.slot)
+            decision = timers.evaluate(peer.timers, _facts(info), now)
+            for action in decision.actions:
+                self._timer_action(peer, action, now)
+        except Exception:  # one peer's failure must not stop the others' timers
+            log.exception("%s - timers failed", peer.name)
+            return
         self._schedule(peer, decision.next_deadline_ns)
 
     def _timer_action(self, peer: _Peer, action: TimerAction, now: int) -> None:
@@ -490,13 +501,15 @@ class Device:
     def _run_deadlines(self) -> None:
         self._heap_timer = None
         now = self._now()
-        while self._heap and self._heap[0][0] <= now:
-            deadline, _serial, slot = heapq.heappop(self._heap)
-            peer = self._slots.get(slot)
-            # Entries are never removed, only outdated: act on the live ones.
-            if peer is not None and peer.deadline_ns == deadline:
-                self._evaluate(peer, now)
-        self._arm_heap_timer()
+        try:
+            while self._heap and self._heap[0][0] <= now:
+                deadline, _serial, slot = heapq.heappop(self._heap)
+                peer = self._slots.get(slot)
+                # Entries are never removed, only outdated: act on the live ones.
+                if peer is not None and peer.deadline_ns == deadline:
+                    self._evaluate(peer, now)
+        finally:
+            self._arm_heap_timer()
 
     # ---- the link --------------------------------------------------------------------------
 
