@@ -7,7 +7,7 @@ VPY      := $(VENV)/bin/python
 PYTEST   := $(VPY) -m pytest
 # nftables: NAT in the roaming tests and wg-quick's full-tunnel rules; linux-perf: syscall
 # counts in make bench.
-APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 nftables linux-perf \
+APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 nftables procps linux-perf \
             gcc libc6-dev make
 CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py
 # The data plane's C sources, without the self-test and fuzz drivers (they have main()).
