@@ -20,7 +20,6 @@ depends on nothing but the handshake core.
 """
 
 import contextlib
-import ctypes
 import ipaddress
 import os
 import secrets
@@ -28,7 +27,6 @@ import socket
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 
@@ -36,9 +34,8 @@ from pywg import keys
 from pywg.protocol import crypto, messages
 from pywg.protocol.endpoint import Endpoint
 from pywg.protocol.handshake import HandshakeCore, InstallSession, SendHandshakeResponse
-from tests.support.netns import namespace, require_root, require_tools, sh, unique
+from tests.support.netns import namespace, require_root, require_tools, sh, socket_in, unique
 
-CLONE_NEWNET = 0x40000000
 LOOPBACK = "127.0.0.1"
 TIMEOUT_S = 10.0
 
@@ -46,35 +43,11 @@ TIMEOUT_S = 10.0
 # ---- plumbing: a socket inside the namespace, wireguard-go under our control ----------------
 
 def _udp_socket_in(ns: str) -> socket.socket:
-    """A UDP socket on 127.0.0.1 (random port) inside namespace `ns`.
-
-    setns() changes the namespace of the calling thread only, so a short-lived thread
-    enters the namespace and opens the socket; the socket stays in that namespace.
-    """
-    opened: list[socket.socket] = []
-    failed: list[BaseException] = []
-
-    def enter_and_open() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((LOOPBACK, 0))
-            opened.append(sock)
-        except BaseException as e:
-            failed.append(e)
-        finally:
-            os.close(fd)
-
-    thread = threading.Thread(target=enter_and_open)
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    opened[0].settimeout(TIMEOUT_S)
-    return opened[0]
+    """A UDP socket on 127.0.0.1 (random port) inside namespace `ns`."""
+    sock = socket_in(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    sock.settimeout(TIMEOUT_S)
+    return sock
 
 
 @contextlib.contextmanager
