@@ -20,10 +20,14 @@ PYTEST_ARGS ?=
 
 all: install
 
-# Debian packages for the integration tests and the demo; only as root, only if missing.
+# Debian packages for the integration tests and the demo, and the venv module and Python
+# headers if the system Python lacks them; only as root, only if missing.
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	  $(PYTHON) -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' \
+	    2>/dev/null || missing="$$missing python3-dev"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
@@ -37,6 +41,9 @@ $(VENV)/.installed: setup.py pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed build
+
+# The build needs the venv, which may need Debian's python3-venv: deps first.
+$(VENV)/.installed: | deps
 
 # Rebuild the C extension in place when csrc/ changes.
 build: $(VENV)/.installed pywg/.built
