@@ -60,18 +60,31 @@ static bool timing_valid(const struct wg_dp_timing *t)
            t->rekey_after_messages && t->reject_after_messages;
 }
 
-static struct loop *loop_new(struct wg_dp *dp)
+/* The TX loop's arena and super-packet buffer, or the RX loop's receive
+ * buffers, in one mapping: untouched pages cost no memory, so only what
+ * packets fill gets resident. */
+static size_t loop_bytes(bool tx)
+{
+    return tx ? (size_t)DP_TX_ARENA + DP_BUFFER_SIZE : (size_t)DP_BATCH_SIZE * DP_BUFFER_SIZE;
+}
+
+static struct loop *loop_new(struct wg_dp *dp, bool tx)
 {
     struct loop *l = calloc(1, sizeof(*l));
+    uint8_t *mem;
 
     if (!l)
         return NULL;
-    /* Untouched pages cost no memory: only what packets fill gets resident. */
-    l->buffers = mmap(NULL, (size_t)DP_BATCH_SIZE * DP_BUFFER_SIZE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (l->buffers == MAP_FAILED) {
+    mem = mmap(NULL, loop_bytes(tx), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
         free(l);
         return NULL;
+    }
+    if (tx) {
+        l->arena = mem;
+        l->gso_buf = mem + DP_TX_ARENA;
+    } else {
+        l->buffers = mem;
     }
     l->dp = dp;
     return l;
@@ -81,7 +94,7 @@ static void loop_free(struct loop *l)
 {
     if (!l)
         return;
-    munmap(l->buffers, (size_t)DP_BATCH_SIZE * DP_BUFFER_SIZE);
+    munmap(l->arena ? l->arena : l->buffers, loop_bytes(l->arena != NULL));
     free(l);
 }
 
@@ -90,8 +103,12 @@ static int create_parts(struct wg_dp *dp, const struct wg_dp_settings *s)
     int ret;
 
     dp->peers = calloc(s->max_peers, sizeof(*dp->peers));
-    dp->tx = loop_new(dp);
-    dp->rx = loop_new(dp);
+    dp->tx = loop_new(dp, true);
+    dp->rx = loop_new(dp, false);
+    if (dp->tx)
+        dp->tx->send.pool = &dp->tx->pool;
+    if (dp->rx)
+        dp->rx->send.pool = &dp->rx->pool;
     dp->control_scratch = calloc(1, sizeof(*dp->control_scratch));
     if (!dp->peers || !dp->tx || !dp->rx || !dp->control_scratch)
         return -ENOMEM;
@@ -116,7 +133,8 @@ int wg_dp_create(const struct wg_dp_settings *s, struct wg_dp **out)
     int ret;
 
     *out = NULL;
-    if (!s->max_peers || s->max_peers > (1u << 24) || !timing_valid(&s->timing))
+    if (!s->max_peers || s->max_peers > (1u << 24) || !timing_valid(&s->timing) ||
+        s->crypto_threads > DP_MAX_CRYPTO_THREADS)
         return -EINVAL;
     if ((ret = wg_aead_init()))
         return ret;
@@ -132,6 +150,10 @@ int wg_dp_create(const struct wg_dp_settings *s, struct wg_dp **out)
     atomic_init(&dp->udp4_fd, s->udp4_fd);
     atomic_init(&dp->udp6_fd, s->udp6_fd);
     atomic_init(&dp->mtu, s->mtu);
+    dp->offloads = s->offloads;
+    atomic_init(&dp->tun_offloads, s->tun_vnet_hdr ?
+                    s->offloads & (WG_DP_OFFLOAD_TUN_TCP_GRO | WG_DP_OFFLOAD_TUN_UDP_GRO) : 0);
+    dp->crypto_threads = s->crypto_threads ? s->crypto_threads : wg_crypt_threads_default();
     pthread_mutex_init(&dp->control, NULL);
     wg_epoch_init(&dp->epoch);
     ret = create_parts(dp, s);
@@ -141,7 +163,7 @@ int wg_dp_create(const struct wg_dp_settings *s, struct wg_dp **out)
         wg_dp_destroy(dp);
         return ret;
     }
-    wg_socket_prepare(s->udp4_fd, s->udp6_fd);
+    wg_socket_prepare(dp, s->udp4_fd, s->udp6_fd);
     *out = dp;
     return 0;
 }
@@ -225,7 +247,11 @@ int wg_dp_start(struct wg_dp *dp)
     }
     fd_drain(dp->stop_fd);
     dp->running = true;
-    ret = start_thread(dp->tx, wg_send_thread, "wg-dp-tx");
+    ret = wg_crypt_pool_start(&dp->tx->pool, dp->crypto_threads);
+    if (!ret)
+        ret = wg_crypt_pool_start(&dp->rx->pool, dp->crypto_threads);
+    if (!ret)
+        ret = start_thread(dp->tx, wg_send_thread, "wg-dp-tx");
     if (!ret)
         ret = start_thread(dp->rx, wg_receive_thread, "wg-dp-rx");
     wg_device_unlock(dp);
@@ -249,6 +275,8 @@ int wg_dp_stop(struct wg_dp *dp)
     if (dp->rx->started)
         pthread_join(dp->rx->thread, NULL);
     dp->tx->started = dp->rx->started = false;
+    wg_crypt_pool_stop(&dp->tx->pool);
+    wg_crypt_pool_stop(&dp->rx->pool);
     dp->running = false;
     wg_device_unlock(dp);
     return 0;
@@ -262,7 +290,7 @@ int wg_dp_event_fd(struct wg_dp *dp)
 int wg_dp_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd)
 {
     wg_device_lock(dp);
-    wg_socket_prepare(udp4_fd, udp6_fd);
+    wg_socket_prepare(dp, udp4_fd, udp6_fd);
     atomic_store(&dp->udp4_fd, udp4_fd);
     atomic_store(&dp->udp6_fd, udp6_fd);
     fd_signal(dp->rx_wake_fd);
@@ -276,6 +304,24 @@ int wg_dp_set_mtu(struct wg_dp *dp, uint32_t mtu)
 {
     atomic_store(&dp->mtu, mtu);
     return 0;
+}
+
+int wg_dp_offloads(struct wg_dp *dp)
+{
+    uint32_t fd_bits = 0;
+
+    /* A socket that is absent does not count against the other. */
+    if (atomic_load(&dp->udp4_fd) >= 0)
+        fd_bits = atomic_load(&dp->udp4_offloads);
+    if (atomic_load(&dp->udp6_fd) >= 0)
+        fd_bits = atomic_load(&dp->udp4_fd) >= 0 ? fd_bits & atomic_load(&dp->udp6_offloads)
+                                                  : atomic_load(&dp->udp6_offloads);
+    return (int)(fd_bits | atomic_load(&dp->tun_offloads));
+}
+
+int wg_dp_crypto_threads(struct wg_dp *dp)
+{
+    return (int)dp->crypto_threads;
 }
 
 int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out)

@@ -36,7 +36,8 @@ enum dp_stat {
     STAT_DROP_DECRYPT, STAT_DROP_REPLAY, STAT_DROP_EXPIRED, STAT_DROP_STAGED_OVERFLOW,
     STAT_DROP_EVENT_OVERFLOW, STAT_DROP_SEND_ERROR, STAT_KEEPALIVES_RX, STAT_KEEPALIVES_TX,
     STAT_EVENT_RING_USED, STAT_DROP_NO_ENDPOINT, STAT_DROP_STAGED_CLEARED, STAT_DROP_TUN_WRITE,
-    STAT_ICMP_TX, STAT_HANDSHAKES_RX,
+    STAT_ICMP_TX, STAT_HANDSHAKES_RX, STAT_UDP_TX_GSO, STAT_UDP_GSO_REFUSED, STAT_UDP_RX_GRO,
+    STAT_TUN_RX_GSO, STAT_TUN_TX_GRO, STAT_TUN_GRO_REFUSED,
     STAT_COUNT
 };
 
@@ -56,6 +57,10 @@ struct wg_dp {
     _Atomic int tun_fd;                 /* -1 once the TUN is gone */
     _Atomic int udp4_fd, udp6_fd;
     _Atomic uint32_t mtu;
+    uint32_t offloads;                  /* WG_DP_OFFLOAD_* the settings allow */
+    _Atomic uint32_t udp4_offloads, udp6_offloads;  /* what each socket took */
+    _Atomic uint32_t tun_offloads;      /* TUN coalescing not (yet) refused */
+    uint32_t crypto_threads;
 
     pthread_mutex_t control;
     struct epoch epoch;
@@ -65,6 +70,7 @@ struct wg_dp {
     struct event_ring events;
     struct active_list active;
     _Atomic uint32_t staged_total;
+    _Atomic uint64_t staged_bytes;
     _Atomic uint64_t stats[STAT_COUNT];
 
     int stop_fd;                        /* eventfd: readable while stopping */

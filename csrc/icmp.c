@@ -1,8 +1,7 @@
 /*
  * icmp.c - the destination-unreachable reply the kernel module sends back
  * when a packet's destination belongs to no peer (icmp_ndo_send in its
- * wg_xmit), written into the TUN so the sender learns at once, and the
- * Internet checksum it needs.
+ * wg_xmit), written into the TUN so the sender learns at once.
  *
  * The reply's source is the unreachable destination itself: routed through
  * the tunnel, it passes reverse-path filtering, while one of our own
@@ -13,6 +12,7 @@
 #define _GNU_SOURCE                     /* struct mmsghdr, in6_pktinfo, explicit_bzero */
 #include <string.h>
 
+#include "checksum.h"
 #include "queueing.h"
 #include "tun.h"
 
@@ -20,26 +20,6 @@
 #define IPV6_QUOTE_MAX (1280 - 40 - 8)  /* RFC 4443: the reply fits in the minimum MTU */
 #define PROTO_ICMP 1
 #define PROTO_ICMPV6 58
-
-uint32_t wg_csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-    uint64_t acc = sum;
-
-    for (; len >= 2; p += 2, len -= 2)
-        acc += (uint32_t)(p[0] << 8 | p[1]);
-    if (len)
-        acc += (uint32_t)p[0] << 8;
-    while (acc >> 32)
-        acc = (acc & 0xffffffff) + (acc >> 32);
-    return (uint32_t)acc;
-}
-
-uint16_t wg_csum_fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
 
 static void put_be16(uint8_t *p, uint16_t v)
 {

@@ -68,12 +68,23 @@ struct message_data {
  * protocol values (the Python side has no copy of them).
  */
 enum dp_limits {
-    DP_BATCH_SIZE = 128,                 /* packets per read/seal/send batch (wireguard-go: IdealBatchSize) */
+    DP_BATCH_SIZE = 128,                 /* TUN reads per batch, datagrams per recvmmsg (wireguard-go: IdealBatchSize) */
+    DP_BURST = 1024,                     /* packets in one batch once super-packets are split */
+    DP_UDP_MAX_SEGMENTS = 64,            /* datagrams per UDP_SEGMENT send (the kernel's UDP_MAX_SEGMENTS before 6.9) */
+    DP_UDP_GRO_MAX_SEGMENTS = 128,       /* datagrams in one UDP_GRO receive we split; more are dropped (6.9+ senders use 128) */
+    DP_UDP_GSO_MAX_BYTES = 65507,        /* payload of one UDP_SEGMENT send: 65535 less the IPv4 and UDP headers */
+    DP_UDP_GSO_RETRY_MS = 1000,          /* after a refused UDP_SEGMENT send, a peer's datagrams go one by one this long */
+    DP_TX_ARENA = 1 << 21,               /* bytes of TUN packets and segments in one TX batch */
+    DP_TUN_INLINE = 1984,                /* a TUN read lands in the arena up to this size (or the MTU) */
     DP_MAX_PACKET = 65535,               /* largest IP packet or UDP payload handled */
     DP_HEADROOM = 32,                    /* room before a packet: the data header (16), or tun_pi and virtio headers (14) */
     DP_TAILROOM = 32,                    /* room after a packet: padding (< 16) and the tag (16) */
     DP_STAGED_TOTAL_MAX = 16384,         /* staged packets over all peers together */
+    DP_STAGED_BYTES_MAX = 32 << 20,      /* and their bytes */
     DP_ICMP_PER_SECOND = 200,            /* destination-unreachable replies written to the TUN */
     DP_SEND_WAIT_MS = 1000,              /* longest wait for room in a full UDP send buffer */
     DP_MAX_READERS = 8,                  /* threads that read the data plane's tables without locks */
+    DP_MAX_CRYPTO_THREADS = 64,          /* threads sealing or opening one batch (Python: DATAPLANE_MAX_CRYPTO_THREADS) */
+    DP_CRYPTO_FORK_BYTES = 16384,        /* a batch shared among threads carries at least this much */
+    DP_CRYPTO_CHUNK_MIN = 4,             /* packets a thread claims at once, at least */
 };

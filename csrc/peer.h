@@ -34,6 +34,7 @@ struct peer {
     _Atomic uint32_t staged_count;
     bool handshake_asked;               /* under tx_lock: NEED_HANDSHAKE sent this episode */
     bool removed;                       /* under tx_lock: stage nothing more */
+    uint64_t gso_retry_ns;              /* under tx_lock: no UDP_SEGMENT before this */
 
     _Atomic uint64_t rx_bytes, tx_bytes;
     _Atomic uint64_t last_tx_auth_ns, last_rx_auth_ns;

@@ -18,12 +18,14 @@
 #include "device.h"
 #include "epoch.h"
 #include "messages.h"
+#include "offload.h"
 
 struct peer;
 struct keypair;
 
 #define DP_BUFFER_SIZE (DP_HEADROOM + DP_MAX_PACKET + DP_TAILROOM)
 #define DP_CMSG_SIZE 128                /* room for an in_pktinfo and an in6_pktinfo */
+#define DP_SEND_CMSG_SIZE 64            /* an in6_pktinfo and a UDP_SEGMENT */
 
 struct packet {
     uint8_t *data;                      /* the IP packet (plaintext) */
@@ -33,6 +35,7 @@ struct packet {
     struct keypair *keypair;
     uint64_t counter;
     unsigned int next;                  /* TX: next packet of the same peer */
+    unsigned int msg;                   /* RX: the received datagram it came in */
     int drop;                           /* RX: 0, or the stat that counts its drop */
 };
 
@@ -43,21 +46,56 @@ union sockaddr_inet {
 };
 
 /* Scratch for one sender (each thread, and the control calls): a batch of
- * datagrams to one endpoint. */
+ * datagrams to one endpoint, as messages of one datagram each or, with
+ * UDP_SEGMENT, of a run of them (one iovec per datagram, no copy). */
 struct send_scratch {
-    struct mmsghdr msgs[DP_BATCH_SIZE];
-    struct iovec iov[DP_BATCH_SIZE];
+    struct mmsghdr msgs[DP_BURST];
+    struct iovec iov[DP_BURST];            /* by datagram */
+    uint16_t first[DP_BURST];              /* by message: its first datagram */
+    uint16_t segs[DP_BURST];               /* by message: how many datagrams */
     union sockaddr_inet dst;
     union {
         char buf[DP_CMSG_SIZE];
         struct cmsghdr align;
-    } ctrl;
-    uint8_t *bufs[DP_BATCH_SIZE];
-    uint32_t lens[DP_BATCH_SIZE];
-    struct packet *group[DP_BATCH_SIZE];   /* the packets being sealed */
+    } ctrl;                                /* the source address, shared */
+    union {
+        char buf[DP_SEND_CMSG_SIZE];
+        struct cmsghdr align;
+    } seg_ctrl[DP_BURST];                  /* by message, for those with segments */
+    uint8_t *bufs[DP_BURST];
+    uint32_t lens[DP_BURST];
+    struct packet *group[DP_BURST];        /* the packets being sealed */
     struct packet staged[DP_BATCH_SIZE];   /* views of staged packets */
+    struct crypt_pool *pool;               /* the sending thread's helpers, or NULL */
     int err;                               /* the last send error (errno), 0 if none */
 };
+
+/* queueing.c: threads that seal or open one batch together. */
+typedef void (*crypt_fn)(void *ctx, unsigned int lo, unsigned int hi);
+struct crypt_pool {
+    unsigned int helpers;               /* threads besides the caller's */
+    pthread_t threads[DP_MAX_CRYPTO_THREADS];
+    /* The job, written by the caller before it publishes claim. */
+    crypt_fn fn;
+    void *ctx;
+    unsigned int n, chunk_size;
+    uint32_t gen;
+    _Atomic uint32_t chunks;
+    _Atomic uint64_t claim;             /* generation << 32 | next chunk */
+    _Atomic uint32_t done;              /* chunks finished; a futex for the caller */
+    _Atomic bool caller_waiting;
+    _Atomic uint32_t seq;               /* a futex for the helpers: bumped per job */
+    _Atomic uint32_t sleeping;
+    _Atomic bool stop;
+};
+
+unsigned int wg_crypt_threads_default(void);   /* half the CPUs this process may use */
+/* Starts threads - 1 helpers (none for 1); 0 or -errno. */
+int wg_crypt_pool_start(struct crypt_pool *p, unsigned int threads);
+void wg_crypt_pool_stop(struct crypt_pool *p);
+/* fn over [0, n) in ranges, on the caller's thread and the pool's (p may be
+ * NULL, or the work too small to share: then all on the caller's). */
+void wg_crypt_run(struct crypt_pool *p, crypt_fn fn, void *ctx, unsigned int n, size_t bytes);
 
 struct loop {
     struct wg_dp *dp;
@@ -65,10 +103,22 @@ struct loop {
     bool started;
     struct epoch_reader reader;
     uint64_t batch;                     /* batch counter, for the per-peer scratch */
-    uint8_t *buffers;                   /* DP_BATCH_SIZE buffers of DP_BUFFER_SIZE */
-    struct packet pkts[DP_BATCH_SIZE];
+    struct crypt_pool pool;             /* while the thread runs */
+    struct packet pkts[DP_BURST];
     struct send_scratch send;
-    /* RX: where each datagram came from and what it was sent to. */
+    /* TX: TUN packets land in the arena, and so do the segments of the
+     * super-packets, which are read into gso_buf; what of one did not fit
+     * a batch waits there (pending_next < pending.segments) for the next. */
+    uint8_t *arena;                     /* DP_TX_ARENA bytes */
+    uint8_t *gso_buf;                   /* DP_BUFFER_SIZE bytes */
+    struct gso_packet pending;
+    uint32_t pending_next;
+    /* RX: DP_BATCH_SIZE buffers of DP_BUFFER_SIZE, where each datagram came
+     * from and what it was sent to; the opened packets for the TUN and the
+     * writes they become. */
+    uint8_t *buffers;
+    unsigned int rx_count, rx_next;     /* datagrams received, and the next to split */
+    bool rx_full;                       /* the last recvmmsg filled every buffer */
     struct mmsghdr msgs[DP_BATCH_SIZE];
     struct iovec iov[DP_BATCH_SIZE];
     union sockaddr_inet names[DP_BATCH_SIZE];
@@ -76,6 +126,9 @@ struct loop {
         char buf[DP_CMSG_SIZE];
         struct cmsghdr align;
     } ctrl[DP_BATCH_SIZE];
+    unsigned int deliver[DP_BURST];
+    struct gro_item items[DP_BURST];
+    struct gro_table gro;
 };
 
 static inline uint8_t *loop_buffer(struct loop *l, unsigned int i)
@@ -86,9 +139,10 @@ static inline uint8_t *loop_buffer(struct loop *l, unsigned int i)
 /* send.c */
 void *wg_send_thread(void *arg);
 void wg_send_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now);
-/* Seals pkts in place with consecutive counters from `first`. */
-void wg_seal_batch(struct packet **pkts, unsigned int n, struct keypair *kp, uint64_t first,
-                   uint32_t mtu);
+/* Seals pkts in place with consecutive counters from `first` (on the
+ * pool's threads too, if given). */
+void wg_seal_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n,
+                   struct keypair *kp, uint64_t first, uint32_t mtu);
 /* Sends what is staged (caller holds peer->tx_lock); asks for a handshake
  * if no keypair can send. */
 void wg_send_staged(struct wg_dp *dp, struct send_scratch *s, struct peer *peer, uint64_t now);
@@ -98,14 +152,11 @@ void wg_staged_purge(struct wg_dp *dp, struct peer *peer);
 void *wg_receive_thread(void *arg);
 void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now);
 /* Opens pkts in place; a failure sets p->drop. */
-void wg_open_batch(struct packet **pkts, unsigned int n);
+void wg_open_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n);
 
 /* icmp.c: a destination-unreachable reply for a packet no peer takes. */
 void wg_icmp_unreachable(struct wg_dp *dp, const uint8_t *pkt, uint32_t len, uint64_t now);
 
-/* icmp.c: the Internet checksum, also for TUN packets that ask for one. */
-uint32_t wg_csum_add(uint32_t sum, const uint8_t *p, size_t len);
-uint16_t wg_csum_fold(uint32_t sum);
 
 /* send.c: bytes of zero padding added to a plaintext of len before sealing. */
 uint32_t wg_padding(uint32_t len, uint32_t mtu);

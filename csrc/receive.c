@@ -55,7 +55,7 @@ static void queue_handshake(struct wg_dp *dp, struct loop *l, unsigned int i, ui
     ev.type = WG_EV_HANDSHAKE;
     ev.peer = WG_DP_PEER_NONE;
     ev.time_ns = now;
-    wg_socket_source(l, i, &ev.src);
+    wg_socket_source(l, p->msg, &ev.src);
     ev.len = p->wire_len;
     memcpy(ev.data, p->data - MESSAGE_DATA_HEADER_SIZE, p->wire_len);
     if (wg_device_event(dp, &ev, true))
@@ -105,16 +105,26 @@ static void classify(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t 
 }
 
 /* Pass 2: pure crypto over the packets that got a keypair. */
-void wg_open_batch(struct packet **pkts, unsigned int n)
+static void open_range(void *ctx, unsigned int lo, unsigned int hi)
 {
+    struct packet **pkts = ctx;
     const struct wg_aead_backend *aead = wg_aead;
 
-    for (unsigned int i = 0; i < n; i++) {
+    for (unsigned int i = lo; i < hi; i++) {
         struct packet *p = pkts[i];
         if (!aead->open(p->data, p->data, p->len + NOISE_AUTHTAG_LEN, NULL, 0, p->counter,
                         p->keypair->recv_key))
             p->drop = STAT_DROP_DECRYPT;
     }
+}
+
+void wg_open_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n)
+{
+    size_t bytes = 0;
+
+    for (unsigned int i = 0; i < n; i++)
+        bytes += pkts[i]->len;
+    wg_crypt_run(pool, open_range, pkts, n, bytes);
 }
 
 /* Cuts the plaintext to the IP packet's own length and finds its source. */
@@ -168,8 +178,10 @@ static void confirmed(struct wg_dp *dp, struct loop *l, struct peer *peer, uint6
     pthread_mutex_unlock(&peer->tx_lock);
 }
 
-/* Pass 3 for one opened packet: the checks that need order and state. */
-static void finish(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t now)
+/* Pass 3 for one opened packet: the checks that need order and state; a
+ * packet for the TUN joins l->deliver. */
+static void finish(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t now,
+                   unsigned int *ndeliver)
 {
     struct packet *p = &l->pkts[i];
     struct keypair *kp = p->keypair;
@@ -201,11 +213,7 @@ static void finish(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t no
         p->drop = STAT_DROP_BAD_SRC;
         return;
     }
-    if (wg_tun_write(dp, p->data, p->len)) {
-        p->drop = STAT_DROP_TUN_WRITE;
-        return;
-    }
-    stat_add(dp, STAT_TUN_TX_PACKETS, 1);
+    l->deliver[(*ndeliver)++] = i;
 }
 
 /* Roaming: each peer's endpoint follows its latest authenticated packet. */
@@ -218,7 +226,7 @@ static void roam(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
         if (!p->peer || p->peer->rx_batch != l->batch || p->peer->rx_last != i)
             continue;
         memset(&ev, 0, sizeof(ev));
-        wg_socket_source(l, i, &ev.src);
+        wg_socket_source(l, p->msg, &ev.src);
         if (!wg_peer_update_endpoint(p->peer, &ev.src))
             continue;
         ev.type = WG_EV_ENDPOINT_CHANGED;
@@ -230,8 +238,8 @@ static void roam(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
 
 void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
 {
-    struct packet *opened[DP_BATCH_SIZE];
-    unsigned int nopen = 0;
+    struct packet *opened[DP_BURST];
+    unsigned int nopen = 0, ndeliver = 0;
 
     l->batch++;
     for (unsigned int i = 0; i < n; i++) {
@@ -239,27 +247,29 @@ void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t
         if (!l->pkts[i].drop)
             opened[nopen++] = &l->pkts[i];
     }
-    wg_open_batch(opened, nopen);
+    wg_open_batch(&l->pool, opened, nopen);
     for (unsigned int i = 0; i < n; i++) {
         struct packet *p = &l->pkts[i];
         if (!p->drop)
-            finish(dp, l, i, now);
+            finish(dp, l, i, now, &ndeliver);
         if (p->drop > 0)
             stat_add(dp, (enum dp_stat)p->drop, 1);
     }
+    wg_tun_write_batch(dp, l, ndeliver);
     roam(dp, l, n, now);
 }
 
 static void drain_socket(struct wg_dp *dp, struct loop *l, int fd)
 {
+    bool more;
     int n;
 
     do {
-        n = wg_socket_receive(dp, l, fd);
+        n = wg_socket_receive(dp, l, fd, &more);
         if (n > 0)
             wg_receive_batch(dp, l, (unsigned int)n, now_ns());
         wg_epoch_quiescent(&dp->epoch, &l->reader);
-    } while (n == DP_BATCH_SIZE);
+    } while (more);
 }
 
 /* A socket fd Python closed without wg_dp_set_udp would make poll() return

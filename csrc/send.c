@@ -49,24 +49,43 @@ uint32_t wg_padding(uint32_t len, uint32_t mtu)
     return padded - last;
 }
 
-void wg_seal_batch(struct packet **pkts, unsigned int n, struct keypair *kp, uint64_t first,
-                   uint32_t mtu)
+struct seal_job {
+    struct packet **pkts;
+    struct keypair *kp;
+    uint64_t first;
+    uint32_t mtu;
+};
+
+static void seal_range(void *ctx, unsigned int lo, unsigned int hi)
 {
+    const struct seal_job *job = ctx;
     const struct wg_aead_backend *aead = wg_aead;
 
-    for (unsigned int i = 0; i < n; i++) {
-        struct packet *p = pkts[i];
-        uint32_t padded = p->len + wg_padding(p->len, mtu);
+    for (unsigned int i = lo; i < hi; i++) {
+        struct packet *p = job->pkts[i];
+        uint32_t padded = p->len + wg_padding(p->len, job->mtu);
         uint8_t *hdr = p->data - MESSAGE_DATA_HEADER_SIZE;
+        uint64_t counter = job->first + i;
 
         memset(p->data + p->len, 0, padded - p->len);
         put_le32(hdr, MESSAGE_DATA);
-        put_le32(hdr + 4, kp->remote_index);
-        put_le64(hdr + 8, first + i);
-        aead->seal(p->data, p->data, padded, NULL, 0, first + i, kp->send_key);
-        p->counter = first + i;
+        put_le32(hdr + 4, job->kp->remote_index);
+        put_le64(hdr + 8, counter);
+        aead->seal(p->data, p->data, padded, NULL, 0, counter, job->kp->send_key);
+        p->counter = counter;
         p->wire_len = MESSAGE_DATA_HEADER_SIZE + padded + NOISE_AUTHTAG_LEN;
     }
+}
+
+void wg_seal_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n,
+                   struct keypair *kp, uint64_t first, uint32_t mtu)
+{
+    struct seal_job job = { pkts, kp, first, mtu };
+    size_t bytes = 0;
+
+    for (unsigned int i = 0; i < n; i++)
+        bytes += pkts[i]->len;
+    wg_crypt_run(pool, seal_range, &job, n, bytes);
 }
 
 static struct staged_packet *staged_of(struct packet *p)
@@ -77,6 +96,7 @@ static struct staged_packet *staged_of(struct packet *p)
 static void staged_free(struct wg_dp *dp, struct staged_packet *sp)
 {
     atomic_fetch_sub_explicit(&dp->staged_total, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&dp->staged_bytes, sp->len, memory_order_relaxed);
     free(sp);
 }
 
@@ -84,6 +104,8 @@ static void staged_free(struct wg_dp *dp, struct staged_packet *sp)
 static void stage(struct wg_dp *dp, struct peer *peer, const uint8_t *data, uint32_t len)
 {
     struct staged_packet *sp;
+    uint64_t bytes;
+    uint32_t total;
 
     if (peer->removed) {
         stat_add(dp, STAT_DROP_STAGED_CLEARED, 1);
@@ -98,10 +120,13 @@ static void stage(struct wg_dp *dp, struct peer *peer, const uint8_t *data, uint
         staged_free(dp, sp);
         stat_add(dp, STAT_DROP_STAGED_OVERFLOW, 1);
     }
-    if (atomic_fetch_add_explicit(&dp->staged_total, 1, memory_order_relaxed) >=
-            DP_STAGED_TOTAL_MAX ||
+    /* Bounded in packets and in bytes (a large MTU makes large packets). */
+    total = atomic_fetch_add_explicit(&dp->staged_total, 1, memory_order_relaxed);
+    bytes = atomic_fetch_add_explicit(&dp->staged_bytes, len, memory_order_relaxed);
+    if (total >= DP_STAGED_TOTAL_MAX || bytes + len > DP_STAGED_BYTES_MAX ||
         !(sp = malloc(sizeof(*sp) + DP_HEADROOM + len + DP_TAILROOM))) {
         atomic_fetch_sub_explicit(&dp->staged_total, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&dp->staged_bytes, len, memory_order_relaxed);
         stat_add(dp, STAT_DROP_STAGED_OVERFLOW, 1);
         return;
     }
@@ -172,18 +197,23 @@ static void seal_and_send(struct wg_dp *dp, struct send_scratch *s, struct peer 
                           uint64_t now)
 {
     struct wg_endpoint ep;
-    bool rejected;
+    unsigned int flags = now >= peer->gso_retry_ns ? SEND_GSO : 0;
     int sent;
 
-    wg_seal_batch(pkts, n, kp, first, atomic_load_explicit(&dp->mtu, memory_order_relaxed));
+    wg_seal_batch(s->pool, pkts, n, kp, first,
+                  atomic_load_explicit(&dp->mtu, memory_order_relaxed));
     for (uint32_t i = 0; i < n; i++) {
         s->bufs[i] = pkts[i]->data - MESSAGE_DATA_HEADER_SIZE;
         s->lens[i] = pkts[i]->wire_len;
     }
     wg_peer_get_endpoint(peer, &ep);
-    sent = wg_socket_send(dp, s, &ep, s->bufs, s->lens, n, &rejected);
-    if (rejected)
+    sent = wg_socket_send(dp, s, &ep, s->bufs, s->lens, n, &flags);
+    if (flags & SEND_SRC_REJECTED)
         wg_peer_forget_src(peer);
+    /* A path that refuses segmentation (a smaller MTU, a device without
+     * checksum offload) is tried again later, not at every batch. */
+    if (flags & SEND_GSO_REFUSED)
+        peer->gso_retry_ns = now + (uint64_t)DP_UDP_GSO_RETRY_MS * 1000000u;
     if (sent == -EDESTADDRREQ)
         stat_add(dp, STAT_DROP_NO_ENDPOINT, n);
     else if (sent < 0)
@@ -289,7 +319,7 @@ static unsigned int route_batch(struct wg_dp *dp, struct loop *l, unsigned int n
             wg_icmp_unreachable(dp, p->data, p->len, now);
             continue;
         }
-        p->next = DP_BATCH_SIZE;
+        p->next = DP_BURST;
         if (peer->tx_batch != l->batch) {
             peer->tx_batch = l->batch;
             peer->tx_group = ngroups;
@@ -305,7 +335,7 @@ static unsigned int route_batch(struct wg_dp *dp, struct loop *l, unsigned int n
 
 void wg_send_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
 {
-    struct tx_group groups[DP_BATCH_SIZE];
+    struct tx_group groups[DP_BURST];
     unsigned int ngroups;
 
     l->batch++;
@@ -335,17 +365,18 @@ static void tun_gone(struct wg_dp *dp)
 static bool drain_tun(struct wg_dp *dp, struct loop *l, short revents)
 {
     unsigned int total = 0;
+    bool more;
     int n;
 
     do {
-        n = wg_tun_read(dp, l);
+        n = wg_tun_read(dp, l, &more);
         if (n < 0)
             return false;
         if (n > 0)
             wg_send_batch(dp, l, (unsigned int)n, now_ns());
         total += (unsigned int)n;
         wg_epoch_quiescent(&dp->epoch, &l->reader);
-    } while (n == DP_BATCH_SIZE);
+    } while (more);
     /* An error or hang-up with nothing to read: the other end is gone. */
     return total || !(revents & (POLLERR | POLLHUP | POLLNVAL));
 }
@@ -424,12 +455,17 @@ static int send_one(struct wg_dp *dp, struct wg_endpoint *ep, const uint8_t *msg
                     bool *rejected)
 {
     struct send_scratch *s = dp->control_scratch;
+    unsigned int flags = 0;
+    int ret;
 
+    *rejected = false;
     if (len > DP_MAX_PACKET)
         return -EMSGSIZE;
     s->bufs[0] = (uint8_t *)msg;
     s->lens[0] = (uint32_t)len;
-    return wg_socket_send(dp, s, ep, s->bufs, s->lens, 1, rejected);
+    ret = wg_socket_send(dp, s, ep, s->bufs, s->lens, 1, &flags);
+    *rejected = flags & SEND_SRC_REJECTED;
+    return ret;
 }
 
 int wg_dp_send_to_peer(struct wg_dp *dp, uint32_t slot, const uint8_t *msg, size_t len)

@@ -19,7 +19,39 @@
 
 static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-void wg_socket_prepare(int udp4_fd, int udp6_fd)
+/* UDP_SEGMENT and UDP_GRO as the kernel names them (linux/udp.h). */
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)) <=
+                   DP_SEND_CMSG_SIZE, "DP_SEND_CMSG_SIZE holds a source and a segment size");
+
+/* The offloads one socket takes: UDP_SEGMENT is probed (getsockopt answers
+ * where the kernel has it), UDP_GRO switched on or off as allowed. */
+static uint32_t socket_offloads(int fd, uint32_t allowed)
+{
+    uint32_t got = 0;
+    int value = 0, on = !!(allowed & WG_DP_OFFLOAD_UDP_GRO);
+    socklen_t len = sizeof(value);
+
+    if (fd < 0)
+        return 0;
+    if ((allowed & WG_DP_OFFLOAD_UDP_GSO) &&
+        getsockopt(fd, SOL_UDP, UDP_SEGMENT, &value, &len) == 0)
+        got |= WG_DP_OFFLOAD_UDP_GSO;
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0 && on)
+        got |= WG_DP_OFFLOAD_UDP_GRO;
+    return got;
+}
+
+void wg_socket_prepare(struct wg_dp *dp, int udp4_fd, int udp6_fd)
 {
     int one = 1;
 
@@ -30,6 +62,17 @@ void wg_socket_prepare(int udp4_fd, int udp6_fd)
         setsockopt(udp6_fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
         setsockopt(udp6_fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
     }
+    atomic_store(&dp->udp4_offloads, socket_offloads(udp4_fd, dp->offloads));
+    atomic_store(&dp->udp6_offloads, socket_offloads(udp6_fd, dp->offloads));
+}
+
+static uint32_t fd_offloads(struct wg_dp *dp, int fd)
+{
+    if (fd == atomic_load(&dp->udp4_fd))
+        return atomic_load_explicit(&dp->udp4_offloads, memory_order_relaxed);
+    if (fd == atomic_load(&dp->udp6_fd))
+        return atomic_load_explicit(&dp->udp6_offloads, memory_order_relaxed);
+    return 0;
 }
 
 static bool zero16(const uint8_t *p)
@@ -122,73 +165,210 @@ static bool wait_writable(struct wg_dp *dp, int fd, int *waited_ms)
     return !pfd[1].revents;
 }
 
+/* Datagrams from..n-1 as messages from message m on: one datagram each, or
+ * with gso runs of up to DP_UDP_MAX_SEGMENTS equal-size datagrams (a shorter
+ * one ends a run) and DP_UDP_GSO_MAX_BYTES. Returns the message count. */
+static unsigned int build_messages(struct send_scratch *s, uint8_t *const *bufs,
+                                   const uint32_t *lens, unsigned int m, unsigned int from,
+                                   unsigned int n, socklen_t salen, size_t ctrl_len, bool gso)
+{
+    for (unsigned int i = from; i < n; m++) {
+        uint32_t size = lens[i], total = size;
+        unsigned int k = 1;
+        struct msghdr *mh = &s->msgs[m].msg_hdr;
+
+        s->iov[i] = (struct iovec){ bufs[i], lens[i] };
+        while (gso && i + k < n && k < DP_UDP_MAX_SEGMENTS && lens[i + k - 1] == size &&
+               lens[i + k] <= size && total + lens[i + k] <= DP_UDP_GSO_MAX_BYTES) {
+            s->iov[i + k] = (struct iovec){ bufs[i + k], lens[i + k] };
+            total += lens[i + k++];
+        }
+        *mh = (struct msghdr){ .msg_name = &s->dst, .msg_namelen = salen,
+                               .msg_iov = &s->iov[i], .msg_iovlen = k };
+        if (k > 1) {
+            struct cmsghdr *cm;
+            uint16_t seg = (uint16_t)size;
+
+            memcpy(s->seg_ctrl[m].buf, s->ctrl.buf, ctrl_len);
+            mh->msg_control = s->seg_ctrl[m].buf;
+            mh->msg_controllen = ctrl_len + CMSG_SPACE(sizeof(seg));
+            cm = (struct cmsghdr *)(s->seg_ctrl[m].buf + ctrl_len);
+            memset(cm, 0, CMSG_SPACE(sizeof(seg)));
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(seg));
+            memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+        } else if (ctrl_len) {
+            mh->msg_control = s->ctrl.buf;
+            mh->msg_controllen = ctrl_len;
+        }
+        s->first[m] = (uint16_t)i;
+        s->segs[m] = (uint16_t)k;
+        i += k;
+    }
+    return m;
+}
+
+/* Our old address is gone (IPv4 reports ENETUNREACH for a source that is
+ * no longer local, IPv6 EINVAL): let the kernel choose one from now on. */
+static void drop_source(struct send_scratch *s, struct wg_endpoint *ep, unsigned int from,
+                        unsigned int nm)
+{
+    for (unsigned int m = from; m < nm; m++) {
+        struct msghdr *mh = &s->msgs[m].msg_hdr;
+        if (s->segs[m] > 1) {
+            /* Keep the segment size: move it to the front. */
+            size_t src_len = mh->msg_controllen - CMSG_SPACE(sizeof(uint16_t));
+            memmove(s->seg_ctrl[m].buf, s->seg_ctrl[m].buf + src_len,
+                    CMSG_SPACE(sizeof(uint16_t)));
+            mh->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        } else {
+            mh->msg_control = NULL;
+            mh->msg_controllen = 0;
+        }
+    }
+    memset(ep->src_addr, 0, sizeof(ep->src_addr));
+    ep->src_ifindex = 0;
+}
+
+static unsigned int datagrams(const struct send_scratch *s, unsigned int from, unsigned int to)
+{
+    unsigned int count = 0;
+
+    for (unsigned int m = from; m < to; m++)
+        count += s->segs[m];
+    return count;
+}
+
 int wg_socket_send(struct wg_dp *dp, struct send_scratch *s, struct wg_endpoint *ep,
                    uint8_t *const *bufs, const uint32_t *lens, unsigned int n,
-                   bool *src_rejected)
+                   unsigned int *flags)
 {
-    unsigned int next = 0, sent = 0;
+    unsigned int next = 0, sent = 0, nm, gso_sent = 0;
     socklen_t salen;
     size_t ctrl_len;
     int fd, ret, waited = 0;
-    bool mapped;
+    bool mapped, gso;
 
-    *src_rejected = false;
+    gso = (*flags & SEND_GSO) != 0;
+    *flags = 0;
     s->err = 0;
     ret = destination(dp, ep, &s->dst, &salen, &fd, &mapped);
     if (ret)
         return ret;
+    gso = gso && (fd_offloads(dp, fd) & WG_DP_OFFLOAD_UDP_GSO);
     ctrl_len = source_cmsg(s, ep, s->dst.sa.sa_family == AF_INET ? 4 : 6, mapped);
-    for (unsigned int i = 0; i < n; i++) {
-        s->iov[i] = (struct iovec){ bufs[i], lens[i] };
-        s->msgs[i].msg_hdr = (struct msghdr){
-            .msg_name = &s->dst, .msg_namelen = salen, .msg_iov = &s->iov[i], .msg_iovlen = 1,
-            .msg_control = ctrl_len ? s->ctrl.buf : NULL, .msg_controllen = ctrl_len,
-        };
-    }
-    while (next < n) {
+    nm = build_messages(s, bufs, lens, 0, 0, n, salen, ctrl_len, gso);
+    while (next < nm) {
         int err;
 
-        ret = sendmmsg(fd, s->msgs + next, n - next, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ret = sendmmsg(fd, s->msgs + next, nm - next, MSG_DONTWAIT | MSG_NOSIGNAL);
         err = errno;
         stat_add(dp, STAT_UDP_TX_SYSCALLS, 1);
         if (ret > 0) {
+            for (unsigned int m = next; m < next + (unsigned int)ret; m++)
+                gso_sent += s->segs[m] > 1;
+            sent += datagrams(s, next, next + (unsigned int)ret);
             next += (unsigned int)ret;
-            sent += (unsigned int)ret;
             continue;
         }
         if (ret == 0 || err == EINTR)
             continue;
         if ((err == EAGAIN || err == ENOBUFS) && wait_writable(dp, fd, &waited))
             continue;
+        if (s->segs[next] > 1 && err != EAGAIN && err != ENOBUFS) {
+            /* The kernel or the path refused the segmentation (EIO: no
+             * checksum offload on the way out; EINVAL: a segment longer
+             * than the path MTU, ...): the rest go one datagram each, which
+             * the kernel may fragment; the caller avoids it for a while. */
+            *flags |= SEND_GSO_REFUSED;
+            stat_add(dp, STAT_UDP_GSO_REFUSED, 1);
+            nm = build_messages(s, bufs, lens, next, s->first[next], n, salen, ctrl_len, false);
+            continue;
+        }
         if ((err == EINVAL || err == EADDRNOTAVAIL || err == ENETUNREACH) && ctrl_len) {
-            /* Our old address is gone (IPv4 reports ENETUNREACH for a source that is
-             * no longer local, IPv6 EINVAL): let the kernel choose one. */
-            for (unsigned int i = next; i < n; i++) {
-                s->msgs[i].msg_hdr.msg_control = NULL;
-                s->msgs[i].msg_hdr.msg_controllen = 0;
-            }
+            drop_source(s, ep, next, nm);
             ctrl_len = 0;
-            memset(ep->src_addr, 0, sizeof(ep->src_addr));
-            ep->src_ifindex = 0;
-            *src_rejected = true;
+            *flags |= SEND_SRC_REJECTED;
             continue;
         }
         s->err = err;
         if (err == EAGAIN || err == ENOBUFS) {
             /* Stopping, or no room for a whole second: drop the rest. */
-            stat_add(dp, STAT_DROP_SEND_ERROR, n - next);
+            stat_add(dp, STAT_DROP_SEND_ERROR, datagrams(s, next, nm));
             break;
         }
         stat_add(dp, STAT_DROP_SEND_ERROR, 1);
         next++;                             /* skip the one the kernel refused */
     }
     stat_add(dp, STAT_UDP_TX_PACKETS, sent);
+    if (gso_sent)
+        stat_add(dp, STAT_UDP_TX_GSO, gso_sent);
     return (int)sent;
 }
 
-int wg_socket_receive(struct wg_dp *dp, struct loop *l, int fd)
+/* The segment size of a coalesced receive, 0 if it is one datagram. */
+static uint32_t gro_size(struct msghdr *mh)
 {
-    int n;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        int size;
+        if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_GRO ||
+            cm->cmsg_len < CMSG_LEN(sizeof(size)))
+            continue;
+        memcpy(&size, CMSG_DATA(cm), sizeof(size));
+        return size > 0 ? (uint32_t)size : 0;
+    }
+    return 0;
+}
+
+/* How many packets received message i makes. */
+static uint32_t message_segments(struct loop *l, unsigned int i)
+{
+    uint32_t len = l->msgs[i].msg_len, seg = gro_size(&l->msgs[i].msg_hdr), count;
+
+    if (!seg || seg >= len || (l->msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
+        return 1;
+    count = (len + seg - 1) / seg;
+    return count < DP_UDP_GRO_MAX_SEGMENTS ? count : DP_UDP_GRO_MAX_SEGMENTS;
+}
+
+/* Splits received message i into packets from l->pkts[n] on, in place: each
+ * datagram keeps its bytes where they landed. Returns the new count. */
+static unsigned int split_message(struct wg_dp *dp, struct loop *l, unsigned int i,
+                                  unsigned int n)
+{
+    struct msghdr *mh = &l->msgs[i].msg_hdr;
+    uint32_t len = l->msgs[i].msg_len, seg = gro_size(mh), off = 0;
+    uint8_t *data = loop_buffer(l, i) + DP_HEADROOM;
+
+    if (mh->msg_flags & MSG_TRUNC) {
+        l->pkts[n] = (struct packet){ .data = data, .msg = i, .drop = STAT_DROP_MALFORMED };
+        return n + 1;
+    }
+    if (!seg || seg >= len) {
+        l->pkts[n] = (struct packet){ .data = data, .wire_len = len, .msg = i };
+        return n + 1;
+    }
+    stat_add(dp, STAT_UDP_RX_GRO, 1);
+    for (unsigned int k = 0; off < len; k++, off += seg) {
+        if (k == DP_UDP_GRO_MAX_SEGMENTS) {
+            /* No sender makes more: count the rest, keep the batch bounded. */
+            stat_add(dp, STAT_DROP_MALFORMED, (len - off + seg - 1) / seg);
+            break;
+        }
+        l->pkts[n++] = (struct packet){ .data = data + off,
+                                        .wire_len = len - off < seg ? len - off : seg,
+                                        .msg = i };
+    }
+    return n;
+}
+
+/* A batch of datagrams from the socket, every buffer one datagram or, with
+ * UDP_GRO, a coalesced run; l->rx_count of them, from l->rx_next on still
+ * to be split. */
+static int receive_messages(struct wg_dp *dp, struct loop *l, int fd)
+{
+    int got;
 
     for (unsigned int i = 0; i < DP_BATCH_SIZE; i++) {
         l->iov[i] = (struct iovec){ loop_buffer(l, i) + DP_HEADROOM - MESSAGE_DATA_HEADER_SIZE,
@@ -199,19 +379,32 @@ int wg_socket_receive(struct wg_dp *dp, struct loop *l, int fd)
             .msg_control = l->ctrl[i].buf, .msg_controllen = sizeof(l->ctrl[i].buf),
         };
     }
-    n = recvmmsg(fd, l->msgs, DP_BATCH_SIZE, MSG_DONTWAIT, NULL);
+    got = recvmmsg(fd, l->msgs, DP_BATCH_SIZE, MSG_DONTWAIT, NULL);
     stat_add(dp, STAT_UDP_RX_SYSCALLS, 1);
-    if (n < 0)
+    if (got < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-    for (int i = 0; i < n; i++) {
-        struct packet *p = &l->pkts[i];
-        *p = (struct packet){ .data = loop_buffer(l, (unsigned int)i) + DP_HEADROOM,
-                              .wire_len = l->msgs[i].msg_len };
-        if (l->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-            p->drop = STAT_DROP_MALFORMED;
-    }
-    stat_add(dp, STAT_UDP_RX_PACKETS, (uint64_t)n);
-    return n;
+    l->rx_next = 0;
+    l->rx_count = (unsigned int)got;
+    l->rx_full = got == DP_BATCH_SIZE;
+    return got;
+}
+
+int wg_socket_receive(struct wg_dp *dp, struct loop *l, int fd, bool *more)
+{
+    unsigned int n = 0;
+    int got;
+
+    _Static_assert(DP_BURST >= DP_UDP_GRO_MAX_SEGMENTS, "a coalesced datagram fits a batch");
+    *more = false;
+    if (l->rx_next >= l->rx_count && (got = receive_messages(dp, l, fd)) <= 0)
+        return got;
+    /* As many datagrams as the batch has room for; the rest wait their turn
+     * in their buffers. */
+    while (l->rx_next < l->rx_count && n + message_segments(l, l->rx_next) <= DP_BURST)
+        n = split_message(dp, l, l->rx_next++, n);
+    *more = l->rx_next < l->rx_count || l->rx_full;
+    stat_add(dp, STAT_UDP_RX_PACKETS, n);
+    return (int)n;
 }
 
 static void source_from_cmsgs(struct msghdr *mh, struct wg_endpoint *ep)
@@ -234,9 +427,9 @@ static void source_from_cmsgs(struct msghdr *mh, struct wg_endpoint *ep)
     }
 }
 
-void wg_socket_source(struct loop *l, unsigned int i, struct wg_endpoint *ep)
+void wg_socket_source(struct loop *l, unsigned int msg, struct wg_endpoint *ep)
 {
-    const union sockaddr_inet *sa = &l->names[i];
+    const union sockaddr_inet *sa = &l->names[msg];
 
     memset(ep, 0, sizeof(*ep));
     if (sa->sa.sa_family == AF_INET) {
@@ -257,5 +450,5 @@ void wg_socket_source(struct loop *l, unsigned int i, struct wg_endpoint *ep)
     } else {
         return;
     }
-    source_from_cmsgs(&l->msgs[i].msg_hdr, ep);
+    source_from_cmsgs(&l->msgs[msg].msg_hdr, ep);
 }

@@ -10,20 +10,31 @@
 #include "device.h"
 #include "queueing.h"
 
-/* Asks the kernel for the packet-info control messages on both sockets. */
-void wg_socket_prepare(int udp4_fd, int udp6_fd);
+/* Asks the kernel for the packet-info control messages on both sockets, and
+ * for the UDP offloads dp->offloads allows; records what each socket took. */
+void wg_socket_prepare(struct wg_dp *dp, int udp4_fd, int udp6_fd);
 
-/* Sends n datagrams to ep, waiting (bounded) for room in the socket buffer.
+enum send_flags {
+    SEND_GSO = 1,                       /* in: UDP_SEGMENT may be used */
+    SEND_SRC_REJECTED = 2,              /* out: the sticky source was refused, dropped from ep */
+    SEND_GSO_REFUSED = 4,               /* out: a UDP_SEGMENT send was refused (resent one by one) */
+};
+
+/* Sends n datagrams to ep, waiting (bounded) for room in the socket buffer;
+ * with SEND_GSO in *flags, runs of equal-size datagrams (the last may be
+ * shorter) go in one UDP_SEGMENT send each where the socket supports it.
  * Returns how many were sent, or -errno when none can be (no endpoint, no
- * socket for its family). *src_rejected says the sticky source was refused
- * and dropped from ep. */
+ * socket for its family); *flags gets the SEND_* outcomes. */
 int wg_socket_send(struct wg_dp *dp, struct send_scratch *s, struct wg_endpoint *ep,
                    uint8_t *const *bufs, const uint32_t *lens, unsigned int n,
-                   bool *src_rejected);
+                   unsigned int *flags);
 
-/* Receives up to DP_BATCH_SIZE datagrams from fd into the loop's buffers,
- * placed so that the plaintext of a type 4 message lands at packet->data.
- * Returns the count, 0 if none was waiting, -errno on error. */
-int wg_socket_receive(struct wg_dp *dp, struct loop *l, int fd);
-/* The source endpoint of received datagram i (with our local address). */
-void wg_socket_source(struct loop *l, unsigned int i, struct wg_endpoint *ep);
+/* Receives up to DP_BATCH_SIZE datagrams from fd into the loop's buffers
+ * (with UDP_GRO, coalesced ones are split here, in place), placed so that the
+ * plaintext of a type 4 message lands at packet->data; a batch takes the
+ * datagrams that fit DP_BURST packets, and the next call the rest before it
+ * receives more. Returns the packet count, 0 if none was waiting, -errno on
+ * error; *more says the next call has (or may find) more. */
+int wg_socket_receive(struct wg_dp *dp, struct loop *l, int fd, bool *more);
+/* The source endpoint of received datagram msg (with our local address). */
+void wg_socket_source(struct loop *l, unsigned int msg, struct wg_endpoint *ep);

@@ -52,6 +52,19 @@ struct wg_dp_timing {
  * tun_fd may be any fd that keeps packet boundaries (the C tests use a
  * SOCK_DGRAM socketpair); -1 means no TUN.
  */
+/*
+ * Offloads the data plane may use (wg_dp_settings.offloads). The UDP ones
+ * are probed on the sockets and dropped where the kernel lacks them; the TUN
+ * ones need tun_vnet_hdr, and the UDP coalescing a kernel that took
+ * TUN_F_USO4/6 (Python negotiates the TUN's offloads, which decide what
+ * super-packets it reads; any it gets are split). A refusal at run time
+ * falls back to one packet per call, never to a drop.
+ */
+#define WG_DP_OFFLOAD_UDP_GSO 1      /* UDP_SEGMENT: one send per run of sealed datagrams */
+#define WG_DP_OFFLOAD_UDP_GRO 2      /* UDP_GRO: coalesced datagrams from the socket */
+#define WG_DP_OFFLOAD_TUN_TCP_GRO 4  /* TCP segments of a flow written to the TUN as one */
+#define WG_DP_OFFLOAD_TUN_UDP_GRO 8  /* UDP datagrams of a flow written to the TUN as one */
+
 struct wg_dp_settings {
     int tun_fd;
     int tun_vnet_hdr;          /* nonzero if the TUN was opened with IFF_VNET_HDR */
@@ -61,6 +74,9 @@ struct wg_dp_settings {
     uint32_t mtu;              /* TUN MTU, for padding */
     uint32_t max_peers;        /* size of the peer table (slots) */
     uint32_t event_ring_size;  /* events buffered for Python; a power of two, >= 16 */
+    uint32_t offloads;         /* WG_DP_OFFLOAD_* allowed */
+    uint32_t crypto_threads;   /* threads that seal or open one batch together (per direction);
+                                  0: half the usable cores, at least one */
     struct wg_dp_timing timing;
 };
 
@@ -73,6 +89,10 @@ int wg_dp_event_fd(struct wg_dp *dp);               /* readable while events are
 /* After a rebind; returns once no thread uses the old fds any more. */
 int wg_dp_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd);
 int wg_dp_set_mtu(struct wg_dp *dp, uint32_t mtu);
+/* The WG_DP_OFFLOAD_* bits in use now: those allowed that the sockets took. */
+int wg_dp_offloads(struct wg_dp *dp);
+/* Threads per direction that seal or open a batch (the setting or its default). */
+int wg_dp_crypto_threads(struct wg_dp *dp);
 
 /* ---- peers --------------------------------------------------------------- */
 int wg_dp_peer_add(struct wg_dp *dp, uint32_t peer);
@@ -189,7 +209,13 @@ struct wg_dp_stats {
     uint64_t drop_tun_write;        /* the TUN refused a decrypted packet */
     uint64_t icmp_tx;               /* destination-unreachable replies written to the TUN */
     uint64_t handshakes_rx;         /* type 1-3 messages queued for Python */
-    uint64_t reserved[11];          /* room to grow without breaking the layout */
+    uint64_t udp_tx_gso;            /* UDP_SEGMENT sends (of more than one datagram) */
+    uint64_t udp_gso_refused;       /* UDP_SEGMENT sends the kernel refused, then sent one by one */
+    uint64_t udp_rx_gro;            /* coalesced receives split (of more than one datagram) */
+    uint64_t tun_rx_gso;            /* super-packets read from the TUN and split */
+    uint64_t tun_tx_gro;            /* super-packets written to the TUN (of more than one packet) */
+    uint64_t tun_gro_refused;       /* super-packets the TUN refused, then written one by one */
+    uint64_t reserved[5];           /* room to grow without breaking the layout */
 };
 int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out);
 

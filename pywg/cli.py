@@ -113,6 +113,18 @@ Run an interface (the contract of `wireguard-go IFNAME`):
   WG_UAPI_FD (use an open TUN / a listening UNIX socket), WG_PROCESS_FOREGROUND=1,
   PYWG_AEAD=<backend> (force a ChaCha20-Poly1305 backend), PYWG_TIMING_SCALE=<factor>
   (tests only: shorten every protocol time).
+
+  Offloads (all on where the kernel has them; a refusal at run time falls back):
+  PYWG_DISABLE_OFFLOADS=<names>|all turns off, comma-separated:
+    tun-tso      TCP super-packets from the TUN (TSO), split before sealing
+    tun-uso      UDP super-packets from the TUN (USO, Linux 6.2+)
+    tun-tcp-gro  received TCP segments of a flow written to the TUN as one
+    tun-udp-gro  received UDP datagrams of a flow written to the TUN as one
+    udp-gso      sealed datagrams sent in one UDP_SEGMENT call
+    udp-gro      coalesced datagrams received (UDP_GRO)
+  With all four tun-* off the TUN has no virtio header (as Debian's wireguard-go opens it).
+  PYWG_CRYPTO_THREADS=<n> (1-64): threads that seal (and as many that open) one batch;
+  default: half the cores this process may use, at least one.
 """
 
 

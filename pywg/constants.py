@@ -122,6 +122,7 @@ MTU_MAX: Final = 65535
 DATAPLANE_MAX_PEERS: Final = 1024  # peer slots a device starts with
 DATAPLANE_EVENT_RING_SIZE: Final = 4096  # events buffered for Python; a power of two
 DATAPLANE_EVENTS_PER_READ: Final = 256
+DATAPLANE_MAX_CRYPTO_THREADS: Final = 64  # the C side refuses more (DP_MAX_CRYPTO_THREADS)
 
 # The driver (pywg/device.py, pywg/bind.py).
 BIND_PORT_ATTEMPTS: Final = 10  # random ports tried until IPv4 and IPv6 agree on one

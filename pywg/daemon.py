@@ -11,13 +11,16 @@ file is removed, and leaves no socket behind.
 LOG_LEVEL (verbose, debug, info, error, silent) sets what is logged; a background daemon
 keeps stdout and stderr only when LOG_LEVEL is set and not silent, as wireguard-go does.
 PYWG_TIMING_SCALE (tests only) multiplies every protocol time, so that rekeys and expiries
-can be watched in seconds; unset, the times are the protocol's.
+can be watched in seconds; unset, the times are the protocol's. PYWG_DISABLE_OFFLOADS turns
+offloads off (pywg.offload), PYWG_CRYPTO_THREADS sets how many threads seal or open one
+batch (default: half the usable cores, at least one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import os
 import signal
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 
 import uvloop
 
+from pywg import constants, offload
 from pywg import log as pywg_log
 from pywg.device import Device
 from pywg.protocol.timers import Timing
@@ -46,6 +50,7 @@ __all__ = ["USAGE", "main"]
 EXIT_SETUP_SUCCESS = 0
 EXIT_SETUP_FAILED = 1
 USAGE = "usage: pywg [-f|--foreground] INTERFACE-NAME"
+ENV_CRYPTO_THREADS = "PYWG_CRYPTO_THREADS"
 _SOCKET_CHECK_S = 1.0  # how often the daemon checks that its socket file is still there
 
 
@@ -61,7 +66,13 @@ def main(argv: Sequence[str]) -> int:
     foreground = foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
     logger = pywg_log.setup(ifname, os.environ.get("LOG_LEVEL"))
     try:
-        tun = _open_tun(ifname)
+        options = _options_from_env()
+    except ValueError as e:
+        logger.error("%s", e)
+        _discard_inherited_uapi()
+        return EXIT_SETUP_FAILED
+    try:
+        tun = _open_tun(ifname, options.offloads)
     except (TunError, ValueError) as e:
         logger.error("Failed to create TUN device: %s", _reason(e, ifname))
         _discard_inherited_uapi()
@@ -74,12 +85,39 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_SETUP_FAILED
     if not foreground:
         return _daemonize(tun, uapi)
-    return _serve(tun, uapi, _timing_from_env())
+    return _serve(tun, uapi, _timing_from_env(), options)
 
 
-def _open_tun(ifname: str) -> Tun:
+@dataclasses.dataclass(frozen=True)
+class DataPlaneOptions:
+    offloads: offload.Offload
+    crypto_threads: int  # 0: the data plane's default (half the usable cores, at least one)
+
+
+def _options_from_env() -> DataPlaneOptions:
+    """PYWG_DISABLE_OFFLOADS and PYWG_CRYPTO_THREADS; ValueError saying what is wrong."""
+    disabled = offload.parse_disabled(os.environ.get(offload.ENV_DISABLE))
+    threads_text = os.environ.get(ENV_CRYPTO_THREADS, "").strip()
+    threads = 0
+    if threads_text:
+        limit = constants.DATAPLANE_MAX_CRYPTO_THREADS
+        if not threads_text.isdigit() or not 1 <= int(threads_text) <= limit:
+            raise ValueError(f"{ENV_CRYPTO_THREADS} must be a number from 1 to {limit}, "
+                             f"not {threads_text!r}")
+        threads = int(threads_text)
+    return DataPlaneOptions(offload.ALL & ~disabled, threads)
+
+
+def _open_tun(ifname: str, offloads: offload.Offload) -> Tun:
     fd = os.environ.get("WG_TUN_FD")
-    return Tun.adopt(int(fd)) if fd else Tun.create(ifname)
+    if not fd:
+        return Tun.create(ifname, offloads=offloads)
+    tun = Tun.adopt(int(fd))
+    try:
+        tun.negotiate(offloads)
+    except OSError as e:
+        raise TunError(e.errno, f"cannot set the offloads of {tun.name}: {e.strerror}") from e
+    return tun
 
 
 def _open_uapi(ifname: str) -> socket.socket:
@@ -131,25 +169,29 @@ def _timing_from_env() -> Timing:
     return Timing().scaled(float(scale)) if scale else Timing()
 
 
-def _serve(tun: Tun, uapi: socket.socket, timing: Timing) -> int:
+def _serve(tun: Tun, uapi: socket.socket, timing: Timing, options: DataPlaneOptions) -> int:
     try:
-        uvloop.run(_run(tun, uapi, timing))
+        uvloop.run(_run(tun, uapi, timing, options))
     except SocketInUseError as e:
         pywg_log.logger.error("UAPI listen error: %s", e)
         return EXIT_SETUP_FAILED
     return EXIT_SETUP_SUCCESS
 
 
-async def _run(tun: Tun, uapi: socket.socket, timing: Timing) -> None:
+async def _run(tun: Tun, uapi: socket.socket, timing: Timing, options: DataPlaneOptions,
+               ) -> None:
     logger = pywg_log.logger
-    device = Device(tun, timing=timing)
+    device = Device(tun, timing=timing, offloads=options.offloads,
+                    crypto_threads=options.crypto_threads)
     server = UapiServer(device, uapi)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, device.stop, f"signal {signal.Signals(signum).name}")
     watcher = asyncio.ensure_future(_watch_socket(server, device))
     server.start()
-    logger.info("Device started (AEAD: %s)", device.aead_name)
+    logger.info("Device started (AEAD: %s; offloads: %s; crypto threads: %d)",
+                device.aead_name, offload.names(device.offloads()),
+                device.dp.crypto_threads())
     logger.info("UAPI listener started")
     try:
         reason = await device.run()

@@ -23,6 +23,8 @@ from typing import Any, Final
 from pywg import constants
 from pywg._wgdp import ffi as _ffi
 from pywg._wgdp import lib as _lib
+from pywg.offload import ALL as _ALL_OFFLOADS
+from pywg.offload import Offload
 from pywg.protocol.timers import Timing
 
 __all__ = [
@@ -93,6 +95,11 @@ class Settings:
     event_ring_size: int = constants.DATAPLANE_EVENT_RING_SIZE
     tun_vnet_hdr: bool = False  # the TUN was opened with IFF_VNET_HDR
     tun_pi: bool = False  # the TUN was opened without IFF_NO_PI (4-byte packet info)
+    # What the data plane may use; the socket offloads are probed, the TUN ones need
+    # tun_vnet_hdr (and TUN_UDP_GRO a kernel with USO). TUN_TSO/TUN_USO are the TUN's to
+    # negotiate (pywg.tun): the data plane splits whatever super-packets it reads.
+    offloads: Offload = _ALL_OFFLOADS
+    crypto_threads: int = 0  # threads sealing or opening one batch; 0: half the cores, >= 1
     timing: Timing = dataclasses.field(default_factory=Timing)
 
 
@@ -148,6 +155,12 @@ class Stats:
     drop_tun_write: int
     icmp_tx: int
     handshakes_rx: int
+    udp_tx_gso: int  # UDP_SEGMENT sends of more than one datagram
+    udp_gso_refused: int  # refused UDP_SEGMENT sends (then sent one by one)
+    udp_rx_gro: int  # coalesced receives split
+    tun_rx_gso: int  # super-packets read from the TUN and split
+    tun_tx_gro: int  # super-packets written to the TUN
+    tun_gro_refused: int  # super-packets the TUN refused (then written one by one)
 
 
 _STATS_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Stats))
@@ -230,6 +243,26 @@ def _event_from_c(c: Any) -> Event:
     )
 
 
+_C_OFFLOADS: Final = (
+    (Offload.UDP_GSO, _lib.WG_DP_OFFLOAD_UDP_GSO),
+    (Offload.UDP_GRO, _lib.WG_DP_OFFLOAD_UDP_GRO),
+    (Offload.TUN_TCP_GRO, _lib.WG_DP_OFFLOAD_TUN_TCP_GRO),
+    (Offload.TUN_UDP_GRO, _lib.WG_DP_OFFLOAD_TUN_UDP_GRO),
+)
+
+
+def _offloads_to_c(offloads: Offload) -> int:
+    return sum(bit for flag, bit in _C_OFFLOADS if flag in offloads)
+
+
+def _offloads_from_c(bits: int) -> Offload:
+    result = Offload.NONE
+    for flag, bit in _C_OFFLOADS:
+        if bits & bit:
+            result |= flag
+    return result
+
+
 def _settings_to_c(settings: Settings) -> Any:
     c = _ffi.new("struct wg_dp_settings *")
     c.tun_fd = settings.tun_fd
@@ -240,6 +273,8 @@ def _settings_to_c(settings: Settings) -> Any:
     c.mtu = settings.mtu
     c.max_peers = settings.max_peers
     c.event_ring_size = settings.event_ring_size
+    c.offloads = _offloads_to_c(settings.offloads)
+    c.crypto_threads = settings.crypto_threads
     t = settings.timing
     c.timing.rekey_after_time_ns = t.rekey_after_time_ns
     c.timing.reject_after_time_ns = t.reject_after_time_ns
@@ -307,6 +342,15 @@ class DataPlane:
 
     def set_mtu(self, mtu: int) -> None:
         _check(_lib.wg_dp_set_mtu(self._handle(), mtu))
+
+    def crypto_threads(self) -> int:
+        """Threads that seal (and as many that open) one batch: the setting, or its default."""
+        return _check(_lib.wg_dp_crypto_threads(self._handle()))
+
+    def offloads(self) -> Offload:
+        """The data plane's offloads in use now: those allowed that the sockets took, and
+        the TUN coalescing the TUN has not refused (TUN_TSO/TUN_USO are the TUN's own)."""
+        return _offloads_from_c(_check(_lib.wg_dp_offloads(self._handle())))
 
     # ---- peers --------------------------------------------------------------------------
     def add_peer(self, peer: int) -> None:

@@ -63,6 +63,8 @@ from pywg.config.model import Change, DeviceConfig, PeerConfig, PublicKey
 from pywg.config.model import Endpoint as ConfigEndpoint
 from pywg.datapath import DataPlane, Event, EventType, PeerInfo, Settings
 from pywg.log import peer_name
+from pywg.offload import ALL as ALL_OFFLOADS
+from pywg.offload import TUN_OFFLOADS, Offload
 from pywg.protocol import timers
 from pywg.protocol.endpoint import Endpoint as ProtocolEndpoint
 from pywg.protocol.handshake import (
@@ -116,6 +118,8 @@ class Device:
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
         wall_ns: Callable[[], int] = time.time_ns,
         rand_below: Callable[[int], int] = secrets.randbelow,
+        offloads: Offload = ALL_OFFLOADS,
+        crypto_threads: int = 0,
     ) -> None:
         self.tun = tun
         self.name = tun.name if tun else "(no tun)"
@@ -150,6 +154,9 @@ class Device:
             tun_pi=bool(tun and tun.pi),
             max_peers=max_peers,
             event_ring_size=self._ring_size,
+            # The TUN's own: what it negotiated; the sockets': what the caller allows.
+            offloads=(offloads & ~TUN_OFFLOADS) | (tun.offloads if tun else Offload.NONE),
+            crypto_threads=crypto_threads,
             timing=self.timing,
         ))
         self._open_bind(0)
@@ -177,6 +184,12 @@ class Device:
         if not self._stop_reason:
             self._stop_reason = reason
         self._stopped.set()
+
+    def offloads(self) -> Offload:
+        """Every offload in use: the TUN's negotiated ones and the data plane's."""
+        tun = self.tun.offloads & (Offload.TUN_TSO | Offload.TUN_USO) if self.tun else \
+            Offload.NONE
+        return tun | self.dp.offloads()
 
     def close(self) -> None:
         """Free the data plane (wiping keys), the sockets and the TUN."""

@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from pywg import constants
+from pywg.offload import TUN_OFFLOADS, Offload
 
 # Linux ABI (include/uapi/linux/if_tun.h); Debian's headers lack the USO flags.
 TUNSETIFF = 0x400454CA
@@ -28,6 +29,11 @@ TUNSETVNETHDRSZ = 0x400454D8
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
+TUN_F_USO4 = 0x20  # Linux 6.2
+TUN_F_USO6 = 0x40
 IFNAMSIZ = 16
 SIOCGIFMTU = 0x8921  # linux/sockios.h
 
@@ -48,21 +54,56 @@ class Tun:
     ifindex: int
     vnet_hdr: bool
     pi: bool = False  # opened without IFF_NO_PI: packets carry a 4-byte packet-info header
+    offloads: Offload = Offload.NONE  # the TUN offloads in effect (see `negotiate`)
 
     @classmethod
-    def create(cls, name: str, *, vnet_hdr: bool = False, mtu: int = constants.DEFAULT_MTU) -> Tun:
-        """Create (or attach to) the TUN called `name` and set its MTU, as wireguard-go does."""
+    def create(cls, name: str, *, offloads: Offload = Offload.NONE,
+               mtu: int = constants.DEFAULT_MTU) -> Tun:
+        """Create (or attach to) the TUN called `name` and set its MTU, as wireguard-go does;
+        with any TUN offload asked for, with a virtio header and those offloads negotiated."""
         validate_ifname(name)
+        vnet_hdr = bool(offloads & TUN_OFFLOADS)
         flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             reply = fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))
             tun = cls._describe(fd, reply)
+            tun.negotiate(offloads)
             set_up(tun.ifindex, mtu)
         except OSError as e:
             os.close(fd)
             raise TunError(e.errno, f"cannot create TUN {name}: {e.strerror}") from e
         return tun
+
+    def negotiate(self, wanted: Offload) -> Offload:
+        """Ask the kernel for the TUN offloads in `wanted` that it has; sets and returns
+        `offloads`. Only a TUN with a virtio header can have any.
+
+        TSO and USO decide what the kernel hands us (TUNSETOFFLOAD, with checksum offload,
+        which both need); coalesced writes need no negotiation, but UDP ones need a kernel
+        that knows GSO_UDP_L4, and one that accepts TUN_F_USO4/6 does (Linux 6.2). Called
+        again on an adopted TUN, it finds the same answer.
+        """
+        self.offloads = Offload.NONE
+        if not self.vnet_hdr:
+            return self.offloads
+        uso = _set_offload(self.fd, TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6)
+        flags = 0
+        if Offload.TUN_TSO in wanted:
+            flags |= TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+        if Offload.TUN_USO in wanted and uso:
+            flags |= TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6
+        if not _set_offload(self.fd, flags):
+            flags = 0
+            _set_offload(self.fd, 0)
+        if flags & TUN_F_TSO4:
+            self.offloads |= Offload.TUN_TSO
+        if flags & TUN_F_USO4:
+            self.offloads |= Offload.TUN_USO
+        self.offloads |= wanted & Offload.TUN_TCP_GRO
+        if uso:
+            self.offloads |= wanted & Offload.TUN_UDP_GRO
+        return self.offloads
 
     @classmethod
     def adopt(cls, fd: int) -> Tun:
@@ -98,6 +139,17 @@ class Tun:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _set_offload(fd: int, flags: int) -> bool:
+    """TUNSETOFFLOAD; False if the kernel does not know one of the flags."""
+    try:
+        fcntl.ioctl(fd, TUNSETOFFLOAD, flags)
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            return False
+        raise
+    return True
 
 
 def _sysfs_flags(name: str, ioctl_flags: int) -> int:

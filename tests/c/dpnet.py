@@ -12,16 +12,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pywg.datapath import DataPlane, Endpoint, Settings
+from pywg.offload import ALL as ALL_OFFLOADS
+from pywg.offload import Offload
 from pywg.protocol import transport
 from pywg.protocol.keypair import Keypair
 from pywg.protocol.timers import Timing
 from tests.support.setns import inside
 
+TUN_QUEUE = 2048
 LOOP4 = ipaddress.IPv4Address("127.0.0.1")
 LOOP6 = ipaddress.IPv6Address("::1")
 SO_RCVBUFFORCE = 33
@@ -76,15 +80,25 @@ class Node:
             s.close()
 
 
+def tun_pair(ns: str) -> tuple[socket.socket, socket.socket]:
+    """The TUN stand-in: a datagram socketpair made inside `ns`, whose queue then holds
+    TUN_QUEUE datagrams (the namespace's net.unix.max_dgram_qlen, raised here from 10), so
+    that a burst the data plane writes at once is not cut short by the test's reading."""
+    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
+                    f"net.unix.max_dgram_qlen={TUN_QUEUE}"], check=True, timeout=10)
+    with inside(ns):
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+
 def node(ns: str, *, timing: Timing | None = None, tun: bool = True, mtu: int = 1420,
          max_peers: int = 16, event_ring_size: int = 256, vnet_hdr: bool = False,
-         pi: bool = False) -> Node:
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+         pi: bool = False, offloads: Offload = ALL_OFFLOADS, crypto_threads: int = 0) -> Node:
+    ours, theirs = tun_pair(ns)
     udp4, udp6 = udp_socket(ns, 4), udp_socket(ns, 6)
     dp = DataPlane(Settings(
         tun_fd=theirs.fileno() if tun else -1, udp4_fd=udp4.fileno(), udp6_fd=udp6.fileno(),
         mtu=mtu, max_peers=max_peers, event_ring_size=event_ring_size, tun_vnet_hdr=vnet_hdr,
-        tun_pi=pi,
+        tun_pi=pi, offloads=offloads, crypto_threads=crypto_threads,
         timing=timing or Timing()))
     return Node(dp, ours, theirs, udp4, udp6)
 

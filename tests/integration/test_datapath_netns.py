@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import pytest
 
 from pywg.datapath import DataPlane, Endpoint, EventType, Settings
+from pywg.offload import ALL as ALL_OFFLOADS
+from pywg.offload import TUN_OFFLOADS, Offload
 from pywg.tun import IFF_TUN, TUNSETIFF, Tun
 from tests.support import netns
 from tests.support.setns import inside
@@ -100,17 +102,18 @@ def tun_with_packet_info(name: str) -> Tun:
 
 
 def make_side(ns: str, inner4: str, inner6: str, outer4: str, outer6: str,
-              pi: bool = False) -> Side:
+              pi: bool = False, offloads: Offload = Offload.NONE) -> Side:
     with inside(ns):
         name = netns.unique("wgd")
-        tun = tun_with_packet_info(name) if pi else Tun.create(name, mtu=MTU)
+        tun = tun_with_packet_info(name) if pi else Tun.create(name, mtu=MTU, offloads=offloads)
         udp4 = bound_socket(socket.AF_INET, "0.0.0.0")
         udp6 = bound_socket(socket.AF_INET6, "::")
     netns.sh(f"ip addr add {inner4}/24 dev {tun.name} && "
              f"ip -6 addr add {inner6}/64 dev {tun.name} nodad && ip link set {tun.name} up",
              ns=ns)
     dp = DataPlane(Settings(tun_fd=tun.fd, udp4_fd=udp4.fileno(), udp6_fd=udp6.fileno(),
-                            mtu=MTU, max_peers=4, tun_pi=pi))
+                            mtu=MTU, max_peers=4, tun_pi=pi, tun_vnet_hdr=tun.vnet_hdr,
+                            offloads=(offloads & ~TUN_OFFLOADS) | tun.offloads))
     return Side(ns, tun, udp4, udp6, dp, inner4, inner6, outer4, outer6)
 
 
@@ -136,13 +139,15 @@ def install_keys(initiator: Side, responder: Side) -> None:
 
 
 @contextlib.contextmanager
-def two_sides(outer: int, b_pi: bool = False) -> Iterator[tuple[Side, Side]]:
+def two_sides(outer: int, b_pi: bool = False, offloads: Offload = Offload.NONE,
+              ) -> Iterator[tuple[Side, Side]]:
     netns.require_root()
     netns.require_tools("ping")
     with (netns.namespace("pda") as ns_a, netns.namespace("pdb") as ns_b,
           netns.veth_pair(ns_a, ns_b)):
-        a = make_side(ns_a, "10.77.0.1", "fd77::1", "10.99.0.1", "fd99::1")
-        b = make_side(ns_b, "10.77.0.2", "fd77::2", "10.99.0.2", "fd99::2", pi=b_pi)
+        a = make_side(ns_a, "10.77.0.1", "fd77::1", "10.99.0.1", "fd99::1", offloads=offloads)
+        b = make_side(ns_b, "10.77.0.2", "fd77::2", "10.99.0.2", "fd99::2", pi=b_pi,
+                      offloads=offloads)
         try:
             connect(a, b, outer)
             a.dp.start()
@@ -177,8 +182,12 @@ def test_ping_both_ways(outer: int, b_pi: bool) -> None:
         assert st.drop_decrypt == st.drop_replay == st.drop_bad_src == 0
 
 
-def test_tcp_transfer_with_checksum() -> None:
-    with two_sides(4) as (a, b):
+@pytest.mark.parametrize("offloads", [Offload.NONE, ALL_OFFLOADS], ids=["plain", "offloads"])
+def test_tcp_transfer_with_checksum(offloads: Offload) -> None:
+    """With offloads, the kernel hands A's data plane TSO super-packets, which it splits;
+    A sends them in UDP_SEGMENT batches, B's socket hands them over coalesced (the veth keeps
+    them whole), and B writes them to its TUN coalesced again, which B's kernel TCP takes."""
+    with two_sides(4, offloads=offloads) as (a, b):
         install_keys(a, b)
         server = subprocess.Popen(
             ["ip", "netns", "exec", b.ns, sys.executable, "-c", SERVER, b.inner4, "5001"],
@@ -196,6 +205,9 @@ def test_tcp_transfer_with_checksum() -> None:
             server.wait()
         assert received.split() == client.stdout.split()
         assert int(received.split()[0]) == TRANSFER
+        sa, sb = a.dp.stats(), b.dp.stats()
+        used = (sa.tun_rx_gso, sa.udp_tx_gso, sb.udp_rx_gro, sb.tun_tx_gro)
+        assert all(used) if offloads else not any(used), used
 
 
 def test_source_outside_allowed_ips_is_dropped() -> None:
