@@ -92,15 +92,53 @@ def _pubkey(args: argparse.Namespace) -> int:
     return _print_key(keys.public_key(private))
 
 
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG_FILE|INTERFACE",
+                        help="a wg-quick(8) configuration file named INTERFACE.conf, or an "
+                             "interface name meaning /etc/wireguard/INTERFACE.conf")
+
+
+def _quick(verb: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from pywg import quick  # pyroute2 and friends: only for these commands
+
+        return quick.main(verb, args.config)
+
+    return run
+
+
+def _quick_command(verb: str, text: str) -> Command:
+    return Command(text, _quick(verb), _config_argument)
+
+
 COMMANDS: dict[str, Command] = {
     "genkey": Command("Generate a new private key and write it to stdout", _genkey),
     "genpsk": Command("Generate a new preshared key and write it to stdout", _genpsk),
     "pubkey": Command("Read a private key from stdin and write its public key to stdout",
                       _pubkey),
+    "up": _quick_command("up", "Bring an interface up from its configuration file, as "
+                         "wg-quick up does, with a pywg daemon"),
+    "down": _quick_command("down", "Take down an interface brought up with `pywg up` (or "
+                           "`wg-quick up`), as wg-quick down does"),
+    "save": _quick_command("save", "Write an interface's running configuration back to its "
+                           "file, as wg-quick save does"),
+    "strip": _quick_command("strip", "Print the file without its wg-quick settings, for wg "
+                            "setconf/syncconf, as wg-quick strip does"),
 }
 
 
 _EPILOG = """\
+Bring an interface up or down, as wg-quick(8) does (root):
+  pywg up|down|save|strip CONFIG_FILE|INTERFACE
+
+  CONFIG_FILE is INTERFACE.conf, or INTERFACE means /etc/wireguard/INTERFACE.conf. Besides
+  wg(8)'s settings, [Interface] takes wg-quick's: Address, DNS (via resolvconf), MTU
+  (default: the route to the endpoints' MTU minus 80), Table (auto, off, a number or name;
+  with auto, AllowedIPs 0.0.0.0/0 or ::/0 make a full tunnel: fwmark, policy routing and
+  nftables rules as wg-quick's), PreUp/PostUp/PreDown/PostDown (bash; %i is the
+  interface) and SaveConfig. Each step is printed as the command wg-quick would run; if one
+  fails, `up` undoes what it did and names the cause.
+
 Run an interface (the contract of `wireguard-go IFNAME`):
   pywg [-f|--foreground] IFNAME
 

@@ -131,3 +131,35 @@ DEVICE_MAX_PEERS: Final = 1 << 16  # data-plane peer slots; wireguard-go's limit
 DEVICE_TICK_MAX_NS: Final = 250 * NSEC_PER_MSEC  # how often peers whose facts moved are seen
 LINK_POLL_NS: Final = NSEC_PER_SEC  # how often the TUN's MTU and existence are checked
 TUN_TX_QUEUE_LEN: Final = 1000  # packets the kernel queues for our TUN reader
+
+# The UAPI client (pywg/uapi_client.py): how long a daemon may take to answer, and how much
+# of a `get` reply is read (every allowed IP is a line; peers add a dozen each).
+UAPI_CLIENT_TIMEOUT_S: Final = 30.0
+UAPI_CLIENT_MAX_REPLY_LINES: Final = 2 * MAX_ALLOWED_IPS + 12 * DEVICE_MAX_PEERS
+
+# `pywg up` / `pywg down` (pywg/quick), the behaviour of wg-quick(8).
+QUICK_CONFIG_DIR: Final = "/etc/wireguard"  # a bare interface name means DIR/NAME.conf
+QUICK_FIRST_FWMARK_TABLE: Final = 51820  # a full tunnel's table and fwmark: the first free one
+QUICK_MTU_OVERHEAD: Final = 80  # outer IPv6 (40) + UDP (8) + WireGuard header and tag (32)
+QUICK_FALLBACK_LINK_MTU: Final = 1500  # when no route tells the outer link's MTU
+QUICK_NFT_TABLE_PREFIX: Final = "wg-quick-"  # wg-quick's name, so either tool removes it
+QUICK_NFT_PRIORITY_RAW: Final = -300  # nftables' NF_IP_PRI_RAW
+QUICK_NFT_PRIORITY_MANGLE: Final = -150  # nftables' NF_IP_PRI_MANGLE
+QUICK_SRC_VALID_MARK_SYSCTL: Final = "/proc/sys/net/ipv4/conf/all/src_valid_mark"
+QUICK_DAEMON_EXIT_WAIT_S: Final = 10.0  # after its link is deleted (it checks once a second)
+QUICK_POLL_S: Final = 0.05
+# iproute2's routing-table names: built in, then its files (later ones add to earlier).
+QUICK_RT_TABLES_BUILTIN: Final = (("default", 253), ("main", 254), ("local", 255))
+QUICK_RT_TABLES_FILES: Final = ("/usr/share/iproute2/rt_tables", "/etc/iproute2/rt_tables")
+QUICK_RT_TABLES_DIRS: Final = ("/usr/share/iproute2/rt_tables.d", "/etc/iproute2/rt_tables.d")
+QUICK_RESOLVCONF_ORDER: Final = "/etc/resolvconf/interface-order"
+QUICK_RESOLVCONF_RUN_DIR: Final = "/etc/resolvconf/run/interface"
+
+# Netlink values (linux/rtnetlink.h, linux/fib_rules.h) as `ip` sends them, so that what
+# `pywg up` adds is what `ip route add` / `ip rule add` would have added.
+RT_TABLE_MAIN: Final = 254
+RTPROT_BOOT: Final = 3  # `ip route add` without `proto`
+RT_SCOPE_UNIVERSE: Final = 0
+RT_SCOPE_LINK: Final = 253  # `ip -4 route add PREFIX dev X` without a gateway
+FIB_RULE_INVERT: Final = 0x2  # `ip rule add not ...`
+FRA_SUPPRESS_PREFIXLEN_UNSET: Final = 0xFFFFFFFF  # the kernel reports "no suppress_prefixlength"

@@ -1,0 +1,274 @@
+"""`pywg up` / `pywg down` against a real peer (Debian's wireguard-go), judged by wg-quick.
+
+    namespace A (client: `pywg up`)                  namespace B (server: wireguard-go)
+    wgP.. 10.72.0.1 fd72::1                          wgB.. 10.72.0.2 fd72::2
+    veth 10.71.0.1/32 mtu 1400,                ====  veth 10.71.0.2/24
+      the default route goes through it              lo 192.0.2.77 2001:db8::77 (beyond)
+
+The client reaches the server only through its default route, the one a full tunnel takes
+over: the handshake then escapes the tunnel only by its fwmark. Besides traffic, the state
+`pywg up` leaves (rules, routes, addresses, link, nftables, the device) must be exactly what
+real wg-quick leaves for the same file, and each tool must take down what the other
+brought up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pywg.quick.saveconfig import format_showconf
+from pywg.uapi_client import get
+from tests.integration.interop import harness, topology
+from tests.integration.interop.harness import PYWG, WGGO, Daemon, KeyPair
+from tests.support.netns import namespace, require_root, require_tools, veth_pair
+
+BEYOND4, BEYOND6 = "192.0.2.77", "2001:db8::77"
+CLIENT_LINK_MTU = 1400  # so that the automatic MTU (this minus 80) is not the default one
+QUICK_TIMEOUT_S = 30.0
+FULL_TUNNEL_MARK = "0xca6c"  # 51820, the first table wg-quick and pywg try
+
+
+@dataclass
+class Site:
+    ns: str
+    server: Daemon
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    require_root()
+    require_tools("wg", "wg-quick", "nft", "ping", "bash")
+    harness.require_impls("pywg", "wggo")
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(harness.workdir("pywg-quick"))
+        ns_a = stack.enter_context(namespace("pqa"))
+        ns_b = stack.enter_context(namespace("pqb"))
+        veth_a, _ = stack.enter_context(veth_pair(ns_a, ns_b, f"{topology.OUTER4[0]}/32",
+                                                  f"{topology.OUTER4[1]}/24"))
+        harness.run(ns_a, ["ip", "link", "set", "dev", veth_a, "mtu", str(CLIENT_LINK_MTU)])
+        harness.run(ns_a, ["ip", "route", "add", "default", "dev", veth_a])
+        server = stack.enter_context(harness.daemon(WGGO, ns_b, harness.ifname("wgB"), work))
+        server.set_private_key()
+        server.wg("set", server.ifname, "listen-port", str(topology.PORTS[1]))
+        topology.address_interface(ns_b, server.ifname, topology.INNER4[1], topology.INNER6[1])
+        harness.run(ns_b, ["ip", "addr", "add", f"{BEYOND4}/32", "dev", "lo"])
+        harness.run(ns_b, ["ip", "-6", "addr", "add", f"{BEYOND6}/128", "dev", "lo"])
+        yield Site(ns_a, server, work)
+
+
+@dataclass
+class Client:
+    name: str
+    keys: KeyPair
+    conf: Path
+    daemon: Daemon
+
+
+def _config(site: Site, keys: KeyPair, allowed: str, extra: str = "") -> str:
+    return (f"[Interface]\nPrivateKey = {keys.private}\n"
+            f"Address = {topology.INNER4[0]}/24, {topology.INNER6[0]}/64\n{extra}\n"
+            f"[Peer]\nPublicKey = {site.server.keys.public}\n"
+            f"Endpoint = {topology.OUTER4[1]}:{topology.PORTS[1]}\nAllowedIPs = {allowed}\n")
+
+
+def _write(path: Path, text: str) -> Path:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+@contextlib.contextmanager
+def client(site: Site, allowed: str, extra: str = "") -> Iterator[Client]:
+    """A configuration file for a fresh client the server knows; whatever happens, its
+    interface and daemon are gone afterwards (namespace state is the test's to check)."""
+    keys = KeyPair.generate()
+    name = harness.ifname("wgP")
+    conf = _write(site.workdir / f"{name}.conf", _config(site, keys, allowed, extra))
+    site.server.wg("set", site.server.ifname, "peer", keys.public, "allowed-ips",
+                   f"{topology.INNER4[0]}/32,{topology.INNER6[0]}/128")
+    d = Daemon(PYWG, site.ns, name, site.workdir / "quick.log", keys=keys)
+    try:
+        yield Client(name, keys, conf, d)
+    finally:
+        d.stop()
+        site.server.wg("set", site.server.ifname, "peer", keys.public, "remove")
+
+
+def pywg(site: Site, verb: str, conf: Path, *, ok: bool = True) -> tuple[int, str]:
+    """Run `pywg VERB CONF` in the client namespace: (exit status, its output)."""
+    # Output to a file, not a pipe: the daemon `up` starts must not hold our pipe open.
+    log = site.workdir / f"pywg-{verb}.out"
+    with open(log, "wb") as out:
+        done = subprocess.run(["ip", "netns", "exec", site.ns, *PYWG.argv, verb, str(conf)],
+                              stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env=harness.clean_env(), timeout=QUICK_TIMEOUT_S)
+    text = log.read_text(errors="replace")
+    if ok and done.returncode != 0:
+        pytest.fail(f"pywg {verb} exited {done.returncode}:\n{text}")
+    return done.returncode, text
+
+
+def wg_quick(site: Site, verb: str, conf: Path) -> None:
+    log = site.workdir / f"wg-quick-{verb}.out"
+    env = harness.clean_env(WG_QUICK_USERSPACE_IMPLEMENTATION=PYWG.command())
+    with open(log, "wb") as out:
+        done = subprocess.run(["ip", "netns", "exec", site.ns, "wg-quick", verb, str(conf)],
+                              stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env=env, timeout=QUICK_TIMEOUT_S)
+    if done.returncode != 0:
+        pytest.fail(f"wg-quick {verb} exited {done.returncode}:\n{log.read_text()}")
+
+
+def _out(site: Site, *argv: str) -> str:
+    return harness.run(site.ns, list(argv)).stdout
+
+
+_INDEX = re.compile(r"^\d+: ", re.MULTILINE)  # link numbers change with every new link
+_LINK_LOCAL = re.compile(r"fe80::[0-9a-f:]+")  # a new link gets a new random one
+
+
+def state(site: Site, name: str) -> dict[str, str]:
+    """Everything up/down touches in the client namespace, as the standard tools show it."""
+    snap = {
+        "rules4": _out(site, "ip", "-d", "-4", "rule"),
+        "rules6": _out(site, "ip", "-d", "-6", "rule"),
+        "routes4": _out(site, "ip", "-d", "-4", "route", "show", "table", "all"),
+        "routes6": _out(site, "ip", "-d", "-6", "route", "show", "table", "all"),
+        "addresses": _INDEX.sub("", _out(site, "ip", "-d", "address", "show")),
+        "nft": _out(site, "nft", "list", "ruleset"),
+        "device": harness.wg(site.ns, "showconf", name, check=False).stdout,
+        "src_valid_mark": _out(site, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark"),
+    }
+    snap = {k: _LINK_LOCAL.sub("fe80::(link-local)", v) for k, v in snap.items()}
+    for key in ("routes4", "routes6"):  # dumped in address order, which the above hides
+        snap[key] = "\n".join(sorted(snap[key].split("\n")))
+    return snap
+
+
+def assert_same(got: dict[str, str], want: dict[str, str], what: str, *,
+                sysctl: bool = True) -> None:
+    keys = [k for k in want if sysctl or k != "src_valid_mark"]
+    for key in keys:
+        assert got[key] == want[key], f"{what}: {key} differs"
+
+
+def assert_gone(site: Site, c: Client) -> None:
+    assert c.daemon.wait_exit(), "the daemon outlived its interface"
+    assert not harness.link_exists(site.ns, c.name)
+    assert not harness.socket_path(c.name).exists()
+
+
+def test_split_tunnel_hooks_save_down(site: Site) -> None:
+    hooks = site.workdir / "hooks"
+    extra = "".join(f"{key} = echo {key} %i >> {hooks}\n"
+                    for key in ("PreUp", "PostUp", "PreDown", "PostDown"))
+    extra += "Table = auto\nSaveConfig = true\n"
+    with client(site, f"{topology.INNER4[1]}/32, {topology.INNER6[1]}/128, {BEYOND4}/32",
+                extra) as c:
+        pywg(site, "up", c.conf)
+        assert c.daemon.alive()
+        link = _out(site, "ip", "link", "show", "dev", c.name)
+        assert f"mtu {CLIENT_LINK_MTU - 80} " in link and ",UP," in link
+        routes = _out(site, "ip", "route")
+        assert f"{BEYOND4} dev {c.name} scope link" in routes
+        assert f"{topology.INNER4[1]} dev" not in routes, "its address's route covers it"
+        harness.ping(site.ns, topology.INNER4[1])
+        harness.ping(site.ns, topology.INNER6[1])
+        harness.ping(site.ns, BEYOND4)
+        assert "fwmark" not in _out(site, "ip", "rule")
+        assert format_showconf(get(c.name)) == harness.wg(site.ns, "showconf", c.name).stdout
+
+        status, output = pywg(site, "up", c.conf, ok=False)
+        assert status == 1 and f"`{c.name}' already exists" in output
+        assert c.daemon.alive()
+
+        # SaveConfig: what `pywg down` writes back is what `wg-quick save` writes.
+        (site.workdir / "wq").mkdir()
+        by_wg_quick = Path(shutil.copy(c.conf, site.workdir / "wq" / c.conf.name))
+        wg_quick(site, "save", by_wg_quick)
+        pywg(site, "down", c.conf)
+        assert_gone(site, c)
+        assert c.conf.read_text() == by_wg_quick.read_text()
+        assert hooks.read_text().split("\n") == [
+            f"{key} {c.name}" for key in ("PreUp", "PostUp", "PreDown", "PostDown")] + [""]
+
+
+def test_full_tunnel(site: Site) -> None:
+    with client(site, "0.0.0.0/0, ::/0") as c:
+        before = state(site, c.name)
+        pywg(site, "up", c.conf)
+        assert harness.wg(site.ns, "show", c.name, "fwmark").stdout.strip() == FULL_TUNNEL_MARK
+        for family in ("-4", "-6"):
+            rules = _out(site, "ip", family, "rule")
+            assert f"not from all fwmark {FULL_TUNNEL_MARK} lookup 51820" in rules
+            assert "from all lookup main suppress_prefixlength 0" in rules
+        assert f"wg-quick-{c.name}" in _out(site, "nft", "list", "tables")
+        # Everything goes through the tunnel, except what carries the fwmark: the
+        # tunnel's own UDP, so the endpoint stays reachable.
+        server = topology.OUTER4[1]
+        assert f"dev {c.name}" in _out(site, "ip", "route", "get", server)
+        marked = _out(site, "ip", "route", "get", server, "mark", FULL_TUNNEL_MARK)
+        assert f"dev {c.name}" not in marked and "dev va" in marked
+        harness.ping(site.ns, BEYOND4)
+        harness.ping(site.ns, BEYOND6)
+        harness.ping(site.ns, topology.INNER4[1])
+        pywg(site, "down", c.conf)
+        assert_gone(site, c)
+        assert_same(state(site, c.name), before, "after down", sysctl=False)
+
+
+def test_same_state_as_wg_quick_and_each_takes_down_the_other(site: Site) -> None:
+    # A full tunnel, a route the main table gets, the automatic MTU, a fixed port (the
+    # device's configuration is compared too).
+    extra = "ListenPort = 40011\n"
+    with client(site, "0.0.0.0/0, ::/0, 198.51.100.0/24, 2001:db8:5::/48", extra) as c:
+        baseline = state(site, c.name)
+        wg_quick(site, "up", c.conf)
+        by_wg_quick = state(site, c.name)
+        pywg(site, "down", c.conf)
+        assert_gone(site, c)
+        assert_same(state(site, c.name), baseline, "pywg down after wg-quick up",
+                    sysctl=False)
+        pywg(site, "up", c.conf)
+        assert_same(state(site, c.name), by_wg_quick, "pywg up against wg-quick up")
+        wg_quick(site, "down", c.conf)
+        assert c.daemon.wait_exit(), "the daemon outlived `wg-quick down`"
+        assert_same(state(site, c.name), baseline, "wg-quick down after pywg up",
+                    sysctl=False)
+
+
+def test_bad_line_named_and_nothing_done(site: Site) -> None:
+    marker = site.workdir / "pre-up-ran"
+    with client(site, f"{topology.INNER4[1]}/32") as c:
+        lines = c.conf.read_text().split("\n")
+        lines.insert(3, f"PreUp = touch {marker}")  # becomes line 4
+        bad = lines.index(f"AllowedIPs = {topology.INNER4[1]}/32") + 1
+        lines[bad - 1] = "AllowedIPs = 10.72.0.300/32"
+        c.conf.write_text("\n".join(lines))
+        before = state(site, c.name)
+        status, output = pywg(site, "up", c.conf, ok=False)
+        assert status == 1
+        assert f"line {bad}:" in output and str(c.conf) in output
+        assert not marker.exists(), "a PreUp hook ran for a file that does not parse"
+        assert_gone(site, c)
+        assert_same(state(site, c.name), before, "after a refused file")
+
+
+def test_failure_after_start_undoes_everything(site: Site) -> None:
+    with client(site, "0.0.0.0/0, ::/0", "PostUp = false\n") as c:
+        before = state(site, c.name)
+        status, output = pywg(site, "up", c.conf, ok=False)
+        assert status == 1 and "hook exited with status 1: false" in output
+        assert_gone(site, c)
+        assert_same(state(site, c.name), before, "after a failed up", sysctl=False)
