@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,13 @@ import pytest
 from tests.integration.interop import harness, topology
 from tests.integration.interop.harness import IMPLS, PAIRS, Impl
 from tests.support.netns import namespace, require_root, require_tools
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which offloads pywg daemons run with: the harness passes PYWG_DISABLE_OFFLOADS on, so
+    `PYWG_DISABLE_OFFLOADS=all pytest tests/integration/interop` runs the suite without."""
+    off = os.environ.get("PYWG_DISABLE_OFFLOADS", "").strip()
+    return f"pywg offloads: {'disabled: ' + off if off else 'on (PYWG_DISABLE_OFFLOADS unset)'}"
 
 
 def _pair_id(pair: tuple[str, str]) -> str:
