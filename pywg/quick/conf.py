@@ -94,10 +94,12 @@ def read_text(path: str) -> str:
 
 def _lines(text: str) -> list[str]:
     """The lines as `while read -r line || [[ -n $line ]]` sees them."""
-    pieces = text.split("\n")
-    if pieces[-1] == "":
-        pieces.pop()  # the newline that ends the last line starts no new one
-    return [p.strip(_READ_IFS) for p in pieces]
+    lines = [p.strip(_READ_IFS) for p in text.split("\n")]
+    # The last piece has no newline: the loop takes it only if something is left of it
+    # (`|| [[ -n $line ]]`), and so never the empty piece after a final newline.
+    if not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _ascii_lower(text: str) -> str:
@@ -106,13 +108,21 @@ def _ascii_lower(text: str) -> str:
 
 
 def strip(text: str) -> str:
-    """`wg-quick strip`: the configuration without the wg-quick keys."""
+    """`wg-quick strip`: the configuration without the wg-quick keys; QuickError for a
+    SaveConfig that is neither true nor false, as wg-quick refuses it."""
     kept: list[str] = []
     interface = False
     for line in _lines(text):
-        key = _ascii_lower(line.split("#", 1)[0].split("=", 1)[0].strip(_BASH_SPACE))
+        uncommented = line.split("#", 1)[0]
+        key = _ascii_lower(uncommented.split("=", 1)[0].strip(_BASH_SPACE))
         if key.startswith("["):
             interface = key == "[interface]"
         if not (interface and key in QUICK_KEYS):
             kept.append(line + "\n")
+        elif key == "saveconfig":
+            # The one value wg-quick checks as it reads (its `value` is the whole line
+            # when there is no `=`).
+            value = uncommented.split("=", 1)[-1].strip(_BASH_SPACE)
+            if _ascii_lower(value) not in ("true", "false"):
+                raise QuickError(f"`{value}' is neither true nor false")
     return "".join(kept) + "\n"  # wg-quick prints it with `echo`, which adds a newline

@@ -24,7 +24,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pywg.config.model import AllowedIP, Endpoint, IPAddress, format_ip, format_network
+from pywg.config.model import AllowedIP, Endpoint, IPAddress
 from pywg.constants import (
     QUICK_FALLBACK_LINK_MTU,
     QUICK_FIRST_FWMARK_TABLE,
@@ -52,6 +52,8 @@ __all__ = [
     "nft_family",
     "nft_script",
     "nft_table_name",
+    "ntop",
+    "ntop_network",
     "parse_rt_tables",
     "plan_routes",
     "resolve_table",
@@ -64,6 +66,16 @@ _MAX_TABLE = 0xFFFFFFFF
 
 def family_of(network: AllowedIP | Interface | IPAddress) -> int:
     return socket.AF_INET if network.version == 4 else socket.AF_INET6
+
+
+def ntop(ip: IPAddress) -> str:
+    """An address as the C library prints it, and so `ip`, `wg` and wg-quick: unlike
+    Python, it writes ::1.2.3.4 and ::ffff:1.2.3.4 with a dotted IPv4 part."""
+    return socket.inet_ntop(family_of(ip), ip.packed)
+
+
+def ntop_network(network: AllowedIP) -> str:
+    return f"{ntop(network.network_address)}/{network.prefixlen}"
 
 
 def _ip_flag(family: int) -> str:
@@ -104,7 +116,7 @@ class Route:
     def describe(self, ifname: str) -> str:
         table = "" if self.table == RT_TABLE_MAIN else f" table {self.table}"
         flag = _ip_flag(family_of(self.network))
-        return f"ip {flag} route add {format_network(self.network)} dev {ifname}{table}"
+        return f"ip {flag} route add {ntop_network(self.network)} dev {ifname}{table}"
 
 
 @dataclass(frozen=True)
@@ -128,7 +140,7 @@ def sort_routes(networks: Iterable[AllowedIP]) -> list[AllowedIP]:
     """In wg-quick's order, `LC_ALL=C sort -nr -k 2 -t /`: longest prefixes first, and
     between equal lengths the text backwards byte by byte (so ::/0 comes before
     0.0.0.0/0, and IPv6 goes first of the two full tunnels)."""
-    return sorted(networks, key=lambda n: (n.prefixlen, format_network(n).encode()),
+    return sorted(networks, key=lambda n: (n.prefixlen, ntop_network(n).encode()),
                   reverse=True)
 
 
@@ -266,7 +278,7 @@ def nft_script(ifname: str, family: int, mark: int, addresses: Iterable[Interfac
     ]
     # Packets for our tunnel addresses may only arrive through the tunnel (or locally).
     lines += [f'add rule {table} preraw iifname != "{ifname}" {pf} daddr '
-              f"{format_ip(a.ip)} fib saddr type != local drop"
+              f"{ntop(a.ip)} fib saddr type != local drop"
               for a in addresses if family_of(a) == family]
     lines += [f"add rule {table} postmangle meta l4proto udp mark {mark} ct mark set mark ",
               f"add rule {table} premangle meta l4proto udp meta mark set ct mark "]

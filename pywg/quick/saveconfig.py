@@ -12,16 +12,27 @@ mode 0600, synced, then renamed over it.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 from collections.abc import Sequence
 
 from pywg.config.conffile import QuickConfig
-from pywg.config.model import format_ip, format_network
-from pywg.quick.plan import Interface
+from pywg.config.model import Endpoint
+from pywg.quick.plan import Interface, ntop, ntop_network
 from pywg.quick.report import QuickError
 from pywg.uapi import DeviceSnapshot
 
 __all__ = ["format_showconf", "saved_config", "write_config"]
+
+
+def _endpoint(endpoint: Endpoint) -> str:
+    """As wg prints it through getnameinfo(NI_NUMERICHOST): IPv6 in brackets, with its
+    scope."""
+    ip = endpoint.ip
+    if isinstance(ip, ipaddress.IPv6Address):
+        scope = f"%{ip.scope_id}" if ip.scope_id else ""
+        return f"[{ntop(ipaddress.IPv6Address(ip.packed))}{scope}]:{endpoint.port}"
+    return f"{ntop(ip)}:{endpoint.port}"
 
 
 def format_showconf(snapshot: DeviceSnapshot) -> str:
@@ -42,9 +53,9 @@ def format_showconf(snapshot: DeviceSnapshot) -> str:
         if peer.preshared_key is not None:
             out.append(f"PresharedKey = {peer.preshared_key.base64()}")
         if peer.allowed_ips:
-            out.append("AllowedIPs = " + ", ".join(map(format_network, peer.allowed_ips)))
+            out.append("AllowedIPs = " + ", ".join(map(ntop_network, peer.allowed_ips)))
         if endpoint is not None:
-            out.append(f"Endpoint = {endpoint}")
+            out.append(f"Endpoint = {_endpoint(endpoint)}")
         if peer.persistent_keepalive_interval:
             out.append(f"PersistentKeepalive = {peer.persistent_keepalive_interval}")
         if i + 1 < len(cfg.peers):
@@ -57,7 +68,7 @@ def saved_config(quick: QuickConfig, addresses: Sequence[Interface],
                  showconf: str) -> str:
     """The new file: the wg-quick settings in place of showconf's `[Interface]` line."""
     head = ["[Interface]"]
-    head += [f"Address = {format_ip(a.ip)}/{a.network.prefixlen}" for a in addresses]
+    head += [f"Address = {ntop(a.ip)}/{a.network.prefixlen}" for a in addresses]
     head += [f"DNS = {server}" for server in nameservers]
     head += [f"DNS = {domain}" for domain in search]
     if quick.mtu is not None and link_mtu is not None:
