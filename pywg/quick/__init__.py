@@ -34,9 +34,13 @@ _EXIT_SIGINT = 128 + signal.SIGINT
 _EXIT_SIGTERM = 128 + signal.SIGTERM
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is: it unwinds like any failure, so a half-done
+    `up` is undone on the way out (as wg-quick's trap on TERM does)."""
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    # SystemExit unwinds like any failure: a half-done `up` is undone on the way out.
-    raise SystemExit(_EXIT_SIGTERM)
+    raise _Terminated
 
 
 def main(verb: str, arg: str) -> int:
@@ -50,4 +54,7 @@ def main(verb: str, arg: str) -> int:
     except KeyboardInterrupt:
         print("pywg: interrupted", file=sys.stderr)
         return _EXIT_SIGINT
+    except _Terminated:
+        print("pywg: terminated", file=sys.stderr)
+        return _EXIT_SIGTERM
     return 0

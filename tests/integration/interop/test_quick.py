@@ -57,6 +57,11 @@ def site() -> Iterator[Site]:
                                                   f"{topology.OUTER4[1]}/24"))
         harness.run(ns_a, ["ip", "link", "set", "dev", veth_a, "mtu", str(CLIENT_LINK_MTU)])
         harness.run(ns_a, ["ip", "route", "add", "default", "dev", veth_a])
+        # The state the tests compare includes the veth's link-local route, which appears
+        # once its duplicate address detection is over: wait for that first.
+        harness.wait_for(lambda: "tentative" not in harness.run(
+            ns_a, ["ip", "-6", "address", "show", "dev", veth_a]).stdout,
+            "the client veth's IPv6 addresses to settle")
         server = stack.enter_context(harness.daemon(WGGO, ns_b, harness.ifname("wgB"), work))
         server.set_private_key()
         server.wg("set", server.ifname, "listen-port", str(topology.PORTS[1]))
@@ -105,23 +110,24 @@ def client(site: Site, allowed: str, extra: str = "") -> Iterator[Client]:
         site.server.wg("set", site.server.ifname, "peer", keys.public, "remove")
 
 
-def pywg(site: Site, verb: str, conf: Path, *, ok: bool = True) -> tuple[int, str]:
+def pywg(site: Site, verb: str, conf: Path, *, ok: bool = True,
+         env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run `pywg VERB CONF` in the client namespace: (exit status, its output)."""
     # Output to a file, not a pipe: the daemon `up` starts must not hold our pipe open.
     log = site.workdir / f"pywg-{verb}.out"
     with open(log, "wb") as out:
         done = subprocess.run(["ip", "netns", "exec", site.ns, *PYWG.argv, verb, str(conf)],
                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              env=harness.clean_env(), timeout=QUICK_TIMEOUT_S)
+                              env=harness.clean_env(**(env or {})), timeout=QUICK_TIMEOUT_S)
     text = log.read_text(errors="replace")
     if ok and done.returncode != 0:
         pytest.fail(f"pywg {verb} exited {done.returncode}:\n{text}")
     return done.returncode, text
 
 
-def wg_quick(site: Site, verb: str, conf: Path) -> None:
+def wg_quick(site: Site, verb: str, conf: Path, env: dict[str, str] | None = None) -> None:
     log = site.workdir / f"wg-quick-{verb}.out"
-    env = harness.clean_env(WG_QUICK_USERSPACE_IMPLEMENTATION=PYWG.command())
+    env = harness.clean_env(WG_QUICK_USERSPACE_IMPLEMENTATION=PYWG.command(), **(env or {}))
     with open(log, "wb") as out:
         done = subprocess.run(["ip", "netns", "exec", site.ns, "wg-quick", verb, str(conf)],
                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -228,11 +234,22 @@ def test_full_tunnel(site: Site) -> None:
         assert_same(state(site, c.name), before, "after down", sysctl=False)
 
 
-def test_same_state_as_wg_quick_and_each_takes_down_the_other(site: Site) -> None:
-    # A full tunnel, a route the main table gets, the automatic MTU, a fixed port (the
-    # device's configuration is compared too).
-    extra = "ListenPort = 40011\n"
-    with client(site, "0.0.0.0/0, ::/0, 198.51.100.0/24, 2001:db8:5::/48", extra) as c:
+# (AllowedIPs, more [Interface] lines); a fixed port, as the device's configuration is
+# compared too.
+DIFFERENTIAL = {
+    # A full tunnel, routes the main table gets, the automatic MTU.
+    "full-tunnel": ("0.0.0.0/0, ::/0, 198.51.100.0/24, 2001:db8:5::/48",
+                    "ListenPort = 40011\n"),
+    # Every route in a numbered table, /0 included (no policy routing then), a fixed MTU.
+    "table-mtu": ("0.0.0.0/0, 198.51.100.0/24, fd99::/64",
+                  "ListenPort = 40012\nTable = 1234\nMTU = 1300\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DIFFERENTIAL))
+def test_same_state_as_wg_quick_and_each_takes_down_the_other(site: Site, case: str) -> None:
+    allowed, extra = DIFFERENTIAL[case]
+    with client(site, allowed, extra) as c:
         baseline = state(site, c.name)
         wg_quick(site, "up", c.conf)
         by_wg_quick = state(site, c.name)
@@ -272,3 +289,61 @@ def test_failure_after_start_undoes_everything(site: Site) -> None:
         assert status == 1 and "hook exited with status 1: false" in output
         assert_gone(site, c)
         assert_same(state(site, c.name), before, "after a failed up", sysctl=False)
+
+
+def test_dns_through_resolvconf_as_wg_quick(site: Site) -> None:
+    """resolvconf is a system tool, not a peer: a stand-in records how each tool calls it,
+    and pywg must call it as wg-quick does (Table = off: no routes at all)."""
+    fake = site.workdir / "fakebin"
+    fake.mkdir()
+    calls = site.workdir / "resolvconf-calls"
+    script = fake / "resolvconf"
+    script.write_text(f'#!/bin/sh\necho "resolvconf $*" >> {calls}\n'
+                      f'if [ "$1" = -a ]; then cat >> {calls}; fi\n')
+    script.chmod(0o755)
+    path = {"PATH": f"{fake}:{os.environ['PATH']}"}
+    extra = "DNS = 10.72.0.53, fd72::53, example.com, corp\nTable = off\nListenPort = 40013\n"
+    with client(site, "0.0.0.0/0, ::/0", extra) as c:
+        baseline = state(site, c.name)
+        wg_quick(site, "up", c.conf, env=path)
+        by_wg_quick = state(site, c.name)
+        wg_quick(site, "down", c.conf, env=path)
+        assert c.daemon.wait_exit(), "the daemon outlived `wg-quick down`"
+        wg_quick_calls = calls.read_text()
+        calls.unlink()
+        assert "nameserver 10.72.0.53\n" in wg_quick_calls
+        pywg(site, "up", c.conf, env=path)
+        assert_same(state(site, c.name), by_wg_quick, "pywg up against wg-quick up")
+        pywg(site, "down", c.conf, env=path)
+        assert_gone(site, c)
+        assert calls.read_text() == wg_quick_calls
+        assert_same(state(site, c.name), baseline, "after down", sysctl=False)
+        if shutil.which("resolvconf") is None:
+            status, output = pywg(site, "up", c.conf, ok=False)
+            assert status == 1 and "resolvconf(8) is not installed" in output
+            assert_gone(site, c)
+            assert_same(state(site, c.name), baseline, "after a refused up", sysctl=False)
+
+
+def test_sigterm_during_up_undoes_everything(site: Site) -> None:
+    started = site.workdir / "post-up-started"
+    extra = f"PostUp = touch {started}; sleep 60\n"
+    with client(site, "0.0.0.0/0, ::/0", extra) as c:
+        before = state(site, c.name)
+        with open(site.workdir / "pywg-sigterm.out", "wb") as out:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", site.ns, *PYWG.argv, "up", str(c.conf)], stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=harness.clean_env())
+        try:
+            harness.wait_for(lambda: started.exists() or proc.poll() is not None,
+                             "the PostUp hook to start", QUICK_TIMEOUT_S)
+            assert proc.poll() is None, "pywg up ended before its hook"
+            assert c.daemon.alive() and "fwmark" in _out(site, "ip", "rule")
+            proc.terminate()
+            assert proc.wait(timeout=QUICK_TIMEOUT_S) == 128 + 15
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=QUICK_TIMEOUT_S)
+        assert_gone(site, c)
+        assert_same(state(site, c.name), before, "after SIGTERM", sysctl=False)
