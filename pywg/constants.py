@@ -154,6 +154,7 @@ QUICK_RT_TABLES_FILES: Final = ("/usr/share/iproute2/rt_tables", "/etc/iproute2/
 QUICK_RT_TABLES_DIRS: Final = ("/usr/share/iproute2/rt_tables.d", "/etc/iproute2/rt_tables.d")
 QUICK_RESOLVCONF_ORDER: Final = "/etc/resolvconf/interface-order"
 QUICK_RESOLVCONF_RUN_DIR: Final = "/etc/resolvconf/run/interface"
+QUICK_SYSTEM_FILE_MAX_LEN: Final = 1 << 20  # how much of rt_tables or a resolvconf file is read
 
 # Netlink values (linux/rtnetlink.h, linux/fib_rules.h) as `ip` sends them, so that what
 # `pywg up` adds is what `ip route add` / `ip rule add` would have added.

@@ -71,10 +71,11 @@ from pywg.quick.plan import (
     mtu_endpoint_ip,
     nft_family,
     nft_script,
+    ntop,
     plan_routes,
     resolve_table,
 )
-from pywg.quick.report import QuickError, step, warn
+from pywg.quick.report import QuickError, read_system_file, step, warn
 from pywg.quick.saveconfig import format_showconf, saved_config, write_config
 from pywg.uapi_client import get, is_wireguard_interface, set_device
 
@@ -98,21 +99,17 @@ def _rt_tables_texts() -> list[str]:
     paths = list(QUICK_RT_TABLES_FILES)
     for directory in QUICK_RT_TABLES_DIRS:
         paths += sorted(glob.glob(os.path.join(directory, "*.conf")))
-    texts = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                texts.append(f.read())
-        except OSError:
-            continue
-    return texts
+    texts = (read_system_file(path) for path in paths)
+    return [text for text in texts if text is not None]
 
 
 def _table_id(quick: QuickConfig) -> int | None:
-    if quick.table in (None, "off", "auto"):
+    """The file's Table as a number, found before anything changes (a bad name stops `up`
+    at once); None for off, auto or none."""
+    table = quick.table
+    if table is None or table in ("off", "auto"):
         return None
-    assert quick.table is not None
-    return resolve_table(quick.table, _rt_tables_texts())
+    return resolve_table(table, _rt_tables_texts())
 
 
 def _allowed_ips(ifname: str) -> list[AllowedIP]:
@@ -215,7 +212,8 @@ class _Up:
 
     def add_addr(self, address: Interface) -> None:
         flag = "-4" if address.version == 4 else "-6"
-        what = f"ip {flag} address add {address} dev {self.ifname}"
+        shown = f"{ntop(address.ip)}/{address.network.prefixlen}"
+        what = f"ip {flag} address add {shown} dev {self.ifname}"
         step(what)
         self.nl.add_address(self.index, address, what)
 
@@ -264,8 +262,8 @@ class _Up:
         script = nft_script(self.ifname, family, table, self.nl.addresses(self.index, family))
         if family == socket.AF_INET:
             firewall.set_src_valid_mark()
+        firewall.add_nft_rules(script)  # one nft transaction: all of it or nothing
         self.undo.push(lambda: firewall.delete_nft_table(nft_family(family), self.ifname))
-        firewall.add_nft_rules(script)
 
 
 def cmd_up(arg: str) -> None:

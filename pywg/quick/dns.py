@@ -9,6 +9,7 @@ use, and going on without it would leak queries past the tunnel, so `up` stops a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from pywg.config.model import IPAddress, format_ip
 from pywg.constants import QUICK_RESOLVCONF_ORDER, QUICK_RESOLVCONF_RUN_DIR
-from pywg.quick.report import QuickError, step
+from pywg.quick.report import QuickError, read_system_file, step
 
 __all__ = [
     "current_dns",
@@ -31,7 +32,6 @@ __all__ = [
 
 _ORDER_PATTERN = re.compile(r"([A-Za-z0-9-]+)\*")
 _NAMESERVER = re.compile(r"nameserver ([a-zA-Z0-9_=+:%.-]+)")
-_SEARCH = re.compile(r"search ((?:[^\s#]+ ?)+)")
 
 
 def resolvconf_prefix(interface_order: str) -> str:
@@ -44,11 +44,7 @@ def resolvconf_prefix(interface_order: str) -> str:
 
 
 def resolvconf_iface(ifname: str, order_path: str = QUICK_RESOLVCONF_ORDER) -> str:
-    try:
-        with open(order_path, encoding="utf-8", errors="replace") as f:
-            return resolvconf_prefix(f.read()) + ifname
-    except OSError:
-        return ifname
+    return resolvconf_prefix(read_system_file(order_path) or "") + ifname
 
 
 def resolvconf_input(servers: Sequence[IPAddress], search: Sequence[str]) -> str:
@@ -59,7 +55,10 @@ def resolvconf_input(servers: Sequence[IPAddress], search: Sequence[str]) -> str
 
 
 def _resolvconf(args: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["resolvconf", *args], input=stdin, text=True, check=False)
+    try:
+        return subprocess.run(["resolvconf", *args], input=stdin, text=True, check=False)
+    except OSError as e:
+        raise QuickError(f"cannot run resolvconf: {e.strerror}") from e
 
 
 def set_dns(ifname: str, servers: Sequence[IPAddress], search: Sequence[str]) -> bool:
@@ -90,7 +89,7 @@ def resolvconf_record(text: str) -> tuple[list[str], list[str]]:
     """(servers, search domains) of a resolvconf record."""
     lines = text.split("\n")
     servers = [m.group(1) for m in map(_NAMESERVER.fullmatch, lines) if m]
-    search = [d for m in map(_SEARCH.fullmatch, lines) if m for d in m.group(1).split()]
+    search = [d for line in lines if line.startswith("search ") for d in line.split()[1:]]
     return servers, search
 
 
@@ -100,14 +99,10 @@ def current_dns(ifname: str) -> tuple[list[str], list[str]]:
     iface = resolvconf_iface(ifname)
     text = ""
     if shutil.which("resolvconf") is not None:
-        done = subprocess.run(["resolvconf", "-l", iface], capture_output=True, text=True,
-                              check=False)
-        text = done.stdout if done.returncode == 0 else ""
+        with contextlib.suppress(OSError):
+            done = subprocess.run(["resolvconf", "-l", iface], capture_output=True, text=True,
+                                  check=False)
+            text = done.stdout if done.returncode == 0 else ""
     if not text:
-        try:
-            with open(os.path.join(QUICK_RESOLVCONF_RUN_DIR, iface), encoding="utf-8",
-                      errors="replace") as f:
-                text = f.read()
-        except OSError:
-            text = ""
+        text = read_system_file(os.path.join(QUICK_RESOLVCONF_RUN_DIR, iface)) or ""
     return resolvconf_record(text)

@@ -51,7 +51,10 @@ class Netlink:
     """One rtnetlink socket in the current network namespace."""
 
     def __init__(self) -> None:
-        self._ipr = IPRoute()
+        try:
+            self._ipr = IPRoute()
+        except OSError as e:
+            raise QuickError(f"cannot open a netlink socket: {e.strerror}") from e
 
     def close(self) -> None:
         self._ipr.close()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["QuickError", "step", "warn"]
+from pywg.constants import QUICK_SYSTEM_FILE_MAX_LEN
+
+__all__ = ["QuickError", "read_system_file", "step", "warn"]
 
 
 class QuickError(Exception):
@@ -22,3 +24,12 @@ def step(command: str) -> None:
 
 def warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def read_system_file(path: str) -> str | None:
+    """The start of a small system file (rt_tables, resolvconf's); None if unreadable."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(QUICK_SYSTEM_FILE_MAX_LEN)
+    except OSError:
+        return None
