@@ -4,7 +4,10 @@
  * Ones' complement addition does not care about byte order (RFC 1071,
  * section 2(B)): words are loaded in the machine's own order, 32 bits at a
  * time into 64-bit accumulators (no carries to chase for any packet size),
- * and the folded result is swapped into network order once at the end.
+ * and the folded result is swapped into network order once at the end. On
+ * x86_64 the bulk goes 32 bytes a round through SSE2 (always there), and a
+ * copy is made in the same pass: segments of a super-packet are copied and
+ * summed at once.
  */
 #define _GNU_SOURCE
 #include "checksum.h"
@@ -12,13 +15,73 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-/* The native-order sum of p, unfolded. */
-static uint64_t sum_native(const uint8_t *p, size_t len)
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+
+/* 32 bytes a round: 32-bit words widened into four 64-bit lanes, copied on
+ * the way if dst is given. Leaves the last len % 32 bytes to the caller. */
+static uint64_t sum_blocks(uint8_t *dst, const uint8_t **p, size_t *len)
+{
+    __m128i acc0 = _mm_setzero_si128(), acc1 = _mm_setzero_si128();
+    const __m128i zero = _mm_setzero_si128();
+    const uint8_t *src = *p;
+    uint64_t lanes[2];
+    size_t n = *len;
+
+    for (; n >= 32; src += 32, n -= 32) {
+        __m128i v0 = _mm_loadu_si128((const __m128i *)src);
+        __m128i v1 = _mm_loadu_si128((const __m128i *)(src + 16));
+
+        if (dst) {
+            _mm_storeu_si128((__m128i *)dst, v0);
+            _mm_storeu_si128((__m128i *)(dst + 16), v1);
+            dst += 32;
+        }
+        acc0 = _mm_add_epi64(acc0, _mm_unpacklo_epi32(v0, zero));
+        acc1 = _mm_add_epi64(acc1, _mm_unpackhi_epi32(v0, zero));
+        acc0 = _mm_add_epi64(acc0, _mm_unpacklo_epi32(v1, zero));
+        acc1 = _mm_add_epi64(acc1, _mm_unpackhi_epi32(v1, zero));
+    }
+    _mm_storeu_si128((__m128i *)lanes, _mm_add_epi64(acc0, acc1));
+    *p = src;
+    *len = n;
+    return lanes[0] + lanes[1];
+}
+#else
+static uint64_t sum_blocks(uint8_t *dst, const uint8_t **p, size_t *len)
 {
     uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const uint8_t *src = *p;
+    uint32_t w[4];
+    size_t n = *len;
+
+    for (; n >= 16; src += 16, n -= 16) {
+        memcpy(w, src, 16);
+        if (dst) {
+            memcpy(dst, w, 16);
+            dst += 16;
+        }
+        a0 += w[0];
+        a1 += w[1];
+        a2 += w[2];
+        a3 += w[3];
+    }
+    *p = src;
+    *len = n;
+    return a0 + a1 + a2 + a3;
+}
+#endif
+
+/* The native-order sum of p, unfolded; copied to dst on the way if given. */
+static uint64_t sum_native(uint8_t *dst, const uint8_t *p, size_t len)
+{
+    const uint8_t *start = p;
+    uint64_t a0 = sum_blocks(dst, &p, &len), a1 = 0, a2 = 0, a3 = 0;
     uint32_t w[4];
     uint16_t h;
 
+    if (dst)
+        memcpy(dst + (p - start), p, len);
     for (; len >= 16; p += 16, len -= 16) {
         memcpy(w, p, 16);
         a0 += w[0];
@@ -53,18 +116,20 @@ static uint32_t fold16(uint64_t a)
     return (uint32_t)((a & 0xffffu) + (a >> 16));
 }
 
+static uint32_t add_native(uint32_t sum, uint64_t native)
+{
+    return fold16((uint64_t)sum + ntohs((uint16_t)(fold16(native) & 0xffffu)));
+}
+
 uint32_t wg_csum_add(uint32_t sum, const uint8_t *p, size_t len)
 {
-    uint32_t folded = fold16(sum_native(p, len)) & 0xffffu;
-
-    return fold16((uint64_t)sum + ntohs((uint16_t)folded));
+    return add_native(sum, sum_native(NULL, p, len));
 }
 
 uint32_t wg_csum_copy(uint32_t sum, uint8_t *dst, const uint8_t *src, size_t len)
 {
-    /* The sum runs over the copy while it is still in the cache. */
-    memcpy(dst, src, len);
-    return wg_csum_add(sum, dst, len);
+    /* One pass: every word is loaded once, stored and added. */
+    return add_native(sum, sum_native(dst, src, len));
 }
 
 uint16_t wg_csum_fold_partial(uint32_t sum)

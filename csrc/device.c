@@ -105,10 +105,6 @@ static int create_parts(struct wg_dp *dp, const struct wg_dp_settings *s)
     dp->peers = calloc(s->max_peers, sizeof(*dp->peers));
     dp->tx = loop_new(dp, true);
     dp->rx = loop_new(dp, false);
-    if (dp->tx)
-        dp->tx->send.pool = &dp->tx->pool;
-    if (dp->rx)
-        dp->rx->send.pool = &dp->rx->pool;
     dp->control_scratch = calloc(1, sizeof(*dp->control_scratch));
     if (!dp->peers || !dp->tx || !dp->rx || !dp->control_scratch)
         return -ENOMEM;

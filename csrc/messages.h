@@ -85,6 +85,7 @@ enum dp_limits {
     DP_SEND_WAIT_MS = 1000,              /* longest wait for room in a full UDP send buffer */
     DP_MAX_READERS = 8,                  /* threads that read the data plane's tables without locks */
     DP_MAX_CRYPTO_THREADS = 64,          /* threads sealing or opening one batch (Python: DATAPLANE_MAX_CRYPTO_THREADS) */
-    DP_CRYPTO_FORK_BYTES = 16384,        /* a batch shared among threads carries at least this much */
+    DP_CRYPTO_FORK_PACKETS = 32,         /* a batch shared among threads has at least this many packets */
+    DP_CRYPTO_FORK_BYTES = 16384,        /* and this many bytes */
     DP_CRYPTO_CHUNK_MIN = 4,             /* packets a thread claims at once, at least */
 };

@@ -12,6 +12,11 @@
  * nor the counters the caller gave them change, and whatever the caller does
  * next (send in order, replay checks in order) is as without helpers.
  *
+ * The packet threads call in only while they are behind (more than one
+ * batch waiting: a flood, many flows). A steady stream that they keep up
+ * with stays on one thread, where waking another would cost more than it
+ * saves whenever no core is idle (measured: bench/RESULTS.md).
+ *
  * Nothing spins: idle helpers sleep on a futex and the caller sleeps on
  * another while chunks others claimed are still running. A chunk is a
  * claim on (generation, chunk index) in one 64-bit word, so a helper that
@@ -82,11 +87,8 @@ static void *helper(void *arg)
     }
 }
 
-/* Half the CPUs this process may use, at least one: a device has two packet
- * threads, and under traffic both ways each has a pool. With fewer cores
- * to spare, helpers only add wake-ups: on a 2-core machine that also runs
- * the traffic's endpoints, one thread per direction moved 10 % more than
- * two (bench/RESULTS.md). */
+/* The CPUs this process may use. Helpers only work on batches that are
+ * worth sharing (wg_crypt_run), so idle ones cost nothing but memory. */
 unsigned int wg_crypt_threads_default(void)
 {
     cpu_set_t set;
@@ -94,9 +96,6 @@ unsigned int wg_crypt_threads_default(void)
 
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
         cpus = (unsigned int)CPU_COUNT(&set);
-    cpus /= 2;
-    if (cpus < 1)
-        cpus = 1;
     return cpus < DP_MAX_CRYPTO_THREADS ? cpus : DP_MAX_CRYPTO_THREADS;
 }
 
@@ -135,7 +134,7 @@ void wg_crypt_run(struct crypt_pool *p, crypt_fn fn, void *ctx, unsigned int n, 
 {
     uint32_t gen, chunks;
 
-    if (!p || !p->helpers || n < 2 || bytes < DP_CRYPTO_FORK_BYTES) {
+    if (!p || !p->helpers || n < DP_CRYPTO_FORK_PACKETS || bytes < DP_CRYPTO_FORK_BYTES) {
         fn(ctx, 0, n);
         return;
     }

@@ -66,7 +66,7 @@ struct send_scratch {
     uint32_t lens[DP_BURST];
     struct packet *group[DP_BURST];        /* the packets being sealed */
     struct packet staged[DP_BATCH_SIZE];   /* views of staged packets */
-    struct crypt_pool *pool;               /* the sending thread's helpers, or NULL */
+    struct crypt_pool *pool;               /* helpers for this batch, or NULL */
     int err;                               /* the last send error (errno), 0 if none */
 };
 
@@ -89,12 +89,12 @@ struct crypt_pool {
     _Atomic bool stop;
 };
 
-unsigned int wg_crypt_threads_default(void);   /* half the CPUs this process may use */
+unsigned int wg_crypt_threads_default(void);   /* the CPUs this process may use */
 /* Starts threads - 1 helpers (none for 1); 0 or -errno. */
 int wg_crypt_pool_start(struct crypt_pool *p, unsigned int threads);
 void wg_crypt_pool_stop(struct crypt_pool *p);
 /* fn over [0, n) in ranges, on the caller's thread and the pool's (p may be
- * NULL, or the work too small to share: then all on the caller's). */
+ * NULL, or the batch too small to share: then all on the caller's). */
 void wg_crypt_run(struct crypt_pool *p, crypt_fn fn, void *ctx, unsigned int n, size_t bytes);
 
 struct loop {

@@ -247,7 +247,7 @@ void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t
         if (!l->pkts[i].drop)
             opened[nopen++] = &l->pkts[i];
     }
-    wg_open_batch(&l->pool, opened, nopen);
+    wg_open_batch(l->send.pool, opened, nopen);
     for (unsigned int i = 0; i < n; i++) {
         struct packet *p = &l->pkts[i];
         if (!p->drop)
@@ -266,6 +266,9 @@ static void drain_socket(struct wg_dp *dp, struct loop *l, int fd)
 
     do {
         n = wg_socket_receive(dp, l, fd, &more);
+        /* Helpers share the opening only while the socket has more than
+         * one batch waiting: then the thread is behind. */
+        l->send.pool = more ? &l->pool : NULL;
         if (n > 0)
             wg_receive_batch(dp, l, (unsigned int)n, now_ns());
         wg_epoch_quiescent(&dp->epoch, &l->reader);

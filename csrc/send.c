@@ -372,6 +372,9 @@ static bool drain_tun(struct wg_dp *dp, struct loop *l, short revents)
         n = wg_tun_read(dp, l, &more);
         if (n < 0)
             return false;
+        /* Helpers share the sealing only while the TUN has more than one
+         * batch waiting: then the thread is behind. */
+        l->send.pool = more ? &l->pool : NULL;
         if (n > 0)
             wg_send_batch(dp, l, (unsigned int)n, now_ns());
         total += (unsigned int)n;

@@ -76,7 +76,7 @@ struct wg_dp_settings {
     uint32_t event_ring_size;  /* events buffered for Python; a power of two, >= 16 */
     uint32_t offloads;         /* WG_DP_OFFLOAD_* allowed */
     uint32_t crypto_threads;   /* threads that seal or open one batch together (per direction);
-                                  0: half the usable cores, at least one */
+                                  0: one per usable core */
     struct wg_dp_timing timing;
 };
 

@@ -161,8 +161,8 @@ Run an interface (the contract of `wireguard-go IFNAME`):
     udp-gso      sealed datagrams sent in one UDP_SEGMENT call
     udp-gro      coalesced datagrams received (UDP_GRO)
   With all four tun-* off the TUN has no virtio header (as Debian's wireguard-go opens it).
-  PYWG_CRYPTO_THREADS=<n> (1-64): threads that seal (and as many that open) one batch;
-  default: half the cores this process may use, at least one.
+  PYWG_CRYPTO_THREADS=<n> (1-64): threads that seal (and as many that open) a large batch;
+  default: one per core this process may use.
 """
 
 

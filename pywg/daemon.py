@@ -13,7 +13,7 @@ keeps stdout and stderr only when LOG_LEVEL is set and not silent, as wireguard-
 PYWG_TIMING_SCALE (tests only) multiplies every protocol time, so that rekeys and expiries
 can be watched in seconds; unset, the times are the protocol's. PYWG_DISABLE_OFFLOADS turns
 offloads off (pywg.offload), PYWG_CRYPTO_THREADS sets how many threads seal or open one
-batch (default: half the usable cores, at least one).
+batch (default: one per usable core).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main(argv: Sequence[str]) -> int:
 @dataclasses.dataclass(frozen=True)
 class DataPlaneOptions:
     offloads: offload.Offload
-    crypto_threads: int  # 0: the data plane's default (half the usable cores, at least one)
+    crypto_threads: int  # 0: the data plane's default (one per usable core)
 
 
 def _options_from_env() -> DataPlaneOptions:

@@ -99,7 +99,7 @@ class Settings:
     # tun_vnet_hdr (and TUN_UDP_GRO a kernel with USO). TUN_TSO/TUN_USO are the TUN's to
     # negotiate (pywg.tun): the data plane splits whatever super-packets it reads.
     offloads: Offload = _ALL_OFFLOADS
-    crypto_threads: int = 0  # threads sealing or opening one batch; 0: half the cores, >= 1
+    crypto_threads: int = 0  # threads sealing or opening one batch; 0: one per usable core
     timing: Timing = dataclasses.field(default_factory=Timing)
 
 

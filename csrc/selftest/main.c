@@ -14,6 +14,7 @@ static const struct selftest tests[] = {
     { "allowedips", selftest_allowedips },
     { "indextable", selftest_indextable },
     { "keypair", selftest_keypair },
+    { "checksum", selftest_checksum },
 };
 
 int main(void)

@@ -20,3 +20,4 @@ void selftest_aead(void);
 void selftest_allowedips(void);
 void selftest_indextable(void);
 void selftest_keypair(void);
+void selftest_checksum(void);

@@ -29,6 +29,7 @@ TUN_QUEUE = 2048
 LOOP4 = ipaddress.IPv4Address("127.0.0.1")
 LOOP6 = ipaddress.IPv6Address("::1")
 SO_RCVBUFFORCE = 33
+SO_SNDBUFFORCE = 32
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -82,12 +83,16 @@ class Node:
 
 def tun_pair(ns: str) -> tuple[socket.socket, socket.socket]:
     """The TUN stand-in: a datagram socketpair made inside `ns`, whose queue then holds
-    TUN_QUEUE datagrams (the namespace's net.unix.max_dgram_qlen, raised here from 10), so
-    that a burst the data plane writes at once is not cut short by the test's reading."""
+    TUN_QUEUE datagrams (the namespace's net.unix.max_dgram_qlen, raised here from 10) and
+    8 MB each way, so that a burst the data plane writes at once is not cut short by the
+    test's reading."""
     subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
                     f"net.unix.max_dgram_qlen={TUN_QUEUE}"], check=True, timeout=10)
     with inside(ns):
-        return socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for end in pair:
+        end.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 8 << 20)
+    return pair
 
 
 def node(ns: str, *, timing: Timing | None = None, tun: bool = True, mtu: int = 1420,
