@@ -12,6 +12,8 @@ tests/integration/test_offload_netns.py and the interop suite.
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import ipaddress
 import os
 import random
@@ -22,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pywg.datapath import DataPlane, Settings
+from pywg.datapath import DataPlane, Endpoint, Settings
 from pywg.offload import ALL, Offload
 from pywg.protocol import transport
-from tests.c.dpnet import SO_RCVBUFFORCE, Node, PyPeer, node, wait_for
+from tests.c.dpnet import SO_RCVBUFFORCE, Node, PyPeer, node, tun_pair, wait_for
 from tests.support import netns
 from tests.support import offload_ref as ref
 from tests.support.setns import inside
@@ -549,6 +551,57 @@ def test_udp_gso_larger_than_the_path_mtu(ns) -> None:
         finally:
             n.close()
             far.close()
+
+
+SIOCETHTOOL = 0x8946
+ETHTOOL_STXCSUM = 0x17
+
+
+def tx_checksum_off(ns: str, ifname: str) -> None:
+    """`ethtool -K IFNAME tx off` through its ioctl (struct ethtool_value behind ifr_data)."""
+    value = ctypes.create_string_buffer(struct.pack("=II", ETHTOOL_STXCSUM, 0))
+    ifreq = struct.pack("16sP", ifname.encode(), ctypes.addressof(value)).ljust(40, b"\0")
+    with inside(ns), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCETHTOOL, ifreq)
+
+
+def test_udp_gso_through_a_device_without_checksum_offload(ns) -> None:
+    """A device without transmit checksum offload: kernels before 6.11 refuse UDP_SEGMENT
+    with EIO (udp_send_skb) and the datagrams go one by one; later ones checksum in
+    software. Either way every datagram arrives, and at most the one send was refused."""
+    with (netns.namespace("pea") as ns_a, netns.namespace("peb") as ns_b,
+          netns.veth_pair(ns_a, ns_b) as (veth_a, _veth_b)):
+        tx_checksum_off(ns_a, veth_a)
+        with inside(ns_a):
+            udp4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp4.bind(("10.99.0.1", 0))
+        with inside(ns_b):
+            peer_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            peer_sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+            peer_sock.bind(("10.99.0.2", 0))
+        tun, dp_tun = tun_pair(ns_a)
+        far = PyPeer(ns_b)
+        far.sock.close()
+        far.sock = peer_sock
+        dp = DataPlane(Settings(tun_fd=dp_tun.fileno(), udp4_fd=udp4.fileno(), mtu=1420,
+                                max_peers=4, tun_vnet_hdr=True))
+        try:
+            dp.add_peer(PEER)
+            dp.insert_allowed_ip(PEER, NET4)
+            dp.set_endpoint(PEER, Endpoint(ipaddress.ip_address("10.99.0.2"),
+                                           peer_sock.getsockname()[1]))
+            far.install_on(dp, PEER, initiator=True)
+            dp.start()
+            segs = tcp_segments(flow_out(4), 20, 1000)
+            packet = ref.super_packet(segs)
+            tun.send(gso_header(packet, 1000) + packet)
+            assert received(far, 20) == segs
+            assert wait_for(lambda: dp.stats().udp_tx_packets == 20)
+            assert dp.stats().udp_gso_refused + dp.stats().udp_tx_gso == 1
+        finally:
+            dp.close()
+            for sock in (udp4, tun, dp_tun, peer_sock):
+                sock.close()
 
 
 def test_udp_offloads_off(ns) -> None:
