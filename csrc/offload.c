@@ -99,7 +99,7 @@ static int read_ip(const uint8_t *pkt, uint32_t len, uint32_t l3_len, struct gso
 {
     if (len >= 20 && pkt[0] >> 4 == 4) {
         g->family = 4;
-        return (pkt[0] & 0xf) * 4u == l3_len && get_be16(pkt + 2) == len &&
+        return l3_len >= 20 && (pkt[0] & 0xf) * 4u == l3_len && get_be16(pkt + 2) == len &&
                        pkt[9] == g->proto && !(get_be16(pkt + 6) & IPV4_MF_OFFSET)
                    ? 0
                    : -EINVAL;

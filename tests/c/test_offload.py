@@ -208,6 +208,9 @@ MALFORMED = {
     "truncated after the headers": lambda p: gso_header(p, 500) + p[:40],
     "TCP data offset below 5": lambda p: gso_header(p, 500) + p[:32] + bytes([0x40]) + p[33:],
     "not IP": lambda p: gso_header(p, 500) + bytes([0x55]) + p[1:],
+    "IPv4 header length below 20": lambda p: ref.vnet(
+        flags=ref.NEEDS_CSUM, gso_type=ref.GSO_TCPV4, gso_size=500, csum_start=16,
+        csum_offset=16) + bytes([0x44]) + p[1:],
     "a fragment": lambda p: gso_header(p, 500) + p[:6] + b"\x20\x00" + p[8:],
     "checksum field past the end": lambda p: ref.vnet(flags=ref.NEEDS_CSUM, csum_start=60,
                                                       csum_offset=2000) + p,
