@@ -1,14 +1,13 @@
-"""The TUN interface: created with the TUN ioctls, set up through netlink (pyroute2).
+"""The TUN interface: created and set up with the TUN and interface ioctls.
 
 The TUN fd is what the C data plane reads and writes; this module only creates it (or adopts
-one passed in with WG_TUN_FD), names it and sets its initial MTU and queue length, as
-wireguard-go does. Afterwards the driver needs two facts about it, which it polls cheaply
-on its timer tick instead of holding a netlink subscription open: the MTU (padding depends
-on it: one SIOCGIFMTU ioctl) and whether the interface still exists (the TUN fd itself
-tells). That keeps pyroute2, and its memory, out of the long-running daemon: only the
-process that creates the interface imports it.
+one passed in with WG_TUN_FD), names it and sets its initial MTU and queue length, with the
+same SIOCSIFMTU ioctl wireguard-go uses (and SIOCSIFTXQLEN beside it). Afterwards the driver
+needs two facts about it, which it polls cheaply on its timer tick instead of holding a
+netlink subscription open: the MTU (padding depends on it: one SIOCGIFMTU ioctl) and whether
+the interface still exists (the TUN fd itself tells). That keeps pyroute2, and the 10 MB
+its import costs, out of the long-running daemon; `pywg up` uses it for addresses and routes.
 """
-
 from __future__ import annotations
 
 import errno
@@ -36,9 +35,11 @@ TUN_F_USO4 = 0x20  # Linux 6.2
 TUN_F_USO6 = 0x40
 IFNAMSIZ = 16
 SIOCGIFMTU = 0x8921  # linux/sockios.h
+SIOCSIFMTU = 0x8922
+SIOCSIFTXQLEN = 0x8943
 
 _IFREQ = struct.Struct("16sH22x")
-_IFREQ_MTU = struct.Struct("16si20x")
+_IFREQ_INT = struct.Struct("16si20x")
 
 
 class TunError(OSError):
@@ -69,7 +70,7 @@ class Tun:
             reply = fcntl.ioctl(fd, TUNSETIFF, _IFREQ.pack(name.encode(), flags))
             tun = cls._describe(fd, reply)
             tun.negotiate(offloads)
-            set_up(tun.ifindex, mtu)
+            set_up(tun.name, mtu)
         except OSError as e:
             os.close(fd)
             raise TunError(e.errno, f"cannot create TUN {name}: {e.strerror}") from e
@@ -170,17 +171,17 @@ def validate_ifname(name: str) -> None:
         raise TunError(errno.EINVAL, f"invalid interface name {name!r}")
 
 
-def set_up(ifindex: int, mtu: int) -> None:
-    """The new interface's MTU and transmit queue length, through netlink.
+def set_up(name: str, mtu: int) -> None:
+    """The new interface's MTU and transmit queue length (OSError when refused).
 
     The queue is where the kernel holds packets for our reader; the default 500 overflows
     (and TCP backs off) whenever the reader thread is briefly descheduled, so it gets the
     Ethernet default of 1000.
     """
-    from pyroute2 import IPRoute  # set-up only: the daemon itself never loads pyroute2
-
-    with IPRoute() as ipr:
-        ipr.link("set", index=ifindex, mtu=mtu, txqlen=constants.TUN_TX_QUEUE_LEN)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for request, value in ((SIOCSIFMTU, mtu), (SIOCSIFTXQLEN, constants.TUN_TX_QUEUE_LEN)):
+            # ifr_mtu and ifr_qlen share the int right after the name.
+            fcntl.ioctl(sock.fileno(), request, _IFREQ_INT.pack(name.encode(), value))
 
 
 def get_mtu(ifindex: int, name: str | None = None) -> int | None:
@@ -191,7 +192,7 @@ def get_mtu(ifindex: int, name: str | None = None) -> int | None:
         if name is not None and found != name:
             return None
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            reply = fcntl.ioctl(sock.fileno(), SIOCGIFMTU, _IFREQ_MTU.pack(found.encode(), 0))
+            reply = fcntl.ioctl(sock.fileno(), SIOCGIFMTU, _IFREQ_INT.pack(found.encode(), 0))
     except OSError:
         return None
-    return int(_IFREQ_MTU.unpack(reply)[1])
+    return int(_IFREQ_INT.unpack(reply)[1])
