@@ -134,7 +134,9 @@ class Device:
         self._max_peers = max_peers
         self._peers: dict[PublicKey, _Peer] = {}
         self._slots: dict[int, _Peer] = {}
-        self._free_slots = list(range(max_peers - 1, -1, -1))
+        # Slots never used are counted, not listed: 65,536 ints would cost 2 MB at rest.
+        self._free_slots: list[int] = []  # slots of removed peers, reused first
+        self._unused_slot = 0  # slots from here to max_peers have never held a peer
         self._heap: list[tuple[int, int, int]] = []  # (deadline, serial, slot)
         self._serial = 0
         self._heap_timer: asyncio.TimerHandle | None = None
@@ -298,9 +300,7 @@ class Device:
     # ---- peers -----------------------------------------------------------------------------
 
     def _add_peer(self, config: PeerConfig) -> None:
-        if not self._free_slots:
-            raise UapiError(errno.ENOSPC, "too many peers")
-        slot = self._free_slots.pop()
+        slot = self._take_slot()
         self.dp.add_peer(slot)
         self.core.add_peer(config.public_key.raw,
                            config.preshared_key.raw if config.preshared_key else None)
@@ -316,6 +316,14 @@ class Device:
             timers.set_persistent_keepalive(
                 state, config.persistent_keepalive_interval * constants.NSEC_PER_SEC)
         log.info("%s - UAPI: Created", peer.name)
+
+    def _take_slot(self) -> int:
+        if self._free_slots:
+            return self._free_slots.pop()
+        if self._unused_slot < self._max_peers:
+            self._unused_slot += 1
+            return self._unused_slot - 1
+        raise UapiError(errno.ENOSPC, "too many peers")
 
     def _remove_peer(self, key: PublicKey) -> None:
         peer = self._peers.pop(key)
