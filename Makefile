@@ -16,7 +16,7 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 CFLAGS_LINT := -std=gnu11 -O2 -Wall -Wextra -Werror -Icsrc
 PYTEST_ARGS ?=
 
-.PHONY: all install deps build test unit ctest integration demo bench asan selftest lint fuzz clean
+.PHONY: all install deps build test unit ctest integration demo bench bench-memory asan selftest lint fuzz clean
 
 all: install
 
@@ -94,6 +94,12 @@ demo: deps install
 
 bench: deps install
 	$(VPY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# The long run: two pywg daemons at full rate for MINUTES, resident memory sampled; the report
+# (bench/results/memory-<time>/memory.md) says how much each grew after warm-up.
+MINUTES ?= 10
+bench-memory: deps install
+	$(VPY) -m bench.memory --minutes $(MINUTES)
 
 # libFuzzer over every AEAD backend this CPU runs, against the portable one. Needs clang
 # and its runtime (Debian: clang libclang-rt-14-dev; installed here when run as root).

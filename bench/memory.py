@@ -60,7 +60,10 @@ def _udp_flood(topo: Topology, payload: int) -> None:
 
 def measure(impl: Impl, minutes: float, interval: float, logdir: Path) -> Run:
     run = Run(impl.name, minutes)
-    topo = Topology(f"{impl.name}-{impl.name}", "mem", impl, impl, logdir)
+    # A fresh tag per run, as bench.runner does: a run killed before its cleanup must not
+    # block the next one with namespaces of the same name.
+    topo = Topology(f"{impl.name}-{impl.name}", f"m{os.urandom(3).hex()[:5]}", impl, impl,
+                    logdir)
     topo.setup()
     try:
         udp_server = procs.start(topo.pair.exec_b("iperf3", "-s", "-p", str(IPERF_PORT + 1)),
