@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import history, hsload, impls, micro, procs, report, syscalls, sysstat, traffic
+from bench import history, hsload, impls, memory, micro, procs, report, syscalls, sysstat, traffic
 from bench.impls import Impl
 from bench.initiation import Initiator, Responder, cookie_receiver, response_receiver
 from bench.runner import Results, topology_specs
@@ -371,3 +371,19 @@ def test_history_is_newest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     text = (tmp_path / "RESULTS.md").read_text()
     assert text.index(history.MARKER) < text.index("3.00") < text.index("| 1.00 |")
     assert "![throughput](history/20260102-000000/throughput.png)" in text
+
+
+def _memory_run(rss_a: list[int]) -> memory.Run:
+    run = memory.Run("pywg", 10)
+    for n, kib in enumerate(rss_a):
+        run.samples.append(memory.Sample(20.0 * (n + 1), [kib, 40_000], 10.0 * n))
+    return run
+
+
+def test_memory_report_judges_the_second_half() -> None:
+    # Pools warming early, then flat: nothing over the second half.
+    flat = memory.report(_memory_run([40_000, 41_024, 45_120] + [46_080] * 9))
+    assert "(+0.0 MiB over the second half)" in flat.split("Side A:")[1].split("\n")[0]
+    # Still climbing at the end: the growth shows.
+    leak = memory.report(_memory_run([40_000 + 1024 * n for n in range(12)]))
+    assert "(+5.0 MiB over the second half)" in leak.split("Side A:")[1].split("\n")[0]
