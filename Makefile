@@ -51,8 +51,11 @@ pywg/.built: $(CSRC)
 	$(VPY) setup.py -q build_ext --inplace --build-temp build/ffi >/dev/null
 	touch $@
 
+# The interop suite a second time with every pywg offload off (PYWG_DISABLE_OFFLOADS passes
+# through its harness): with offloads or without, pywg must interoperate.
 test: deps install selftest
 	$(PYTEST) tests $(PYTEST_ARGS)
+	PYWG_DISABLE_OFFLOADS=all $(PYTEST) tests/integration/interop $(PYTEST_ARGS)
 
 unit: install
 	$(PYTEST) tests/unit tests/c $(PYTEST_ARGS)
