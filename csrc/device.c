@@ -289,8 +289,13 @@ int wg_dp_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd)
     wg_socket_prepare(dp, udp4_fd, udp6_fd);
     atomic_store(&dp->udp4_fd, udp4_fd);
     atomic_store(&dp->udp6_fd, udp6_fd);
+    /* The receive thread may be asleep in poll() on the old fds, offline, so
+     * the wait below does not cover it: the generation tells it that what
+     * that poll() reports may be about fds the caller has closed (or whose
+     * numbers new sockets have taken) by the time it looks. */
+    atomic_fetch_add(&dp->udp_gen, 1);
     fd_signal(dp->rx_wake_fd);
-    /* After this, neither thread is inside a call on the old fds. */
+    /* After this, no thread is inside a send or receive on the old fds. */
     wg_epoch_synchronize(&dp->epoch);
     wg_device_unlock(dp);
     return 0;

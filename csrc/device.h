@@ -56,6 +56,7 @@ struct wg_dp {
     int tun_pi;
     _Atomic int tun_fd;                 /* -1 once the TUN is gone */
     _Atomic int udp4_fd, udp6_fd;
+    _Atomic uint32_t udp_gen;           /* bumped by every wg_dp_set_udp */
     _Atomic uint32_t mtu;
     uint32_t offloads;                  /* WG_DP_OFFLOAD_* the settings allow */
     _Atomic uint32_t udp4_offloads, udp6_offloads;  /* what each socket took */

@@ -259,7 +259,9 @@ void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t
     roam(dp, l, n, now);
 }
 
-static void drain_socket(struct wg_dp *dp, struct loop *l, int fd)
+/* Reads fd until it is empty, or until wg_dp_set_udp replaces it: once this
+ * thread has passed a quiescent point, the caller may close the old fd. */
+static void drain_socket(struct wg_dp *dp, struct loop *l, int fd, uint32_t gen)
 {
     bool more;
     int n;
@@ -272,34 +274,48 @@ static void drain_socket(struct wg_dp *dp, struct loop *l, int fd)
         if (n > 0)
             wg_receive_batch(dp, l, (unsigned int)n, now_ns());
         wg_epoch_quiescent(&dp->epoch, &l->reader);
-    } while (more);
+    } while (more && atomic_load(&dp->udp_gen) == gen);
 }
 
-/* A socket fd Python closed without wg_dp_set_udp would make poll() return
- * at once forever; such an fd is left out until the fds change. */
-static int live_fd(int fd, int *dead)
+/* The UDP sockets as one wg_dp_set_udp left them. A socket fd Python closed
+ * without wg_dp_set_udp would make poll() return at once forever; such an fd
+ * is left out until the next wg_dp_set_udp, whatever number it then has. */
+struct rx_sockets {
+    uint32_t gen;
+    int fd[2];
+    bool dead[2];
+};
+
+static void rx_sockets_load(struct wg_dp *dp, struct rx_sockets *s)
 {
-    if (fd != *dead)
-        *dead = -1;
-    return fd == *dead ? -1 : fd;
+    uint32_t gen = atomic_load(&dp->udp_gen);
+
+    if (gen != s->gen) {
+        s->gen = gen;
+        s->dead[0] = s->dead[1] = false;
+    }
+    s->fd[0] = atomic_load(&dp->udp4_fd);
+    s->fd[1] = atomic_load(&dp->udp6_fd);
 }
 
 void *wg_receive_thread(void *arg)
 {
     struct loop *l = arg;
     struct wg_dp *dp = l->dp;
-    int dead[2] = { -1, -1 };
+    struct rx_sockets socks = { .gen = atomic_load(&dp->udp_gen) };
 
     for (;;) {
-        struct pollfd pfd[4] = { { dp->stop_fd, POLLIN, 0 },
-                                 { dp->rx_wake_fd, POLLIN, 0 },
-                                 { live_fd(atomic_load(&dp->udp4_fd), &dead[0]), POLLIN, 0 },
-                                 { live_fd(atomic_load(&dp->udp6_fd), &dead[1]), POLLIN, 0 } };
+        struct pollfd pfd[4];
         uint64_t value;
         int ret;
 
-        wg_epoch_offline(&l->reader);
+        rx_sockets_load(dp, &socks);
+        pfd[0] = (struct pollfd){ dp->stop_fd, POLLIN, 0 };
+        pfd[1] = (struct pollfd){ dp->rx_wake_fd, POLLIN, 0 };
         /* poll() ignores negative fds, so an absent socket needs no care. */
+        for (int k = 0; k < 2; k++)
+            pfd[2 + k] = (struct pollfd){ socks.dead[k] ? -1 : socks.fd[k], POLLIN, 0 };
+        wg_epoch_offline(&l->reader);
         ret = poll(pfd, 4, -1);
         if (ret < 0 && errno != EINTR)
             break;
@@ -308,16 +324,19 @@ void *wg_receive_thread(void *arg)
         wg_epoch_online(&dp->epoch, &l->reader);
         if (pfd[1].revents && read(dp->rx_wake_fd, &value, sizeof(value)) < 0)
             value = 0;
-        /* Only fds still current: after wg_dp_set_udp the old ones may be
-         * closed and their numbers reused. */
-        for (int k = 2; k < 4; k++) {
-            int fd = atomic_load(k == 2 ? &dp->udp4_fd : &dp->udp6_fd);
-            if (fd < 0 || fd != pfd[k].fd || !pfd[k].revents)
+        for (int k = 0; k < 2; k++) {
+            /* Sockets changed while poll() slept (or while the other one was
+             * drained): its answers may concern closed fds, or new sockets
+             * under old numbers, so the loop polls the current ones. Being
+             * online first means a wg_dp_set_udp after this check waits. */
+            if (atomic_load(&dp->udp_gen) != socks.gen)
+                break;
+            if (pfd[2 + k].fd < 0 || !pfd[2 + k].revents)
                 continue;
-            if (pfd[k].revents & POLLNVAL)
-                dead[k - 2] = fd;
+            if (pfd[2 + k].revents & POLLNVAL)
+                socks.dead[k] = true;
             else
-                drain_socket(dp, l, fd);
+                drain_socket(dp, l, pfd[2 + k].fd, socks.gen);
         }
         wg_device_try_reclaim(dp);
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import socket
 import time
 
 import pytest
@@ -124,3 +125,64 @@ def test_handshake_received_counts_as_authenticated(dp: DataPlane) -> None:
     assert 3 in dp.active_peers()
     with pytest.raises(FileNotFoundError):
         dp.handshake_received(4, 92, 1)
+
+
+def _udp(family: socket.AddressFamily) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
+    return s
+
+
+def _heard(plane: DataPlane, to: socket.socket, before: int) -> bool:
+    """Sends a datagram (garbage, so dropped and counted) to `to`; True once the data
+    plane has read it."""
+    with socket.socket(to.family, socket.SOCK_DGRAM) as sender:
+        sender.sendto(b"\x01not wireguard", to.getsockname()[:2])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if plane.stats().udp_rx_packets > before:
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def test_a_new_socket_under_a_dead_sockets_number_is_heard() -> None:
+    """A socket closed behind the data plane's back reads as POLLNVAL and is left out;
+    wg_dp_set_udp with a new socket under the same fd number must bring it back (the
+    receive thread once kept ignoring the number, deaf to that family for good)."""
+    udp4, udp6 = _udp(socket.AF_INET), _udp(socket.AF_INET6)
+    number = udp4.fileno()
+    with DataPlane(Settings(udp4_fd=number, udp6_fd=udp6.fileno())) as plane:
+        plane.start()
+        assert _heard(plane, udp4, 0)
+        udp4.close()
+        # A datagram on the other socket wakes the thread, which now sees the dead fd.
+        assert _heard(plane, udp6, plane.stats().udp_rx_packets)
+        fresh = _udp(socket.AF_INET)
+        if fresh.fileno() != number:  # the kernel reuses the lowest number; make sure
+            os.dup2(fresh.fileno(), number)
+            fresh.close()
+            fresh = socket.socket(fileno=number)
+        try:
+            plane.set_udp(number, udp6.fileno())
+            assert _heard(plane, fresh, plane.stats().udp_rx_packets)
+        finally:
+            plane.set_udp(-1, -1)
+            fresh.close()
+    udp6.close()
+
+
+def test_rebinding_again_and_again_never_goes_deaf() -> None:
+    """Python's rebind: set_udp(-1, -1), close, open (the kernel hands out the same
+    numbers), set_udp; every time, the new socket is heard."""
+    udp4 = _udp(socket.AF_INET)
+    with DataPlane(Settings(udp4_fd=udp4.fileno())) as plane:
+        plane.start()
+        for _ in range(300):
+            plane.set_udp(-1, -1)
+            udp4.close()
+            udp4 = _udp(socket.AF_INET)
+            plane.set_udp(udp4.fileno(), -1)
+            assert _heard(plane, udp4, plane.stats().udp_rx_packets)
+        plane.set_udp(-1, -1)
+    udp4.close()
