@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,24 @@ def tunnel(pair: tuple[str, str]) -> Iterator[topology.Tunnel]:
     """One tunnel per pair for a whole module: tests reconfigure peers as they need."""
     with topology.tunnel(pair, "tunnel") as t:
         yield t
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None],
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """When a test on a module's shared tunnel fails, show what each side knew (`wg show`:
+    endpoint, latest handshake, transfer) and its log: the fixture outlives the test, so
+    the daemons' own failure output would come too late, or never."""
+    report = yield
+    tunnel = getattr(item, "funcargs", {}).get("tunnel")
+    if call.when != "call" or not report.failed or not isinstance(tunnel, topology.Tunnel):
+        return report
+    for side in tunnel.sides():
+        d = side.daemon
+        shown = d.wg("show", d.ifname, check=False)
+        report.sections.append((f"{d.impl.name} {d.ifname} (ns {side.ns})",
+                                f"{shown.stdout}{shown.stderr}\n---- log ----\n{d.log()}"))
+    return report
 
 
 @pytest.fixture(params=sorted(IMPLS))
