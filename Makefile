@@ -99,7 +99,7 @@ bench: deps install
 	$(VPY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 # The long run: two pywg daemons at full rate for MINUTES, resident memory sampled; the report
-# (bench/results/memory-<time>/memory.md) says how much each grew after warm-up.
+# (bench/results/memory-<time>/memory.md) says how much each grew over the second half.
 MINUTES ?= 10
 bench-memory: deps install
 	$(VPY) -m bench.memory --minutes $(MINUTES)

@@ -8,6 +8,7 @@ netlink subscription open: the MTU (padding depends on it: one SIOCGIFMTU ioctl)
 the interface still exists (the TUN fd itself tells). That keeps pyroute2, and the 10 MB
 its import costs, out of the long-running daemon; `pywg up` uses it for addresses and routes.
 """
+
 from __future__ import annotations
 
 import errno
