@@ -19,6 +19,6 @@ setup(
         "dev": ["pytest>=7", "hypothesis>=6", "ruff", "mypy"],
         "bench": ["matplotlib"],
     },
-    entry_points={"console_scripts": ["pywg=pywg.cli:main"]},
+    entry_points={"console_scripts": ["pywg=pywg._tools.cli:main"]},
     zip_safe=False,
 )

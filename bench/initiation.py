@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pywg.constants import LABEL_COOKIE, MESSAGE_MAC_LEN
-from pywg.protocol import crypto, noise, tai64n
-from pywg.protocol.cookie import CookieChecker, CookieGenerator
-from pywg.protocol.errors import RemoteProtocolError
-from pywg.protocol.messages import MessageCookieReply, MessageResponse
+from pywg._constants import LABEL_COOKIE, MESSAGE_MAC_LEN
+from pywg._protocol import crypto, noise, tai64n
+from pywg._protocol.cookie import CookieChecker, CookieGenerator
+from pywg._protocol.errors import RemoteProtocolError
+from pywg._protocol.messages import MessageCookieReply, MessageResponse
 
 # Initiations are distinguishable by the responder's replay check only if their TAI64N
 # stamps differ after whitening: successive ones of a peer are this many ns apart.

@@ -2,6 +2,6 @@
 
 import sys
 
-from pywg.cli import main
+from pywg._tools.cli import main
 
 sys.exit(main())

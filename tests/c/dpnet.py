@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pywg.datapath import DataPlane, Endpoint, Settings
-from pywg.offload import ALL as ALL_OFFLOADS
-from pywg.offload import Offload
-from pywg.protocol import transport
-from pywg.protocol.keypair import Keypair
-from pywg.protocol.timers import Timing
+from pywg._driver.datapath import DataPlane, Endpoint, Settings
+from pywg._driver.offload import ALL as ALL_OFFLOADS
+from pywg._driver.offload import Offload
+from pywg._protocol import transport
+from pywg._protocol.keypair import Keypair
+from pywg._protocol.timers import Timing
 from tests.support.setns import inside
 
 TUN_QUEUE = 2048

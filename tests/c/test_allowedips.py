@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.datapath import DataPlane, Settings
+from pywg._driver.datapath import DataPlane, Settings
 from tests.support.allowedips import AllowedIPs
 
 PEERS = 64

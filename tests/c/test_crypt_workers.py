@@ -16,10 +16,10 @@ import struct
 
 import pytest
 
-from pywg import constants
-from pywg.datapath import DataPlane, Settings
-from pywg.offload import Offload
-from pywg.protocol import transport
+from pywg import _constants as constants
+from pywg._driver.datapath import DataPlane, Settings
+from pywg._driver.offload import Offload
+from pywg._protocol import transport
 from tests.c.dpnet import Node, PyPeer
 from tests.c.test_offload import (
     arrive_in_one_batch,

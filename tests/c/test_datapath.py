@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-from pywg import constants
-from pywg.datapath import EventType
-from pywg.protocol import transport
-from pywg.protocol.timers import Timing
+from pywg import _constants as constants
+from pywg._driver.datapath import EventType
+from pywg._protocol import transport
+from pywg._protocol.timers import Timing
 from tests.c.dpnet import Node, PyPeer, node, udp_socket, wait_for
 from tests.support import netns
 from tests.support.packets import ipv4, ipv4_of_size, ipv6, ipv6_of_size

@@ -1,4 +1,4 @@
-"""pywg/datapath.py's contract, no root needed: errors as OSError with the C errno,
+"""pywg/_driver/datapath.py's contract, no root needed: errors as OSError with the C errno,
 argument checks, endpoints in and out, and the keypair slots as peer_info reports them."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from pywg.datapath import PEER_NONE, DataPlane, Endpoint, EventType, Settings
-from pywg.protocol.timers import Timing
+from pywg._driver.datapath import PEER_NONE, DataPlane, Endpoint, EventType, Settings
+from pywg._protocol.timers import Timing
 
 
 @pytest.fixture

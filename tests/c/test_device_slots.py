@@ -1,4 +1,4 @@
-"""pywg.device.Device's peer slots in the data plane: handed out lazily, reused after a peer
+"""pywg._driver.device.Device's peer slots in the data plane: handed out lazily, reused after a peer
 is removed, never more than max_peers at once. No root needed (no TUN, no socket)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from pywg.config import ConfigError
-from pywg.device import Device
-from pywg.uapi import parse_set
+from pywg._config import ConfigError
+from pywg._config.uapi import parse_set
+from pywg._driver.device import Device
 
 
 def key() -> str:

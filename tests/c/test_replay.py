@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pywg import constants
+from pywg import _constants as constants
 
 _wgdp = pytest.importorskip("pywg._wgdp")
 ffi, lib = _wgdp.ffi, _wgdp.lib

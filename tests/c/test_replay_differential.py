@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg import constants
-from pywg.protocol.replay import ReplayFilter
+from pywg import _constants as constants
+from pywg._protocol.replay import ReplayFilter
 
 _wgdp = pytest.importorskip("pywg._wgdp")
 ffi, lib = _wgdp.ffi, _wgdp.lib

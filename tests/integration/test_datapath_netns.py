@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from pywg.datapath import DataPlane, Endpoint, EventType, Settings
-from pywg.offload import ALL as ALL_OFFLOADS
-from pywg.offload import TUN_OFFLOADS, Offload
-from pywg.tun import IFF_TUN, TUNSETIFF, Tun
+from pywg._driver.datapath import DataPlane, Endpoint, EventType, Settings
+from pywg._driver.offload import ALL as ALL_OFFLOADS
+from pywg._driver.offload import TUN_OFFLOADS, Offload
+from pywg._driver.tun import IFF_TUN, TUNSETIFF, Tun
 from tests.support import netns
 from tests.support.setns import inside
 

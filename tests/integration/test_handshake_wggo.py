@@ -30,10 +30,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from pywg import keys
-from pywg.protocol import crypto, messages
-from pywg.protocol.endpoint import Endpoint
-from pywg.protocol.handshake import HandshakeCore, InstallSession, SendHandshakeResponse
+from pywg._protocol import crypto, messages
+from pywg._protocol.endpoint import Endpoint
+from pywg._protocol.handshake import HandshakeCore, InstallSession, SendHandshakeResponse
+from pywg._tools import keys
 from tests.support.netns import namespace, require_root, require_tools, sh, socket_in, unique
 
 LOOPBACK = "127.0.0.1"

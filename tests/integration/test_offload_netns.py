@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from pywg.offload import ALL, TUN_OFFLOADS, Offload
-from pywg.tun import Tun
+from pywg._driver.offload import ALL, TUN_OFFLOADS, Offload
+from pywg._driver.tun import Tun
 from tests.integration.test_datapath_netns import Side, install_keys, two_sides
 from tests.support import netns
 from tests.support.setns import inside

@@ -1,4 +1,4 @@
-"""pywg.quick's two text formats, judged by the real tools on generated inputs (root):
+"""pywg._tools.quick's two text formats, judged by the real tools on generated inputs (root):
 
 - `pywg strip` against `wg-quick strip`, for files with every oddity wg-quick's reading
   has to get right (case, spacing, comments, stray sections, CR, no final newline);
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pywg.config.model import (
+from pywg._config.model import (
     DeviceConfig,
     Endpoint,
     PeerConfig,
@@ -29,11 +29,11 @@ from pywg.config.model import (
     PrivateKey,
     PublicKey,
 )
-from pywg.quick.conf import strip
-from pywg.quick.report import QuickError
-from pywg.quick.saveconfig import format_showconf
-from pywg.uapi import MemoryDevice
-from pywg.uapi_client import get
+from pywg._config.uapi import MemoryDevice
+from pywg._tools.quick.conf import strip
+from pywg._tools.quick.report import QuickError
+from pywg._tools.quick.saveconfig import format_showconf
+from pywg._tools.uapi_client import get
 from tests.support.netns import require_root, require_tools
 from tests.support.uapi import serving
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from pywg import constants
-from pywg.tun import Tun, TunError, get_mtu
+from pywg import _constants as constants
+from pywg._driver.tun import Tun, TunError, get_mtu
 from tests.support.netns import namespace, require_root, sh, unique
 
 
@@ -33,7 +33,7 @@ def test_create_move_delete():
     with namespace("tna") as ns_a, namespace("tnb") as ns_b:
         code = f"""
 import os, subprocess
-from pywg.tun import Tun, get_mtu
+from pywg._driver.tun import Tun, get_mtu
 t = Tun.create({name!r})
 print(t.name, get_mtu(t.ifindex, t.name), t.exists(), Tun.adopt(os.dup(t.fd)).name)
 print(open("/sys/class/net/{name}/tx_queue_len").read().strip())

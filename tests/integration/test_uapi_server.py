@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pywg.uapi import MemoryDevice
-from pywg.uapi_server import ServerLimits, SocketInUseError, UapiServer, UapiServerError
+from pywg._config.uapi import MemoryDevice
+from pywg._driver.uapi_server import ServerLimits, SocketInUseError, UapiServer, UapiServerError
 from tests.support.uapi import Client, exchange, serving
 
 K1 = "1ae6bdc96f91eb3f5cd15c82f0a5582383ef9fa9195e61befd25c5c0f7482b3a"

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from pywg.config import Change, ConfigError, parse_conf
-from pywg.uapi import MemoryDevice
+from pywg._config import Change, ConfigError
+from pywg._config.uapi import MemoryDevice
+from pywg._tools.conffile import parse_conf
 from tests.support.netns import namespace, require_root, require_tools, unique
 from tests.support.uapi import Client, serving
 

@@ -26,15 +26,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from pywg.constants import DEFAULT_MTU, MESSAGE_DATA, NSEC_PER_SEC
-from pywg.protocol import handshake as hs
-from pywg.protocol import timers, transport
-from pywg.protocol.endpoint import Endpoint
-from pywg.protocol.errors import LocalProtocolError
-from pywg.protocol.keypair import Keypair
-from pywg.protocol.peer import Peer
-from pywg.protocol.timers import TimerAction, TimerState, Timing
-from pywg.protocol.transport import TransportDrop
+from pywg._constants import DEFAULT_MTU, MESSAGE_DATA, NSEC_PER_SEC
+from pywg._protocol import handshake as hs
+from pywg._protocol import timers, transport
+from pywg._protocol.endpoint import Endpoint
+from pywg._protocol.errors import LocalProtocolError
+from pywg._protocol.keypair import Keypair
+from pywg._protocol.peer import Peer
+from pywg._protocol.timers import TimerAction, TimerState, Timing
+from pywg._protocol.transport import TransportDrop
 from tests.support.allowedips import AllowedIPs
 from tests.support.packets import destination, source
 

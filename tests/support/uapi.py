@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-from pywg.uapi import UapiDevice
-from pywg.uapi_server import ServerLimits, UapiServer
+from pywg._config.uapi import UapiDevice
+from pywg._driver.uapi_server import ServerLimits, UapiServer
 
 START_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 10.0

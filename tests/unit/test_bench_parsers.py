@@ -23,9 +23,9 @@ from bench.impls import Impl
 from bench.initiation import Initiator, Responder, cookie_receiver, response_receiver
 from bench.runner import Results, topology_specs
 from bench.settings import SCALES
-from pywg.protocol import crypto
-from pywg.protocol.cookie import CookieChecker
-from pywg.protocol.endpoint import Endpoint
+from pywg._protocol import crypto
+from pywg._protocol.cookie import CookieChecker
+from pywg._protocol.endpoint import Endpoint
 
 # From real runs: iperf3 3.12 -J through Debian's wireguard-go (the `end` sections).
 UDP_END = {"sum_sent": {"seconds": 2.000791, "bytes": 94410240, "packets": 1475160,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.config import (
+from pywg._config import (
     AddAllowedIP,
     Change,
     ConfigError,
@@ -33,7 +33,7 @@ from pywg.config import (
     SetPresharedKey,
     SetPrivateKey,
 )
-from pywg.config.conffile import ConfFile, load_conf, parse_conf, resolve_endpoint
+from pywg._tools.conffile import ConfFile, load_conf, parse_conf, resolve_endpoint
 
 PRIV = PrivateKey(bytes(range(1, 33)))
 PUB1, PUB2 = PublicKey(bytes([1]) * 32), PublicKey(bytes([2]) * 32)

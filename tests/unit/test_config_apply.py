@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.config import (
+from pywg._config import (
     AddAllowedIP,
     AllowedIPsAdded,
     AllowedIPsRemoved,

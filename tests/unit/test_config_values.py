@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.config import ConfigError, Endpoint, PresharedKey, PrivateKey, PublicKey
-from pywg.config.values import (
+from pywg._config import ConfigError, Endpoint, PresharedKey, PrivateKey, PublicKey
+from pywg._config.values import (
     parse_allowed_ip_entry,
     parse_base64_key,
     parse_decimal,

@@ -1,9 +1,9 @@
-"""The C and Python copies of the protocol constants agree (csrc/messages.h, pywg/constants.py)."""
+"""The C and Python copies of the protocol constants agree (csrc/messages.h, pywg/_constants.py)."""
 
 import re
 from pathlib import Path
 
-from pywg import constants
+from pywg import _constants as constants
 
 HEADER = Path(__file__).parents[2] / "csrc" / "messages.h"
 # Implementation limits of the C data plane (DP_*) have no Python copy by design.

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.protocol import crypto
-from pywg.protocol.cookie import CookieChecker, CookieGenerator
-from pywg.protocol.endpoint import Endpoint
-from pywg.protocol.errors import DropReason, RemoteProtocolError
-from pywg.protocol.messages import MessageCookieReply, MessageInitiation
+from pywg._protocol import crypto
+from pywg._protocol.cookie import CookieChecker, CookieGenerator
+from pywg._protocol.endpoint import Endpoint
+from pywg._protocol.errors import DropReason, RemoteProtocolError
+from pywg._protocol.messages import MessageCookieReply, MessageInitiation
 
 S = 1_000_000_000
 RESPONDER_PUBLIC = crypto.public_key(crypto.generate_private_key())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pywg.protocol import crypto, noise
-from pywg.protocol.errors import DecryptError, DropReason, LocalProtocolError, RemoteProtocolError
+from pywg._protocol import crypto, noise
+from pywg._protocol.errors import DecryptError, DropReason, LocalProtocolError, RemoteProtocolError
 
 DATA = Path(__file__).parent.parent / "data"
 KDF = json.loads((DATA / "wireguard-kdf-vectors.json").read_text())

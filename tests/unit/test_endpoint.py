@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from pywg.protocol.endpoint import Endpoint
+from pywg._protocol.endpoint import Endpoint
 
 
 def test_from_sockaddr_and_bytes():

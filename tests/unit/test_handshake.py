@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pywg.protocol import crypto, messages
-from pywg.protocol.cookie import CookieGenerator
-from pywg.protocol.endpoint import Endpoint
-from pywg.protocol.errors import DropReason, LocalProtocolError
-from pywg.protocol.handshake import (
+from pywg._protocol import crypto, messages
+from pywg._protocol.cookie import CookieGenerator
+from pywg._protocol.endpoint import Endpoint
+from pywg._protocol.errors import DropReason, LocalProtocolError
+from pywg._protocol.handshake import (
     CookieConsumed,
     Drop,
     HandshakeCore,
@@ -26,7 +26,7 @@ from pywg.protocol.handshake import (
     SendHandshakeResponse,
     UpdateEndpoint,
 )
-from pywg.protocol.messages import MessageInitiation, MessageResponse
+from pywg._protocol.messages import MessageInitiation, MessageResponse
 
 S = 1_000_000_000
 MS = 1_000_000

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from pywg.protocol.errors import LocalProtocolError
-from pywg.protocol.indextable import IndexTable
+from pywg._protocol.errors import LocalProtocolError
+from pywg._protocol.indextable import IndexTable
 
 
 def test_allocate_lookup_replace_release():

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from pywg.protocol.errors import LocalProtocolError
-from pywg.protocol.keypair import Keypair, Keypairs, Rotation
-from pywg.protocol.timers import Timing
+from pywg._protocol.errors import LocalProtocolError
+from pywg._protocol.keypair import Keypair, Keypairs, Rotation
+from pywg._protocol.timers import Timing
 
 S = 1_000_000_000
 T0 = 1_000 * S

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg import cli, keys
+from pywg._tools import cli, keys
 
 WG = shutil.which("wg")
 

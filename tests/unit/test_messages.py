@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.protocol import messages
-from pywg.protocol.errors import DropReason, MessageError
-from pywg.protocol.messages import (
+from pywg._protocol import messages
+from pywg._protocol.errors import DropReason, MessageError
+from pywg._protocol.messages import (
     MessageCookieReply,
     MessageInitiation,
     MessageResponse,

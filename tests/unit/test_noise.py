@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pywg.protocol import crypto, noise, tai64n
-from pywg.protocol.errors import DropReason, LocalProtocolError, RemoteProtocolError
-from pywg.protocol.noise import Handshake, HandshakeState, StaticIdentity, SymmetricState
+from pywg._protocol import crypto, noise, tai64n
+from pywg._protocol.errors import DropReason, LocalProtocolError, RemoteProtocolError
+from pywg._protocol.noise import Handshake, HandshakeState, StaticIdentity, SymmetricState
 
 DATA = Path(__file__).parent.parent / "data"
 VECTORS = json.loads((DATA / "noise-ikpsk2-vectors.json").read_text())["vectors"]

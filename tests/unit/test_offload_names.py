@@ -2,7 +2,15 @@
 
 import pytest
 
-from pywg.offload import ALL, NAMES, TUN_OFFLOADS, Offload, OffloadError, names, parse_disabled
+from pywg._driver.offload import (
+    ALL,
+    NAMES,
+    TUN_OFFLOADS,
+    Offload,
+    OffloadError,
+    names,
+    parse_disabled,
+)
 
 
 def test_each_name_turns_off_one_offload():
@@ -47,7 +55,7 @@ def test_names_for_logs():
 ])
 def test_the_daemon_refuses_bad_settings(monkeypatch, variable, value):
     """main() reads these before it creates anything, and exits 1 on a ValueError."""
-    from pywg import daemon
+    from pywg._driver import daemon
 
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=variable):
@@ -55,7 +63,7 @@ def test_the_daemon_refuses_bad_settings(monkeypatch, variable, value):
 
 
 def test_the_daemon_reads_its_settings(monkeypatch):
-    from pywg import daemon
+    from pywg._driver import daemon
 
     monkeypatch.delenv("PYWG_DISABLE_OFFLOADS", raising=False)
     monkeypatch.delenv("PYWG_CRYPTO_THREADS", raising=False)

@@ -1,4 +1,4 @@
-"""Finding and reading wg-quick files, hooks, DNS input and SaveConfig text (pywg.quick),
+"""Finding and reading wg-quick files, hooks, DNS input and SaveConfig text (pywg._tools.quick),
 without root. `strip` and `wg showconf` are judged by the real tools in
 tests/integration/test_quick_tools.py; these pin down the rules themselves."""
 
@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.config.conffile import QuickConfig, parse_conf
-from pywg.config.errors import ConfigError
-from pywg.config.model import (
+from pywg._config.errors import ConfigError
+from pywg._config.model import (
     DeviceConfig,
     Endpoint,
     PeerConfig,
@@ -23,12 +22,13 @@ from pywg.config.model import (
     PrivateKey,
     PublicKey,
 )
-from pywg.quick.conf import QUICK_KEYS, load, locate, strip
-from pywg.quick.dns import resolvconf_input, resolvconf_prefix, resolvconf_record
-from pywg.quick.hooks import execute_hooks, substitute
-from pywg.quick.report import QuickError
-from pywg.quick.saveconfig import format_showconf, saved_config, write_config
-from pywg.uapi import DeviceSnapshot
+from pywg._config.uapi import DeviceSnapshot
+from pywg._tools.conffile import QuickConfig, parse_conf
+from pywg._tools.quick.conf import QUICK_KEYS, load, locate, strip
+from pywg._tools.quick.dns import resolvconf_input, resolvconf_prefix, resolvconf_record
+from pywg._tools.quick.hooks import execute_hooks, substitute
+from pywg._tools.quick.report import QuickError
+from pywg._tools.quick.saveconfig import format_showconf, saved_config, write_config
 
 KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 PEER = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="

@@ -1,4 +1,4 @@
-"""wg-quick's decisions (pywg.quick.plan), without root: the MTU, the routes and their order,
+"""wg-quick's decisions (pywg._tools.quick.plan), without root: the MTU, the routes and their order,
 tables, the full tunnel's rules and nftables script."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.config.model import Endpoint
-from pywg.quick.plan import (
+from pywg._config.model import Endpoint
+from pywg._tools.quick.plan import (
     DefaultRoute,
     MainRoute,
     Route,
@@ -31,7 +31,7 @@ from pywg.quick.plan import (
     resolve_table,
     sort_routes,
 )
-from pywg.quick.report import QuickError
+from pywg._tools.quick.report import QuickError
 
 net = ipaddress.ip_network
 

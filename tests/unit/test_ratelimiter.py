@@ -5,7 +5,7 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.protocol.ratelimiter import RateLimiter
+from pywg._protocol.ratelimiter import RateLimiter
 
 S = 1_000_000_000
 ip = ipaddress.ip_address

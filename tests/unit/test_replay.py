@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pywg import constants
-from pywg.protocol.replay import ReplayFilter
+from pywg import _constants as constants
+from pywg._protocol.replay import ReplayFilter
 
 TABLE = json.loads((Path(__file__).parents[1] / "data" / "replay-window-table.json").read_text())
 W = TABLE["window_size"]

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pywg.protocol import tai64n
-from pywg.protocol.errors import LocalProtocolError
+from pywg._protocol import tai64n
+from pywg._protocol.errors import LocalProtocolError
 
 S = 1_000_000_000
 

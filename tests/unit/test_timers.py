@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.protocol import timers
-from pywg.protocol.timers import Decision, PeerFacts, TimerAction, TimerState, Timing
+from pywg._protocol import timers
+from pywg._protocol.timers import Decision, PeerFacts, TimerAction, TimerState, Timing
 
 S = 1_000_000_000
 MS = 1_000_000

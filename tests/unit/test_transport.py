@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.protocol import crypto, noise, transport
-from pywg.protocol.keypair import Keypair
-from pywg.protocol.timers import Timing
-from pywg.protocol.transport import Opened, TransportDrop
+from pywg._protocol import crypto, noise, transport
+from pywg._protocol.keypair import Keypair
+from pywg._protocol.timers import Timing
+from pywg._protocol.transport import Opened, TransportDrop
 from tests.support.packets import ipv4, ipv4_of_size, ipv6_of_size
 
 S = 1_000_000_000

@@ -15,7 +15,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.protocol.timers import Timing
+from pywg._protocol.timers import Timing
 from tests.support.packets import ipv4, ipv6
 from tests.support.pydevice import A_INNER, B_INNER, Datagram, Pair, make_pair
 

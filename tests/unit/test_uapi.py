@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.config import (
+from pywg._config import (
     AddAllowedIP,
     Change,
     ConfigError,
@@ -36,7 +36,7 @@ from pywg.config import (
     UpdateOnly,
     apply,
 )
-from pywg.uapi import (
+from pywg._config.uapi import (
     NEED_DATA,
     BadRequest,
     Close,
@@ -317,7 +317,7 @@ def test_device_refusals_become_errno_replies() -> None:
     f"public_key={K1}\n{PRIV}",
 ])
 def test_refusals_never_log_a_key(caplog: pytest.LogCaptureFixture, body: str) -> None:
-    caplog.set_level("DEBUG", logger="pywg.uapi")
+    caplog.set_level("DEBUG", logger="pywg._config.uapi")
     parser = UapiParser()
     for event in events(parser, f"set=1\n{body}\n\n{PRIV}\n".encode()):
         if isinstance(event, BadRequest):

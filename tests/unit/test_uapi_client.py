@@ -1,4 +1,4 @@
-"""The UAPI client (pywg.uapi_client): `get` replies parsed back into what format_get wrote,
+"""The UAPI client (pywg._tools.uapi_client): `get` replies parsed back into what format_get wrote,
 malformed replies refused with a typed error, and get/set against pywg's own UAPI server on
 a socket in a temporary directory (no root)."""
 
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg.config.errors import ConfigError
-from pywg.config.model import (
+from pywg._config.errors import ConfigError
+from pywg._config.model import (
     AddAllowedIP,
     Change,
     DeviceConfig,
@@ -30,9 +30,15 @@ from pywg.config.model import (
     SetListenPort,
     SetPrivateKey,
 )
-from pywg.constants import UAPI_MAX_LINE_LEN
-from pywg.uapi import DeviceSnapshot, MemoryDevice, PeerStats, format_get
-from pywg.uapi_client import UapiClientError, get, is_wireguard_interface, parse_get, set_device
+from pywg._config.uapi import DeviceSnapshot, MemoryDevice, PeerStats, format_get
+from pywg._constants import UAPI_MAX_LINE_LEN
+from pywg._tools.uapi_client import (
+    UapiClientError,
+    get,
+    is_wireguard_interface,
+    parse_get,
+    set_device,
+)
 from tests.support.uapi import serving
 
 keys = st.binary(min_size=32, max_size=32)

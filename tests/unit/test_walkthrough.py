@@ -1,4 +1,4 @@
-"""`python -m pywg.walkthrough` runs to the end and shows each step's outcome."""
+"""`python -m pywg._tools.walkthrough` runs to the end and shows each step's outcome."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 
 def test_walkthrough_runs_and_tells_the_story() -> None:
-    result = subprocess.run([sys.executable, "-m", "pywg.walkthrough"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "pywg._tools.walkthrough"], capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     out = result.stdout

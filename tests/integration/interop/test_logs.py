@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pywg import constants as C
+from pywg import _constants as C
 from tests.integration.interop import harness, topology
 from tests.integration.interop.harness import Daemon
 from tests.integration.interop.topology import Tunnel

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from pywg.quick.saveconfig import format_showconf
-from pywg.uapi_client import get
+from pywg._tools.quick.saveconfig import format_showconf
+from pywg._tools.uapi_client import get
 from tests.integration.interop import harness, topology
 from tests.integration.interop.harness import PYWG, WGGO, Daemon, KeyPair
 from tests.support.netns import namespace, require_root, require_tools, veth_pair

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pywg import constants as C
+from pywg import _constants as C
 from tests.integration.interop import harness, topology
 from tests.integration.interop.capture import (
     DATA,

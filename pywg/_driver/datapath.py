@@ -1,0 +1,492 @@
+"""The C data plane, as typed Python: the only module that imports pywg._wgdp.
+
+The data plane (csrc/, see csrc/wg_dp.h) runs its own threads, which never hold the GIL:
+they read the TUN, seal and send, receive, open and write to the TUN. Python configures it
+(peers as small integer slots, endpoints, allowed IPs, keypairs), sends handshake messages
+and keepalives through its sockets, drains its event ring when `event_fd` is readable, and
+reads the per-peer facts the timers need. Every call is one C call, never one per packet.
+
+Every C function returns 0 (or a count) or a negative errno; `_check` turns the latter into
+OSError here and nowhere else. cffi values stay inside this module: callers see ipaddress
+objects, ints, bytes and the frozen dataclasses below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pywg import _constants as constants
+from pywg._driver.offload import ALL as _ALL_OFFLOADS
+from pywg._driver.offload import Offload
+from pywg._protocol.timers import Timing
+from pywg._wgdp import ffi as _ffi
+from pywg._wgdp import lib as _lib
+
+__all__ = [
+    "PEER_NONE",
+    "DataPlane",
+    "Endpoint",
+    "Event",
+    "EventType",
+    "PeerInfo",
+    "Settings",
+    "Stats",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+PEER_NONE: Final[int] = _lib.WG_DP_PEER_NONE
+_EVENT_DATA_MAX: Final[int] = _lib.WG_DP_EVENT_DATA_MAX
+
+
+def _check(rc: int) -> int:
+    """The one place a C error becomes an exception."""
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc))
+    return rc
+
+
+class EventType(enum.IntEnum):
+    HANDSHAKE = _lib.WG_EV_HANDSHAKE  # data: a type 1, 2 or 3 message; source: its sender
+    NEED_HANDSHAKE = _lib.WG_EV_NEED_HANDSHAKE  # packets staged, no usable keypair
+    KEYPAIR_CONFIRMED = _lib.WG_EV_KEYPAIR_CONFIRMED  # responder's next keypair is current
+    REKEY_SEND = _lib.WG_EV_REKEY_SEND  # keepKeyFreshSending
+    REKEY_RECV = _lib.WG_EV_REKEY_RECV  # keepKeyFreshReceiving
+    ENDPOINT_CHANGED = _lib.WG_EV_ENDPOINT_CHANGED  # roaming: source is the new endpoint
+    TUN_GONE = _lib.WG_EV_TUN_GONE  # the interface was removed
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a peer is reached, or where a datagram came from.
+
+    `source` is our own address the peer last reached (the sticky source replies use);
+    None lets the kernel choose.
+    """
+
+    address: IPAddress
+    port: int
+    scope_id: int = 0
+    source: IPAddress | None = None
+    source_ifindex: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 0xFFFF:
+            raise ValueError(f"port out of range: {self.port}")
+        if self.source is not None and self.source.version != self.address.version:
+            raise ValueError("source and address are of different IP versions")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a data plane is created with. The fds stay the caller's: it closes them."""
+
+    tun_fd: int = -1  # -1: no TUN; any fd that keeps packet boundaries works
+    udp4_fd: int = -1
+    udp6_fd: int = -1
+    mtu: int = constants.DEFAULT_MTU
+    max_peers: int = constants.DATAPLANE_MAX_PEERS
+    event_ring_size: int = constants.DATAPLANE_EVENT_RING_SIZE
+    tun_vnet_hdr: bool = False  # the TUN was opened with IFF_VNET_HDR
+    tun_pi: bool = False  # the TUN was opened without IFF_NO_PI (4-byte packet info)
+    # What the data plane may use; the socket offloads are probed, the TUN ones need
+    # tun_vnet_hdr (and TUN_UDP_GRO a kernel with USO). TUN_TSO/TUN_USO are the TUN's to
+    # negotiate (pywg._driver.tun): the data plane splits whatever super-packets it reads.
+    offloads: Offload = _ALL_OFFLOADS
+    crypto_threads: int = 0  # threads sealing or opening one batch; 0: one per usable core
+    timing: Timing = dataclasses.field(default_factory=Timing)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """One peer's facts as the packet paths keep them; 0 means "never"."""
+
+    endpoint: Endpoint | None
+    rx_bytes: int
+    tx_bytes: int
+    last_tx_auth_ns: int
+    last_rx_auth_ns: int
+    first_tx_data_since_rx_ns: int
+    first_rx_data_since_tx_ns: int
+    last_tx_data_ns: int
+    last_rx_data_ns: int
+    current_birth_ns: int
+    current_send_counter: int
+    previous_index: int | None  # local (receiver) index of each keypair, None if absent
+    current_index: int | None
+    next_index: int | None
+    current_initiator: bool
+    staged: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Device counters (struct wg_dp_stats)."""
+
+    tun_rx_packets: int
+    tun_tx_packets: int
+    udp_rx_packets: int
+    udp_tx_packets: int
+    udp_rx_syscalls: int
+    udp_tx_syscalls: int
+    tun_rx_syscalls: int
+    tun_tx_syscalls: int
+    drop_no_peer: int
+    drop_bad_src: int
+    drop_malformed: int
+    drop_unknown_index: int
+    drop_decrypt: int
+    drop_replay: int
+    drop_expired: int
+    drop_staged_overflow: int
+    drop_event_overflow: int
+    drop_send_error: int
+    keepalives_rx: int
+    keepalives_tx: int
+    event_ring_used: int
+    drop_no_endpoint: int
+    drop_staged_cleared: int
+    drop_tun_write: int
+    icmp_tx: int
+    handshakes_rx: int
+    udp_tx_gso: int  # UDP_SEGMENT sends of more than one datagram
+    udp_gso_refused: int  # refused UDP_SEGMENT sends (then sent one by one)
+    udp_rx_gro: int  # coalesced receives split
+    tun_rx_gso: int  # super-packets read from the TUN and split
+    tun_tx_gro: int  # super-packets written to the TUN
+    tun_gro_refused: int  # super-packets the TUN refused (then written one by one)
+
+
+_STATS_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Stats))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: EventType
+    peer: int | None  # None for handshake messages and TUN_GONE
+    time_ns: int
+    source: Endpoint | None  # HANDSHAKE: the sender; ENDPOINT_CHANGED: the new endpoint
+    data: bytes  # HANDSHAKE: the whole message
+
+
+def _address(family: int, raw: Any) -> IPAddress:
+    return ipaddress.ip_address(bytes(_ffi.buffer(raw, 4 if family == 4 else 16)))
+
+
+def _endpoint_from_c(c: Any) -> Endpoint | None:
+    family = int(c.family)
+    if family not in (4, 6):
+        return None
+    source = _address(family, c.src_addr)
+    return Endpoint(
+        address=_address(family, c.addr),
+        port=int(c.port),
+        scope_id=int(c.scope_id),
+        source=None if int(source) == 0 else source,
+        source_ifindex=int(c.src_ifindex),
+    )
+
+
+def _endpoint_to_c(endpoint: Endpoint | None, c: Any) -> None:
+    _ffi.memmove(_ffi.addressof(c), bytes(_ffi.sizeof(c)), _ffi.sizeof(c))
+    if endpoint is None:
+        return
+    c.family = endpoint.address.version
+    _ffi.memmove(c.addr, endpoint.address.packed, len(endpoint.address.packed))
+    c.port = endpoint.port
+    c.scope_id = endpoint.scope_id
+    if endpoint.source is not None:
+        _ffi.memmove(c.src_addr, endpoint.source.packed, len(endpoint.source.packed))
+    c.src_ifindex = endpoint.source_ifindex
+
+
+def _index(present: int, index: int) -> int | None:
+    return int(index) if present else None
+
+
+def _peer_info_from_c(c: Any) -> PeerInfo:
+    return PeerInfo(
+        endpoint=_endpoint_from_c(c.endpoint),
+        rx_bytes=int(c.rx_bytes),
+        tx_bytes=int(c.tx_bytes),
+        last_tx_auth_ns=int(c.last_tx_auth_ns),
+        last_rx_auth_ns=int(c.last_rx_auth_ns),
+        first_tx_data_since_rx_ns=int(c.first_tx_data_since_rx_ns),
+        first_rx_data_since_tx_ns=int(c.first_rx_data_since_tx_ns),
+        last_tx_data_ns=int(c.last_tx_data_ns),
+        last_rx_data_ns=int(c.last_rx_data_ns),
+        current_birth_ns=int(c.current_birth_ns),
+        current_send_counter=int(c.current_send_counter),
+        previous_index=_index(c.has_previous, c.previous_index),
+        current_index=_index(c.has_current, c.current_index),
+        next_index=_index(c.has_next, c.next_index),
+        current_initiator=bool(c.current_initiator),
+        staged=int(c.staged),
+    )
+
+
+def _event_from_c(c: Any) -> Event:
+    kind = EventType(int(c.type))
+    length = min(int(c.len), _EVENT_DATA_MAX)
+    return Event(
+        type=kind,
+        peer=None if int(c.peer) == PEER_NONE else int(c.peer),
+        time_ns=int(c.time_ns),
+        source=_endpoint_from_c(c.src),
+        data=bytes(_ffi.buffer(c.data, length)),
+    )
+
+
+_C_OFFLOADS: Final = (
+    (Offload.UDP_GSO, _lib.WG_DP_OFFLOAD_UDP_GSO),
+    (Offload.UDP_GRO, _lib.WG_DP_OFFLOAD_UDP_GRO),
+    (Offload.TUN_TCP_GRO, _lib.WG_DP_OFFLOAD_TUN_TCP_GRO),
+    (Offload.TUN_UDP_GRO, _lib.WG_DP_OFFLOAD_TUN_UDP_GRO),
+)
+
+
+def _offloads_to_c(offloads: Offload) -> int:
+    return sum(bit for flag, bit in _C_OFFLOADS if flag in offloads)
+
+
+def _offloads_from_c(bits: int) -> Offload:
+    result = Offload.NONE
+    for flag, bit in _C_OFFLOADS:
+        if bits & bit:
+            result |= flag
+    return result
+
+
+def _settings_to_c(settings: Settings) -> Any:
+    c = _ffi.new("struct wg_dp_settings *")
+    c.tun_fd = settings.tun_fd
+    c.tun_vnet_hdr = int(settings.tun_vnet_hdr)
+    c.tun_pi = int(settings.tun_pi)
+    c.udp4_fd = settings.udp4_fd
+    c.udp6_fd = settings.udp6_fd
+    c.mtu = settings.mtu
+    c.max_peers = settings.max_peers
+    c.event_ring_size = settings.event_ring_size
+    c.offloads = _offloads_to_c(settings.offloads)
+    c.crypto_threads = settings.crypto_threads
+    t = settings.timing
+    c.timing.rekey_after_time_ns = t.rekey_after_time_ns
+    c.timing.reject_after_time_ns = t.reject_after_time_ns
+    c.timing.keepalive_timeout_ns = t.keepalive_timeout_ns
+    c.timing.rekey_timeout_ns = t.rekey_timeout_ns
+    c.timing.rekey_after_messages = t.rekey_after_messages
+    c.timing.reject_after_messages = t.reject_after_messages
+    return c
+
+
+def _key(name: str, key: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+    if len(key) != constants.NOISE_SYMMETRIC_KEY_LEN:
+        raise ValueError(f"{name} must be {constants.NOISE_SYMMETRIC_KEY_LEN} bytes")
+    return key
+
+
+class DataPlane:
+    """One device's data plane: create, configure, start; `close` stops and frees it.
+
+    Methods are meant for one thread (the driver's event loop); the C side is safe against
+    its own packet threads. Peers are slots in [0, settings.max_peers).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        out = _ffi.new("struct wg_dp **")
+        _check(_lib.wg_dp_create(_settings_to_c(settings), out))
+        self._dp: Any = out[0]
+        self._events: Any = _ffi.new("struct wg_event[]", constants.DATAPLANE_EVENTS_PER_READ)
+        self._info: Any = _ffi.new("struct wg_peer_info *")
+        self._endpoint: Any = _ffi.new("struct wg_endpoint *")
+        self._addr: Any = _ffi.new("uint8_t[16]")
+
+    # ---- lifetime -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the threads, wipe every key and free the data plane; idempotent."""
+        if self._dp is not None:
+            _lib.wg_dp_destroy(self._dp)
+            self._dp = None
+
+    def __enter__(self) -> DataPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _handle(self) -> Any:
+        if self._dp is None:
+            raise ValueError("the data plane is closed")
+        return self._dp
+
+    def start(self) -> None:
+        _check(_lib.wg_dp_start(self._handle()))
+
+    def stop(self) -> None:
+        _check(_lib.wg_dp_stop(self._handle()))
+
+    @property
+    def event_fd(self) -> int:
+        """Readable while events are queued: register it with the event loop."""
+        return int(_lib.wg_dp_event_fd(self._handle()))
+
+    def set_udp(self, udp4_fd: int, udp6_fd: int) -> None:
+        """Switch sockets after a rebind; the old fds are unused once this returns."""
+        _check(_lib.wg_dp_set_udp(self._handle(), udp4_fd, udp6_fd))
+
+    def set_mtu(self, mtu: int) -> None:
+        _check(_lib.wg_dp_set_mtu(self._handle(), mtu))
+
+    def crypto_threads(self) -> int:
+        """Threads that seal (and as many that open) one batch: the setting, or its default."""
+        return _check(_lib.wg_dp_crypto_threads(self._handle()))
+
+    def offloads(self) -> Offload:
+        """The data plane's offloads in use now: those allowed that the sockets took, and
+        the TUN coalescing the TUN has not refused (TUN_TSO/TUN_USO are the TUN's own)."""
+        return _offloads_from_c(_check(_lib.wg_dp_offloads(self._handle())))
+
+    # ---- peers --------------------------------------------------------------------------
+    def add_peer(self, peer: int) -> None:
+        _check(_lib.wg_dp_peer_add(self._handle(), peer))
+
+    def remove_peer(self, peer: int) -> None:
+        """Drops the peer's allowed IPs, keypairs and staged packets too."""
+        _check(_lib.wg_dp_peer_remove(self._handle(), peer))
+
+    def set_endpoint(self, peer: int, endpoint: Endpoint | None) -> None:
+        _endpoint_to_c(endpoint, self._endpoint[0])
+        _check(_lib.wg_dp_peer_set_endpoint(self._handle(), peer, self._endpoint))
+
+    def clear_source(self, peer: int) -> None:
+        """Forget the sticky source address (the kernel does it before handshake retries)."""
+        _check(_lib.wg_dp_peer_clear_src(self._handle(), peer))
+
+    def handshake_received(self, peer: int, length: int, now_ns: int) -> None:
+        """Count an authenticated handshake message from the peer: its bytes, and an
+        authenticated receive for the timers (C never sees which ones were valid)."""
+        _check(_lib.wg_dp_peer_handshake_received(self._handle(), peer, length, now_ns))
+
+    def peer_info(self, peer: int) -> PeerInfo:
+        _check(_lib.wg_dp_peer_info(self._handle(), peer, self._info))
+        return _peer_info_from_c(self._info)
+
+    def active_peers(self, limit: int = 4096) -> list[int]:
+        """Peers whose facts moved since they were last returned here (the timer tick's
+        work list); call again while it returns `limit` peers."""
+        buf = _ffi.new("uint32_t[]", limit)
+        n = _check(_lib.wg_dp_active_peers(self._handle(), buf, limit))
+        return [int(buf[i]) for i in range(n)]
+
+    # ---- cryptokey routing --------------------------------------------------------------
+    def _network(self, network: IPNetwork) -> tuple[int, int]:
+        packed = network.network_address.packed
+        _ffi.memmove(self._addr, packed, len(packed))
+        return network.version, network.prefixlen
+
+    def insert_allowed_ip(self, peer: int, network: IPNetwork) -> None:
+        """Route `network` to `peer` (taking it from any other peer)."""
+        family, cidr = self._network(network)
+        _check(_lib.wg_dp_allowedips_insert(self._handle(), peer, family, self._addr, cidr))
+
+    def remove_allowed_ip(self, peer: int, network: IPNetwork) -> None:
+        """Remove `network` if `peer` owns it; FileNotFoundError (ENOENT) otherwise."""
+        family, cidr = self._network(network)
+        _check(_lib.wg_dp_allowedips_remove(self._handle(), peer, family, self._addr, cidr))
+
+    def remove_allowed_ips(self, peer: int) -> None:
+        _check(_lib.wg_dp_allowedips_remove_peer(self._handle(), peer))
+
+    def lookup(self, address: IPAddress) -> int | None:
+        """The peer that `address` routes to, or None."""
+        _ffi.memmove(self._addr, address.packed, len(address.packed))
+        peer = int(_lib.wg_dp_allowedips_lookup(self._handle(), address.version, self._addr))
+        return None if peer == PEER_NONE else peer
+
+    # ---- keypairs -----------------------------------------------------------------------
+    def install_keypair(
+        self,
+        peer: int,
+        *,
+        local_index: int,
+        remote_index: int,
+        send_key: bytes | bytearray | memoryview,
+        receive_key: bytes | bytearray | memoryview,
+        initiator: bool,
+        birth_ns: int,
+    ) -> None:
+        """Hand a finished handshake's keys to the data plane. An initiator's keypair is
+        used at once (and flushes staged packets); a responder's waits to be confirmed."""
+        params = _ffi.new("struct wg_keypair_params *")
+        try:
+            params.local_index = local_index
+            params.remote_index = remote_index
+            _ffi.memmove(params.send_key, _key("send_key", send_key), 32)
+            _ffi.memmove(params.recv_key, _key("receive_key", receive_key), 32)
+            params.initiator = int(initiator)
+            params.birth_ns = birth_ns
+            _check(_lib.wg_dp_keypair_install(self._handle(), peer, params))
+        finally:
+            _ffi.memmove(params, bytes(_ffi.sizeof(params[0])), _ffi.sizeof(params[0]))
+
+    def clear_keypairs(self, peer: int) -> None:
+        """Wipe every keypair of the peer (zeroKeyMaterial)."""
+        _check(_lib.wg_dp_keypairs_clear(self._handle(), peer))
+
+    def clear_staged(self, peer: int) -> None:
+        _check(_lib.wg_dp_staged_clear(self._handle(), peer))
+
+    # ---- sending ------------------------------------------------------------------------
+    def send_to_peer(self, peer: int, message: bytes) -> None:
+        """Send a handshake message to the peer's endpoint (counts as authenticated)."""
+        _check(_lib.wg_dp_send_to_peer(self._handle(), peer, message, len(message)))
+
+    def send_to(self, endpoint: Endpoint, message: bytes) -> None:
+        """Send any datagram (a cookie reply) to an endpoint."""
+        _endpoint_to_c(endpoint, self._endpoint[0])
+        _check(_lib.wg_dp_send_to(self._handle(), self._endpoint, message, len(message)))
+
+    def send_keepalive(self, peer: int) -> None:
+        """Send the staged packets, or else a keepalive (staged if no keypair can send)."""
+        _check(_lib.wg_dp_send_keepalive(self._handle(), peer))
+
+    # ---- reading ------------------------------------------------------------------------
+    def read_events(self) -> list[Event]:
+        """Every queued event, oldest first."""
+        events: list[Event] = []
+        size = constants.DATAPLANE_EVENTS_PER_READ
+        while True:
+            n = _check(_lib.wg_dp_events_read(self._handle(), self._events, size))
+            events.extend(_event_from_c(self._events[i]) for i in range(n))
+            if n < size:
+                return events
+
+    def stats(self) -> Stats:
+        c = _ffi.new("struct wg_dp_stats *")
+        _check(_lib.wg_dp_stats_get(self._handle(), c))
+        return Stats(**{name: int(getattr(c, name)) for name in _STATS_FIELDS})
+
+
+
+def init_aead() -> str:
+    """Offer libsodium (pynacl's bundled copy) to the C side as one more backend, let it
+    self-test every backend and pick the fastest that passed (or PYWG_AEAD's); returns
+    the name of the one in use. Idempotent."""
+    import nacl.bindings
+    from nacl._sodium import ffi as sodium_ffi
+    from nacl._sodium import lib as sodium_lib
+
+    nacl.bindings.sodium_init()  # before it, libsodium runs its slowest code paths
+    names = ("crypto_aead_chacha20poly1305_ietf_encrypt",
+             "crypto_aead_chacha20poly1305_ietf_decrypt")
+    pointers = [_ffi.cast("void *", int(sodium_ffi.cast(
+        "uintptr_t", sodium_ffi.addressof(sodium_lib, name)))) for name in names]
+    _check(_lib.wg_aead_register_sodium(*pointers))
+    _check(_lib.wg_aead_init())
+    return str(_ffi.string(_lib.wg_aead_name()).decode())

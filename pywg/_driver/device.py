@@ -1,0 +1,600 @@
+"""The driver: one WireGuard interface, run on an asyncio (uvloop) event loop.
+
+Theory of operation
+===================
+
+Three parts meet here, and this module is the only place that knows all three:
+
+  the C data plane (datapath)   every packet: TUN, UDP, seal/open, allowed IPs, keypairs;
+  the protocol core (_protocol)  handshakes, cookies and timer rules, with no I/O;
+  the configuration (_config)    what `wg` set, applied all or nothing.
+
+The event loop watches three fds: the data plane's event fd (handshake messages that came
+in, and requests such as "this peer has packets and no key"), the rtnetlink socket of the
+TUN (MTU changes, deletion) and the UAPI socket (through pywg._driver.uapi_server, which calls
+`snapshot` and `apply` here). Nothing in Python runs per data packet.
+
+Timers: the data plane keeps per-peer facts (when data or any authenticated packet last
+went each way, the current keypair's age and counter). A coarse tick asks it which peers'
+facts moved and runs pywg._protocol.timers.evaluate for them; each evaluation returns the
+actions due now and the peer's next deadline, which goes into a heap served by one
+precise loop timer. Idle peers cost nothing, so the tick stays flat with many peers.
+
+Peers are data-plane slots (small integers); a peer keeps its slot while it exists. Key
+material lives in the protocol core (handshakes) and in C (keypairs); this module only
+carries session keys from one to the other and never logs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import functools
+import heapq
+import ipaddress
+import logging
+import secrets
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from pywg import _constants as constants
+from pywg._config.apply import (
+    AllowedIPsAdded,
+    AllowedIPsRemoved,
+    Effect,
+    EndpointChanged,
+    FwmarkChanged,
+    ListenPortChanged,
+    PeerAdded,
+    PeerRemoved,
+    PersistentKeepaliveChanged,
+    PresharedKeyChanged,
+    PrivateKeyChanged,
+    SendKeepalive,
+)
+from pywg._config.apply import (
+    apply as apply_change,
+)
+from pywg._config.model import Change, DeviceConfig, PeerConfig, PublicKey
+from pywg._config.model import Endpoint as ConfigEndpoint
+from pywg._config.uapi import DeviceSnapshot, PeerStats, UapiError
+from pywg._driver import datapath
+from pywg._driver.bind import Bind, open_bind
+from pywg._driver.datapath import DataPlane, Event, EventType, PeerInfo, Settings
+from pywg._driver.log import peer_name
+from pywg._driver.offload import ALL as ALL_OFFLOADS
+from pywg._driver.offload import TUN_OFFLOADS, Offload
+from pywg._driver.tun import Tun, get_mtu
+from pywg._protocol import timers
+from pywg._protocol.endpoint import Endpoint as ProtocolEndpoint
+from pywg._protocol.handshake import (
+    CookieConsumed,
+    Drop,
+    HandshakeCore,
+    InstallSession,
+    SendCookieReply,
+    SendHandshakeResponse,
+    UpdateEndpoint,
+)
+from pywg._protocol.noise import Session
+from pywg._protocol.timers import PeerFacts, TimerAction, TimerState, Timing
+
+__all__ = ["Device"]
+
+log = logging.getLogger("pywg")
+
+
+@dataclasses.dataclass(eq=False)
+class _Peer:
+    """What the driver keeps per peer besides the data plane's slot and the core's state."""
+
+    key: PublicKey
+    slot: int
+    timers: TimerState
+    indices: set[int] = dataclasses.field(default_factory=set)  # keypairs alive in C
+    last_handshake_wall_ns: int = 0
+    deadline_ns: int | None = None
+
+    @property
+    def raw(self) -> bytes:
+        return self.key.raw
+
+    @property
+    def name(self) -> str:
+        return peer_name(self.key.raw)
+
+
+class Device:
+    """One interface: create, `await run()`, and drive it with `apply` (the UAPI does)."""
+
+    def __init__(
+        self,
+        tun: Tun | None,
+        *,
+        timing: Timing | None = None,
+        max_peers: int = constants.DEVICE_MAX_PEERS,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        wall_ns: Callable[[], int] = time.time_ns,
+        rand_below: Callable[[int], int] = secrets.randbelow,
+        offloads: Offload = ALL_OFFLOADS,
+        crypto_threads: int = 0,
+    ) -> None:
+        self.tun = tun
+        self.name = tun.name if tun else "(no tun)"
+        self.timing = timing or Timing()
+        self.config = DeviceConfig()
+        self.core = HandshakeCore()
+        self.bind: Bind | None = None
+        self.drops: Counter[str] = Counter()  # handshake messages dropped, by reason
+        self._now = monotonic_ns
+        self._wall = wall_ns
+        self._rand_below = rand_below
+        self._max_peers = max_peers
+        self._peers: dict[PublicKey, _Peer] = {}
+        self._slots: dict[int, _Peer] = {}
+        # Slots never used are counted, not listed: 65,536 ints would cost 2 MB at rest.
+        self._free_slots: list[int] = []  # slots of removed peers, reused first
+        self._unused_slot = 0  # slots from here to max_peers have never held a peer
+        self._heap: list[tuple[int, int, int]] = []  # (deadline, serial, slot)
+        self._serial = 0
+        self._heap_timer: asyncio.TimerHandle | None = None
+        self._tick_handle: asyncio.Handle | None = None
+        self._tick_ns = max(1_000_000, min(constants.DEVICE_TICK_MAX_NS,
+                                           self.timing.rekey_timeout_ns // 20))
+        self._ring_size = constants.DATAPLANE_EVENT_RING_SIZE
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = asyncio.Event()
+        self._stop_reason = ""
+        self._mtu = constants.DEFAULT_MTU
+        self._next_link_poll_ns = 0
+        self.aead_name = datapath.init_aead()
+        self.dp = DataPlane(Settings(
+            tun_fd=tun.fd if tun else -1,
+            tun_vnet_hdr=bool(tun and tun.vnet_hdr),
+            tun_pi=bool(tun and tun.pi),
+            max_peers=max_peers,
+            event_ring_size=self._ring_size,
+            # The TUN's own: what it negotiated; the sockets': what the caller allows.
+            offloads=(offloads & ~TUN_OFFLOADS) | (tun.offloads if tun else Offload.NONE),
+            crypto_threads=crypto_threads,
+            timing=self.timing,
+        ))
+        self._open_bind(0)
+
+    # ---- lifetime -------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Serve until `stop()` or until the TUN disappears; returns why it stopped.
+        Everything started here is stopped before it returns."""
+        loop = self._loop = asyncio.get_running_loop()
+        self.dp.start()
+        loop.add_reader(self.dp.event_fd, self._on_events)
+        self._tick_handle = loop.call_soon(self._tick)
+        try:
+            await self._stopped.wait()
+        finally:
+            self._tick_handle.cancel()
+            if self._heap_timer:
+                self._heap_timer.cancel()
+            loop.remove_reader(self.dp.event_fd)
+            self.dp.stop()
+        return self._stop_reason
+
+    def stop(self, reason: str) -> None:
+        if not self._stop_reason:
+            self._stop_reason = reason
+        self._stopped.set()
+
+    def offloads(self) -> Offload:
+        """Every offload in use: the TUN's negotiated ones and the data plane's."""
+        tun = self.tun.offloads & (Offload.TUN_TSO | Offload.TUN_USO) if self.tun else \
+            Offload.NONE
+        return tun | self.dp.offloads()
+
+    def close(self) -> None:
+        """Free the data plane (wiping keys), the sockets and the TUN."""
+        self.dp.close()
+        if self.bind is not None:
+            self.bind.close()
+            self.bind = None
+        self.core.set_private_key(None)
+        if self.tun is not None:
+            self.tun.close()
+
+    # ---- UAPI: pywg._config.uapi.UapiDevice ----------------------------------------------
+
+    def snapshot(self) -> DeviceSnapshot:
+        stats = {}
+        for peer in self._peers.values():
+            info = self.dp.peer_info(peer.slot)
+            stats[peer.key] = PeerStats(
+                endpoint=_config_endpoint(info.endpoint),
+                last_handshake_time_ns=peer.last_handshake_wall_ns,
+                rx_bytes=info.rx_bytes,
+                tx_bytes=info.tx_bytes,
+            )
+        return DeviceSnapshot(self.config, self.bind.port if self.bind else 0, stats)
+
+    def apply(self, change: Change) -> None:
+        """Apply a validated `set` whole; the socket effects come first, and only they can
+        fail, so a refusal leaves everything as it was."""
+        new, effects = apply_change(self.config, change, max_peers=self._max_peers)
+        now = self._now()
+        touched: set[PublicKey] = set()
+        for effect in effects:
+            self._carry_out(effect, new, now, touched)
+        self.config = new
+        for key in touched:
+            peer = self._peers.get(key)
+            if peer is not None:
+                self._evaluate(peer, now)
+
+    def _carry_out(self, effect: Effect, new: DeviceConfig, now: int,
+                   touched: set[PublicKey]) -> None:
+        match effect:
+            case ListenPortChanged(port=port):
+                self._rebind(port, new.fwmark)
+            case FwmarkChanged(fwmark=fwmark):
+                if self.bind is not None:
+                    self.bind.set_mark(fwmark)
+            case PeerRemoved(public_key=key):
+                self._remove_peer(key)
+            case PrivateKeyChanged(private_key=key):
+                self.core.set_private_key(key.raw if key else None)
+                for peer in self._peers.values():
+                    self._zero_keys(peer)
+            case PresharedKeyChanged(public_key=key, preshared_key=psk):
+                self.core.set_preshared_key(key.raw, psk.raw if psk else None)
+            case EndpointChanged(public_key=key, endpoint=endpoint):
+                self.dp.set_endpoint(self._peers[key].slot, _dp_endpoint(endpoint))
+            case PersistentKeepaliveChanged(public_key=key, interval=interval):
+                timers.set_persistent_keepalive(self._peers[key].timers,
+                                                interval * constants.NSEC_PER_SEC)
+                touched.add(key)
+            case AllowedIPsRemoved(public_key=key, networks=networks):
+                slot = self._peers[key].slot
+                for network in networks:
+                    self.dp.remove_allowed_ip(slot, network)
+            case PeerAdded(peer=config):
+                self._add_peer(config)
+                touched.add(config.public_key)
+            case AllowedIPsAdded(public_key=key, networks=networks):
+                slot = self._peers[key].slot
+                for network in networks:
+                    self.dp.insert_allowed_ip(slot, network)
+            case SendKeepalive():
+                # The timer state asked for it when the keepalive was turned on
+                # (set_persistent_keepalive); one keepalive, not two.
+                pass
+
+    # ---- sockets ---------------------------------------------------------------------------
+
+    def _open_bind(self, port: int) -> None:
+        self.bind = open_bind(port, self.config.fwmark)
+        self.dp.set_udp(self.bind.fd4, self.bind.fd6)
+
+    def _rebind(self, port: int, fwmark: int) -> None:
+        old = self.bind
+        if old is not None and port != 0 and port == old.port:
+            return
+        if old is not None and port != 0:
+            # The new port may be the one the old sockets hold on the other family only,
+            # so let go of them first, as wireguard-go's BindUpdate does.
+            self.dp.set_udp(-1, -1)
+            old.close()
+            self.bind = None
+        try:
+            bind = open_bind(port, fwmark)
+        except OSError as e:
+            if old is not None and self.bind is None:
+                self._open_bind(old.port)  # put back what was there
+            raise UapiError(errno.EADDRINUSE, f"cannot bind port {port}: {e.strerror}") from e
+        self.dp.set_udp(bind.fd4, bind.fd6)
+        if self.bind is not None:
+            self.bind.close()
+        self.bind = bind
+        log.info("UDP bind has been updated: port %d", bind.port)
+
+    # ---- peers -----------------------------------------------------------------------------
+
+    def _add_peer(self, config: PeerConfig) -> None:
+        slot = self._take_slot()
+        self.dp.add_peer(slot)
+        self.core.add_peer(config.public_key.raw,
+                           config.preshared_key.raw if config.preshared_key else None)
+        state = TimerState(timing=self.timing, rng=self._rand_below)
+        peer = _Peer(config.public_key, slot, state)
+        self._peers[config.public_key] = peer
+        self._slots[slot] = peer
+        if config.endpoint is not None:
+            self.dp.set_endpoint(slot, _dp_endpoint(config.endpoint))
+        for network in config.allowed_ips:
+            self.dp.insert_allowed_ip(slot, network)
+        if config.persistent_keepalive_interval:
+            timers.set_persistent_keepalive(
+                state, config.persistent_keepalive_interval * constants.NSEC_PER_SEC)
+        log.info("%s - UAPI: Created", peer.name)
+
+    def _take_slot(self) -> int:
+        if self._free_slots:
+            return self._free_slots.pop()
+        if self._unused_slot < self._max_peers:
+            self._unused_slot += 1
+            return self._unused_slot - 1
+        raise UapiError(errno.ENOSPC, "too many peers")
+
+    def _remove_peer(self, key: PublicKey) -> None:
+        peer = self._peers.pop(key)
+        del self._slots[peer.slot]
+        self.dp.remove_peer(peer.slot)
+        self.core.remove_peer(key.raw)
+        self._free_slots.append(peer.slot)
+        peer.deadline_ns = None
+        log.info("%s - UAPI: Removing", peer.name)
+
+    def _sync_indices(self, peer: _Peer, info: PeerInfo | None = None) -> None:
+        """Free, in the protocol core, the indices of keypairs the data plane dropped."""
+        info = info or self.dp.peer_info(peer.slot)
+        alive = {i for i in (info.previous_index, info.current_index, info.next_index)
+                 if i is not None}
+        for index in peer.indices - alive:
+            self.core.release_index(index)
+        peer.indices = alive
+
+    def _zero_keys(self, peer: _Peer) -> None:
+        self.dp.clear_keypairs(peer.slot)
+        self.core.clear_handshake(peer.raw)
+        self._sync_indices(peer)
+
+    # ---- events from the data plane --------------------------------------------------------
+
+    def _on_events(self) -> None:
+        events = self.dp.read_events()
+        # The ring's fill is the "under load" signal for cookies, as the queue length is
+        # in the kernel and wireguard-go (an eighth of its capacity).
+        handshakes = sum(1 for e in events if e.type is EventType.HANDSHAKE)
+        under_load = handshakes >= self._ring_size // 8
+        now = self._now()
+        for event in events:
+            try:
+                self._on_event(event, now, under_load)
+            except Exception:  # one bad event must not take the device down
+                log.exception("event %s failed", event.type.name)
+
+    def _on_event(self, event: Event, now: int, under_load: bool) -> None:
+        if event.type is EventType.HANDSHAKE:
+            self._on_handshake_message(event, now, under_load)
+            return
+        if event.type is EventType.TUN_GONE:
+            self._on_link_gone()
+            return
+        peer = self._slots.get(event.peer) if event.peer is not None else None
+        if peer is None:
+            return
+        match event.type:
+            case EventType.NEED_HANDSHAKE | EventType.REKEY_SEND:
+                timers.request_handshake(peer.timers)
+            case EventType.REKEY_RECV:
+                timers.request_last_minute_handshake(peer.timers)
+            case EventType.KEYPAIR_CONFIRMED:
+                self._handshake_complete(peer, now)
+                self._sync_indices(peer)
+            case EventType.ENDPOINT_CHANGED:
+                log.info("%s - Endpoint changed to %s", peer.name, _show(event.source))
+        self._evaluate(peer, now)
+
+    def _on_handshake_message(self, event: Event, now: int, under_load: bool) -> None:
+        source = event.source
+        if source is None:
+            return
+        actions = self.core.receive(event.data, ProtocolEndpoint(source.address, source.port),
+                                    now, under_load)
+        for action in actions:
+            match action:
+                case Drop(reason=reason, detail=detail):
+                    self.drops[reason.name] += 1
+                    log.debug("Dropped handshake message from %s: %s %s", _show(source),
+                              reason.name, detail)
+                case SendCookieReply(packet=packet):
+                    self._send(functools.partial(self.dp.send_to, source, packet))
+                    log.debug("Sending cookie reply to %s", _show(source))
+                case UpdateEndpoint(peer=raw):
+                    # Only an authenticated initiation or response says this.
+                    slot = self._peers[PublicKey(raw)].slot
+                    self.dp.set_endpoint(slot, source)
+                    self.dp.handshake_received(slot, len(event.data), now)
+                case InstallSession(session=session):
+                    self._install(self._peers[PublicKey(session.peer)], session, now)
+                case SendHandshakeResponse(peer=raw, packet=packet):
+                    peer = self._peers[PublicKey(raw)]
+                    self._send(functools.partial(self.dp.send_to_peer, peer.slot, packet))
+                    log.debug("%s - Sending handshake response", peer.name)
+                case CookieConsumed(peer=raw):
+                    log.debug("%s - Received cookie reply", peer_name(raw))
+
+    def _install(self, peer: _Peer, session: Session, now: int) -> None:
+        # An initiator's keypair sends the staged packets as it is installed; only when
+        # there were none does the responder need a keepalive to confirm the session.
+        had_staged = session.initiator and self.dp.peer_info(peer.slot).staged > 0
+        try:
+            self.dp.install_keypair(
+                peer.slot, local_index=session.local_index, remote_index=session.remote_index,
+                send_key=session.send_key, receive_key=session.receive_key,
+                initiator=session.initiator, birth_ns=session.birth_ns)
+        finally:
+            session.wipe()
+        peer.indices.add(session.local_index)
+        timers.session_derived(peer.timers, now)
+        if session.initiator:
+            self._handshake_complete(peer, now)
+            if not had_staged:
+                self._send(lambda: self.dp.send_keepalive(peer.slot))
+        self._sync_indices(peer)
+        self._evaluate(peer, now)
+
+    def _handshake_complete(self, peer: _Peer, now: int) -> None:
+        timers.handshake_complete(peer.timers, now)
+        peer.last_handshake_wall_ns = self._wall()
+        log.info("%s - Handshake completed, keys rotated", peer.name)
+
+    def _send(self, send: Callable[[], None]) -> None:
+        try:
+            send()
+        except OSError as e:
+            # No endpoint yet, or the network refused: the timers retry.
+            log.debug("send failed: %s", e.strerror or e)
+
+    # ---- timers ----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        try:
+            self._visit_active_peers()
+        finally:
+            # Whatever happened this time, the timers must keep running.
+            self._tick_handle = self._loop.call_later(self._tick_ns / 1e9, self._tick)
+
+    def _visit_active_peers(self) -> None:
+        now = self._now()
+        while True:
+            active = self.dp.active_peers()
+            for slot in active:
+                peer = self._slots.get(slot)
+                if peer is not None:
+                    self._evaluate(peer, now)
+            if len(active) < 4096:
+                break
+        if now >= self._next_link_poll_ns:
+            self._next_link_poll_ns = now + constants.LINK_POLL_NS
+            self._poll_link()
+
+    def _evaluate(self, peer: _Peer, now: int) -> None:
+        try:
+            info = self.dp.peer_info(peer.slot)
+            decision = timers.evaluate(peer.timers, _facts(info), now)
+            for action in decision.actions:
+                self._timer_action(peer, action, now)
+        except Exception:  # one peer's failure must not stop the others' timers
+            log.exception("%s - timers failed", peer.name)
+            return
+        self._schedule(peer, decision.next_deadline_ns)
+
+    def _timer_action(self, peer: _Peer, action: TimerAction, now: int) -> None:
+        match action:
+            case TimerAction.SEND_INITIATION:
+                self._send_initiation(peer, now)
+            case TimerAction.CLEAR_ENDPOINT_SOURCE:
+                self.dp.clear_source(peer.slot)
+            case TimerAction.SEND_KEEPALIVE:
+                self._send(lambda: self.dp.send_keepalive(peer.slot))
+            case TimerAction.FLUSH_STAGED:
+                self.dp.clear_staged(peer.slot)
+                log.info("%s - Handshake did not complete after %d attempts, giving up",
+                         peer.name, self.timing.max_timer_handshakes + 2)
+            case TimerAction.ZERO_KEY_MATERIAL:
+                self._zero_keys(peer)
+                log.info("%s - Removing all keys, since we haven't received a new one in %d "
+                         "seconds", peer.name, self.timing.zero_key_material_ns // 10**9)
+
+    def _send_initiation(self, peer: _Peer, now: int) -> None:
+        if self.core.public_key is None:
+            return
+        message = self.core.create_initiation(peer.raw, now, self._wall())
+        self._send(lambda: self.dp.send_to_peer(peer.slot, message))
+        log.debug("%s - Sending handshake initiation", peer.name)
+
+    def _schedule(self, peer: _Peer, deadline: int | None) -> None:
+        peer.deadline_ns = deadline
+        if deadline is None:
+            return
+        self._serial += 1
+        heapq.heappush(self._heap, (deadline, self._serial, peer.slot))
+        if self._heap[0][1] == self._serial:
+            self._arm_heap_timer()
+
+    def _arm_heap_timer(self) -> None:
+        if self._loop is None or not self._heap:
+            return
+        if self._heap_timer is not None:
+            self._heap_timer.cancel()
+        delay = max(0, self._heap[0][0] - self._now()) / 1e9
+        self._heap_timer = self._loop.call_later(delay, self._run_deadlines)
+
+    def _run_deadlines(self) -> None:
+        self._heap_timer = None
+        now = self._now()
+        try:
+            while self._heap and self._heap[0][0] <= now:
+                deadline, _serial, slot = heapq.heappop(self._heap)
+                peer = self._slots.get(slot)
+                # Entries are never removed, only outdated: act on the live ones.
+                if peer is not None and peer.deadline_ns == deadline:
+                    self._evaluate(peer, now)
+        finally:
+            self._arm_heap_timer()
+
+    # ---- the link --------------------------------------------------------------------------
+
+    def _poll_link(self) -> None:
+        """The MTU (padding depends on it) and whether the interface still exists. After a
+        move to another namespace the MTU is out of sight and the last one known stays."""
+        if self.tun is None:
+            return
+        mtu = get_mtu(self.tun.ifindex, self.tun.name)
+        if mtu is not None and mtu != self._mtu:
+            self._mtu = mtu
+            self.dp.set_mtu(mtu)
+            log.info("MTU updated: %d", mtu)
+        self._on_link_gone()
+
+    def _on_link_gone(self) -> None:
+        # The data plane reports a TUN read error; a deletion is told from other errors
+        # (and from a move to another namespace) by the TUN fd itself.
+        if self.tun is not None and not self.tun.exists():
+            self.stop("the interface was removed")
+
+
+# ---- conversions between the three planes' ideas of an endpoint ------------------------------
+
+def _dp_endpoint(endpoint: ConfigEndpoint) -> datapath.Endpoint:
+    ip = endpoint.ip
+    scope = 0
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        scope = _scope_index(ip.scope_id)
+    return datapath.Endpoint(ip, endpoint.port, scope_id=scope)
+
+
+def _scope_index(scope: str) -> int:
+    return int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+
+
+def _config_endpoint(endpoint: datapath.Endpoint | None) -> ConfigEndpoint | None:
+    if endpoint is None:
+        return None
+    return ConfigEndpoint(endpoint.address, endpoint.port)
+
+
+def _show(endpoint: datapath.Endpoint | None) -> str:
+    if endpoint is None:
+        return "(none)"
+    if endpoint.address.version == 6:
+        return f"[{endpoint.address}]:{endpoint.port}"
+    return f"{endpoint.address}:{endpoint.port}"
+
+
+def _facts(info: PeerInfo) -> PeerFacts:
+    return PeerFacts(
+        last_tx_auth_ns=info.last_tx_auth_ns,
+        last_rx_auth_ns=info.last_rx_auth_ns,
+        first_tx_data_since_rx_ns=info.first_tx_data_since_rx_ns,
+        first_rx_data_since_tx_ns=info.first_rx_data_since_tx_ns,
+        last_tx_data_ns=info.last_tx_data_ns,
+        last_rx_data_ns=info.last_rx_data_ns,
+        keypair_birth_ns=info.current_birth_ns,
+        keypair_send_counter=info.current_send_counter,
+        keypair_is_initiator=info.current_initiator,
+        has_next_keypair=info.next_index is not None,
+    )

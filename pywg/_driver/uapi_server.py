@@ -1,0 +1,286 @@
+"""The UAPI socket server: /var/run/wireguard/IFNAME.sock on an asyncio loop (uvloop or not).
+
+It listens where wg(8) looks, created as wireguard-go creates it (ipc/uapi_unix.go): the
+directory 0755, the socket bound under umask 077; a path that answers a connect is "in
+use", one that does not is stale and replaced. Or it takes an already-listening socket
+(WG_UAPI_FD). Each connection may carry several requests; pywg._config.uapi parses them and the
+device (a pywg._config.uapi.UapiDevice) answers. The server never touches packets.
+
+Bounds, so that no client can stall it or make it buffer without limit: at most
+`max_connections` connections are served at once (the rest wait in the listen backlog);
+a connection idle between requests, a request that takes too long to arrive and a reply
+that takes too long to leave are each cut off by a timeout; lines and requests have
+maximum lengths (pywg._config.uapi).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+import stat
+from dataclasses import dataclass
+from types import TracebackType
+
+from pywg._config.uapi import BadRequest, Close, NeedData, UapiDevice, UapiParser, respond
+from pywg._constants import (
+    IFNAMSIZ,
+    UAPI_IDLE_TIMEOUT_S,
+    UAPI_LISTEN_BACKLOG,
+    UAPI_MAX_CONNECTIONS,
+    UAPI_MAX_LINE_LEN,
+    UAPI_MAX_REQUEST_LINES,
+    UAPI_READ_CHUNK,
+    UAPI_REQUEST_TIMEOUT_S,
+    UAPI_SOCKET_DIR,
+    UAPI_SOCKET_DIR_MODE,
+    UAPI_SOCKET_UMASK,
+    UAPI_WRITE_TIMEOUT_S,
+)
+
+__all__ = [
+    "ServerLimits",
+    "SocketInUseError",
+    "UapiServer",
+    "UapiServerError",
+    "listen_unix",
+    "socket_answers",
+    "socket_path",
+    "validate_ifname",
+]
+
+log = logging.getLogger("pywg._config.uapi")
+
+_ACCEPT_RETRY_S = 0.1  # after a failed accept (EMFILE...): try again, without spinning
+
+
+class UapiServerError(Exception):
+    """The socket cannot be set up."""
+
+
+class SocketInUseError(UapiServerError):
+    """Another live process answers on this interface's socket."""
+
+
+def validate_ifname(name: str) -> None:
+    """The kernel's rule for interface names (dev_valid_name); the name becomes a path."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if not 0 < len(raw) < IFNAMSIZ or name in (".", "..") or any(
+            c in name for c in "/:") or any(c.isspace() for c in name):
+        raise UapiServerError(f"invalid interface name: {name!r}")
+
+
+def socket_path(ifname: str, run_dir: str = UAPI_SOCKET_DIR) -> str:
+    validate_ifname(ifname)
+    return os.path.join(run_dir, f"{ifname}.sock")
+
+
+def socket_answers(path: str) -> bool:
+    """Whether something listens on `path` (wg(8) and wireguard-go test it the same way)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)  # a live server whose backlog is full makes connect wait
+    try:
+        probe.connect(path)
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _bind(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(UAPI_SOCKET_UMASK)
+    try:
+        sock.bind(path)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.umask(old)
+    return sock
+
+
+def listen_unix(path: str) -> socket.socket:
+    """A listening, non-blocking socket at `path`, replacing a stale one."""
+    os.makedirs(os.path.dirname(path), mode=UAPI_SOCKET_DIR_MODE, exist_ok=True)
+    try:
+        sock = _bind(path)
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise UapiServerError(f"cannot bind {path}: {e.strerror}") from e
+        if socket_answers(path):
+            raise SocketInUseError(f"{path} is in use by another process") from e
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        try:
+            sock = _bind(path)
+        except OSError as e2:
+            raise UapiServerError(f"cannot bind {path}: {e2.strerror}") from e2
+    sock.listen(UAPI_LISTEN_BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISSOCK(st.st_mode) else None
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """How much the server gives any client (tests shorten the timeouts)."""
+
+    max_connections: int = UAPI_MAX_CONNECTIONS
+    idle_timeout: float = UAPI_IDLE_TIMEOUT_S
+    request_timeout: float = UAPI_REQUEST_TIMEOUT_S
+    write_timeout: float = UAPI_WRITE_TIMEOUT_S
+    max_line: int = UAPI_MAX_LINE_LEN
+    max_lines: int = UAPI_MAX_REQUEST_LINES
+
+
+class UapiServer:
+    """Serves one device's UAPI socket; use as `async with` or start() / aclose()."""
+
+    def __init__(self, device: UapiDevice, sock: socket.socket,
+                 limits: ServerLimits = ServerLimits()) -> None:
+        sock.setblocking(False)
+        self._device = device
+        self._sock = sock
+        name = sock.getsockname()
+        self.path: str | None = name if isinstance(name, str) and name else None
+        # Remove the file at close only if it is still this socket, not a successor's.
+        self._identity = _identity(self.path) if self.path else None
+        self._slots = asyncio.Semaphore(limits.max_connections)
+        self._limits = limits
+        self._connections: set[asyncio.Task[None]] = set()
+        self._serving: asyncio.Task[None] | None = None
+
+    @classmethod
+    def bind(cls, ifname: str, device: UapiDevice, limits: ServerLimits = ServerLimits(),
+             *, run_dir: str = UAPI_SOCKET_DIR) -> UapiServer:
+        """Listen on RUN_DIR/IFNAME.sock; SocketInUseError if a live process has it."""
+        return cls(device, listen_unix(socket_path(ifname, run_dir)), limits)
+
+    @classmethod
+    def from_fd(cls, fd: int, device: UapiDevice,
+                limits: ServerLimits = ServerLimits()) -> UapiServer:
+        """Serve an inherited, already-listening UNIX socket (wireguard-go's WG_UAPI_FD)."""
+        sock = socket.socket(fileno=fd)
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+            sock.detach()
+            raise UapiServerError(f"fd {fd} is not a UNIX stream socket")
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.listen(UAPI_LISTEN_BACKLOG)
+        return cls(device, sock, limits)
+
+    def socket_removed(self) -> bool:
+        """Whether our socket file is gone or replaced (wireguard-go then shuts down). A
+        named socket whose file was already gone when we took it over counts as removed."""
+        if not self.path:
+            return False
+        return self._identity is None or _identity(self.path) != self._identity
+
+    def start(self) -> asyncio.Task[None]:
+        if self._serving is None:
+            self._serving = asyncio.create_task(self.serve_forever(), name="uapi-accept")
+        return self._serving
+
+    async def aclose(self) -> None:
+        """Stop accepting, end every connection, close the socket and remove its file."""
+        if self._serving is not None:
+            self._serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._serving
+        await self._end_connections()
+        self._close_socket()
+
+    async def __aenter__(self) -> UapiServer:
+        self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def serve_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._slots.acquire()
+                try:
+                    conn, _ = await loop.sock_accept(self._sock)
+                except OSError as e:
+                    self._slots.release()
+                    log.warning("UAPI: accept failed: %s", e.strerror or e)
+                    await asyncio.sleep(_ACCEPT_RETRY_S)
+                    continue
+                except BaseException:
+                    self._slots.release()
+                    raise
+                task = asyncio.create_task(self._serve_connection(conn))
+                self._connections.add(task)
+                task.add_done_callback(self._connection_done)
+        finally:
+            await self._end_connections()
+
+    def _connection_done(self, task: asyncio.Task[None]) -> None:
+        self._connections.discard(task)
+        self._slots.release()
+
+    async def _end_connections(self) -> None:
+        tasks = list(self._connections)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _close_socket(self) -> None:
+        if self._sock.fileno() < 0:
+            return
+        self._sock.close()
+        if self.path and self._identity and _identity(self.path) == self._identity:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    async def _serve_connection(self, conn: socket.socket) -> None:
+        with conn:
+            conn.setblocking(False)
+            try:
+                await self._converse(conn)
+            except (TimeoutError, OSError) as e:
+                log.debug("UAPI: connection ended: %s", e)
+
+    async def _converse(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        limits = self._limits
+        parser = UapiParser(limits.max_line, limits.max_lines)
+        deadline: float | None = None  # for the request under way
+        while True:
+            event = parser.next_event()
+            if isinstance(event, NeedData):
+                if parser.in_request:
+                    deadline = deadline or loop.time() + limits.request_timeout
+                    when = deadline
+                else:
+                    deadline, when = None, loop.time() + limits.idle_timeout
+                async with asyncio.timeout_at(when):
+                    parser.receive_data(await loop.sock_recv(conn, UAPI_READ_CHUNK))
+                continue
+            if isinstance(event, Close):
+                level = logging.INFO if event.malformed else logging.DEBUG
+                log.log(level, "UAPI: closing a connection: %s", event.reason)
+                return
+            deadline = None
+            reply = respond(self._device, event)
+            async with asyncio.timeout(limits.write_timeout):
+                await loop.sock_sendall(conn, reply)
+            if isinstance(event, BadRequest) and event.close:
+                return
