@@ -259,6 +259,7 @@ def handshake_initiated(state: TimerState, now: int) -> None:
     """An initiation was sent: arm the retransmission, with jitter so that peers that
     started together drift apart."""
     state.last_initiation_sent_ns = now
+    state.handshake_requested = False
     state.retransmit_at_ns = now + state.timing.rekey_timeout_ns + _jitter(state)
     state.auth_sent_ns = now
 
@@ -266,6 +267,7 @@ def handshake_initiated(state: TimerState, now: int) -> None:
 def handshake_complete(state: TimerState, now: int) -> None:
     """A response was consumed, or (responder) the first data on the new keypair arrived."""
     state.retransmit_at_ns = None
+    state.handshake_requested = False
     state.handshake_attempts = 0
     state.sent_last_minute_handshake = False
     state.last_handshake_ns = now
@@ -306,14 +308,17 @@ def evaluate(state: TimerState, facts: PeerFacts, now: int) -> Decision:
     _retransmit_handshake(state, facts, now, actions)
     _new_handshake(state, facts, now, actions)
     if state.handshake_requested:
-        state.handshake_requested = False
-        _send_initiation(state, now, actions)
+        sent = _send_initiation(state, now, actions)
+        # Too soon after the last initiation: a retransmission covers a handshake still in
+        # progress; otherwise the request waits for the end of the window.
+        state.handshake_requested = not sent and state.retransmit_at_ns is None
     _keepalives(state, facts, now, actions)
     if _due(state.zero_key_at_ns, now):
         state.zero_key_at_ns = None
         actions.append(TimerAction.ZERO_KEY_MATERIAL)
     deadlines = (
         state.retransmit_at_ns,
+        _requested_initiation_deadline(state),
         _new_handshake_deadline(state),
         _passive_keepalive_deadline(state, facts),
         _persistent_keepalive_deadline(state, facts),
@@ -327,13 +332,25 @@ def _due(deadline: int | None, now: int) -> bool:
     return deadline is not None and deadline <= now
 
 
-def _send_initiation(state: TimerState, now: int, actions: list[TimerAction]) -> None:
-    # At most one initiation per REKEY_TIMEOUT per peer; a request inside that is dropped.
+def _send_initiation(state: TimerState, now: int, actions: list[TimerAction]) -> bool:
+    """At most one initiation per REKEY_TIMEOUT per peer: False if one went out too recently.
+
+    The kernel drops such a request and relies on the next staged packet to ask again; the
+    data plane asks once per staging episode, so with no retransmission armed a request
+    waits for the end of the window instead, or a lone packet would wait for ever."""
     last = state.last_initiation_sent_ns
     if last is not None and now - last < state.timing.rekey_timeout_ns:
-        return
+        return False
     actions.append(TimerAction.SEND_INITIATION)
     handshake_initiated(state, now)
+    return True
+
+
+def _requested_initiation_deadline(state: TimerState) -> int | None:
+    last = state.last_initiation_sent_ns
+    if not state.handshake_requested or last is None:
+        return None
+    return last + state.timing.rekey_timeout_ns
 
 
 def _retransmit_handshake(

@@ -89,6 +89,20 @@ def test_request_sends_one_initiation_at_most_every_rekey_timeout() -> None:
     assert timers.evaluate(state, facts, T0 + 5 * S).actions == (INIT,)
 
 
+def test_a_request_right_after_a_completed_handshake_waits_for_the_window() -> None:
+    # The data plane asks once per staging episode: a request dropped here, with no
+    # retransmission to cover it, would leave a lone staged packet waiting for ever.
+    state, facts = new_state(), PeerFacts()
+    timers.request_handshake(state)
+    assert timers.evaluate(state, facts, T0).actions == (INIT,)
+    timers.handshake_complete(state, T0 + S)
+    timers.request_handshake(state)  # say, the keys were zeroed and a packet was staged
+    decision = timers.evaluate(state, facts, T0 + 2 * S)
+    assert decision == Decision((), T0 + 5 * S)
+    assert timers.evaluate(state, facts, T0 + 5 * S).actions == (INIT,)
+    assert timers.evaluate(state, facts, T0 + 5 * S + 1).actions == ()
+
+
 def test_retransmit_after_rekey_timeout_plus_jitter() -> None:
     rng = RecordingRng(fraction=0.25)
     state, facts = new_state(rng), PeerFacts()
