@@ -5,7 +5,7 @@ pywg daemon in each (exactly as `wireguard-go IFNAME` would be started), configu
 with the real `wg` tool, brings the interfaces up with `ip`, pings across the tunnel over
 IPv4 and IPv6, runs a short iperf3, shows `wg show` on both sides, and removes everything
 it made, also on Ctrl-C. Needs root; without it, it runs the in-process walkthrough of the
-protocol instead (python -m pywg._tools.walkthrough).
+protocol instead (python -m tests.scenario.walkthrough).
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         say("The live demo needs root (network namespaces and TUN devices).\n"
             "Showing the in-process protocol walkthrough instead:\n")
-        from pywg._tools import walkthrough
+        from tests.scenario import walkthrough
 
         return walkthrough.main()
     for tool in ("ip", "wg"):

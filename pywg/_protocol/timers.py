@@ -40,8 +40,8 @@ whitepaper's):
 
 Initiations are requested by the data plane's events and by the timers themselves
 (`request_handshake`): packets staged with no usable keypair, a current keypair that needs
-refreshing (see `keep_key_fresh_sending` and `keep_key_fresh_receiving`, which state the
-conditions the data plane checks after each send and each authenticated receive), and the
+refreshing (keepKeyFreshSending and keepKeyFreshReceiving: the data plane checks them after
+each send and each authenticated receive, csrc/send.c and csrc/receive.c), and the
 new-handshake timer. A request resets the retry count, as in the kernel, and is dropped if
 an initiation went out less than REKEY_TIMEOUT ago: the retransmit timer covers that case.
 
@@ -78,15 +78,9 @@ __all__ = [
     "TimerAction",
     "TimerState",
     "Timing",
-    "any_authenticated_packet_received",
-    "any_authenticated_packet_sent",
-    "data_received",
-    "data_sent",
     "evaluate",
     "handshake_complete",
     "handshake_initiated",
-    "keep_key_fresh_receiving",
-    "keep_key_fresh_sending",
     "request_handshake",
     "request_last_minute_handshake",
     "session_derived",
@@ -137,12 +131,9 @@ class Timing:
 
 @dataclass(slots=True)
 class PeerFacts:
-    """What the data plane records per peer: CLOCK_MONOTONIC ns, 0 meaning never.
-
-    The functions data_sent, data_received, any_authenticated_packet_sent and
-    any_authenticated_packet_received below are the reference for how the data plane keeps
-    these; the keypair fields describe the current keypair (birth 0: there is none).
-    """
+    """What the data plane records per peer (csrc/peer.c keeps them as it sends and
+    receives): CLOCK_MONOTONIC ns, 0 meaning never. The keypair fields describe the current
+    keypair (birth 0: there is none)."""
 
     last_tx_auth_ns: int = 0
     last_rx_auth_ns: int = 0
@@ -200,56 +191,6 @@ class TimerState:
     new_handshake_armed_ns: int | None = None
     new_handshake_jitter_ns: int = 0
     new_handshake_fired_ns: int = 0
-
-
-# ---- the data plane's bookkeeping (reference) ---------------------------------------------
-
-
-def data_sent(facts: PeerFacts, now: int) -> None:
-    """A data packet (not a keepalive) went out."""
-    facts.last_tx_data_ns = now
-    if not facts.first_tx_data_since_rx_ns:
-        facts.first_tx_data_since_rx_ns = now
-
-
-def data_received(facts: PeerFacts, now: int) -> None:
-    """An authenticated data packet (not a keepalive) came in."""
-    facts.last_rx_data_ns = now
-    if not facts.first_rx_data_since_tx_ns:
-        facts.first_rx_data_since_tx_ns = now
-
-
-def any_authenticated_packet_sent(facts: PeerFacts, now: int) -> None:
-    """Data, keepalive or handshake message sent: it answers any data received so far."""
-    facts.last_tx_auth_ns = now
-    facts.first_rx_data_since_tx_ns = 0
-
-
-def any_authenticated_packet_received(facts: PeerFacts, now: int) -> None:
-    """Authenticated data, keepalive or handshake message received: the peer is alive."""
-    facts.last_rx_auth_ns = now
-    facts.first_tx_data_since_rx_ns = 0
-
-
-def keep_key_fresh_sending(facts: PeerFacts, now: int, timing: Timing) -> bool:
-    """Checked after each send: the current keypair is worn out and we should rekey.
-
-    Only its initiator rekeys on age, so that both sides do not start handshakes at once.
-    """
-    if not facts.keypair_birth_ns:
-        return False
-    if facts.keypair_send_counter > timing.rekey_after_messages:
-        return True
-    age = now - facts.keypair_birth_ns
-    return facts.keypair_is_initiator and age >= timing.rekey_after_time_ns
-
-
-def keep_key_fresh_receiving(facts: PeerFacts, now: int, timing: Timing) -> bool:
-    """Checked after each authenticated data receive: the keypair we initiated is nearly
-    rejected (165 s), and a quiet initiator would otherwise let it lapse."""
-    if not facts.keypair_birth_ns or not facts.keypair_is_initiator:
-        return False
-    return now - facts.keypair_birth_ns >= timing.last_minute_rekey_ns
 
 
 # ---- the control plane's event verbs ------------------------------------------------------

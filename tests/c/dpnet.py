@@ -3,7 +3,7 @@
 A `Node` is a data plane whose UDP sockets live in a network namespace the test created
 (loopback only) and whose TUN is a SOCK_DGRAM socketpair: it keeps packet boundaries as a
 TUN does, and the test reads and writes the other end. A `PyPeer` plays the remote peer
-with the pure-Python transport reference (pywg/protocol/transport.py) over a plain UDP
+with the transport oracle (tests/support/transport.py, libsodium's AEAD) over a plain UDP
 socket, so what the C code seals is checked by independent code, and the other way round.
 """
 
@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pywg._driver.datapath import DataPlane, Endpoint, Settings
 from pywg._driver.offload import ALL as ALL_OFFLOADS
 from pywg._driver.offload import Offload
-from pywg._protocol import transport
-from pywg._protocol.keypair import Keypair
 from pywg._protocol.timers import Timing
+from tests.support import transport
 from tests.support.setns import inside
 
 TUN_QUEUE = 2048
@@ -109,11 +108,10 @@ def node(ns: str, *, timing: Timing | None = None, tun: bool = True, mtu: int = 
 
 
 class PyPeer:
-    """The far side, in pure Python: seals and opens with the reference transport code."""
+    """The far side, in pure Python: seals and opens with the transport oracle."""
 
-    def __init__(self, ns: str, version: int = 4, timing: Timing | None = None) -> None:
+    def __init__(self, ns: str, version: int = 4) -> None:
         self.sock = udp_socket(ns, version)
-        self.timing = timing or Timing()
         self.rekey(int.from_bytes(os.urandom(4), "little"),
                    int.from_bytes(os.urandom(4), "little"))
 
@@ -121,9 +119,8 @@ class PyPeer:
         """Fresh keys, as after another handshake."""
         self.local_index, self.remote_index = local_index, remote_index
         self.send_key, self.receive_key = os.urandom(32), os.urandom(32)
-        self.keypair = Keypair(bytearray(self.send_key), bytearray(self.receive_key),
-                               local_index=local_index, remote_index=remote_index,
-                               birth_ns=time.monotonic_ns(), is_initiator=True)
+        self.keypair = transport.Keypair(self.send_key, self.receive_key,
+                                         local_index=local_index, remote_index=remote_index)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -147,9 +144,8 @@ class PyPeer:
         self.sock.settimeout(timeout)
         return self.sock.recv(1 << 17)
 
-    def open(self, datagram: bytes) -> transport.Opened | transport.TransportDrop:
-        lookup = {self.local_index: self.keypair}.get
-        return transport.unseal(datagram, lookup, time.monotonic_ns(), self.timing)
+    def open(self, datagram: bytes) -> transport.Opened | None:
+        return transport.open_message(self.keypair, datagram)
 
     def close(self) -> None:
         self.sock.close()

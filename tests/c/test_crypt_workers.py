@@ -19,7 +19,6 @@ import pytest
 from pywg import _constants as constants
 from pywg._driver.datapath import DataPlane, Settings
 from pywg._driver.offload import Offload
-from pywg._protocol import transport
 from tests.c.dpnet import Node, PyPeer
 from tests.c.test_offload import (
     arrive_in_one_batch,
@@ -30,7 +29,7 @@ from tests.c.test_offload import (
     send_gso,
     tun_writes,
 )
-from tests.support import netns
+from tests.support import netns, transport
 from tests.support import offload_ref as ref
 
 THREADS = 4

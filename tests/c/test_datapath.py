@@ -19,10 +19,9 @@ import pytest
 
 from pywg import _constants as constants
 from pywg._driver.datapath import EventType
-from pywg._protocol import transport
 from pywg._protocol.timers import Timing
 from tests.c.dpnet import Node, PyPeer, node, udp_socket, wait_for
-from tests.support import netns
+from tests.support import netns, transport
 from tests.support.packets import ipv4, ipv4_of_size, ipv6, ipv6_of_size
 
 PEER = 3
@@ -253,7 +252,7 @@ def test_index_in_use_is_refused(side) -> None:
 def test_expired_keypair_neither_sends_nor_receives(ns) -> None:
     timing = Timing(reject_after_time_ns=2 * constants.NSEC_PER_SEC)
     n = node(ns, timing=timing)
-    far = PyPeer(ns, timing=timing)
+    far = PyPeer(ns)
     try:
         n.dp.add_peer(PEER)
         n.dp.insert_allowed_ip(PEER, NET4)
@@ -275,7 +274,7 @@ def test_reject_after_messages(ns) -> None:
     """With the limit at 5 counters, the sixth packet waits for a new keypair."""
     timing = Timing(reject_after_messages=5, rekey_after_messages=3)
     n = node(ns, timing=timing)
-    far = PyPeer(ns, timing=timing)
+    far = PyPeer(ns)
     try:
         n.dp.add_peer(PEER)
         n.dp.insert_allowed_ip(PEER, NET4)
@@ -292,6 +291,48 @@ def test_reject_after_messages(ns) -> None:
     finally:
         n.close()
         far.close()
+
+
+def rekey_events(n: Node) -> set[EventType]:
+    wait_for(lambda: False, timeout=0.2)  # events come from the packet threads
+    return {e.type for e in n.dp.read_events()} & {EventType.REKEY_SEND, EventType.REKEY_RECV}
+
+
+def install_aged(n: Node, far: PyPeer, age_ns: int, *, initiator: bool) -> None:
+    """A fresh keypair born age_ns ago, current on both sides."""
+    far.rekey(int.from_bytes(os.urandom(4), "little"), int.from_bytes(os.urandom(4), "little"))
+    far.install_on(n.dp, PEER, initiator=initiator, birth_ns=time.monotonic_ns() - age_ns)
+    if not initiator:  # a responder's keypair waits for the initiator's first data
+        far.send(far.seal(ipv4("10.0.0.1", "10.9.9.9", b"confirm")), n.endpoint())
+        n.read_tun()
+    n.dp.read_events()
+
+
+@pytest.mark.parametrize("initiator", [True, False])
+def test_keep_key_fresh_sending_on_age_asks_only_the_initiator(side, initiator) -> None:
+    """keepKeyFreshSending: a keypair REKEY_AFTER_TIME old asks for a handshake after a
+    send, but only on its initiator's side, so that the two sides do not race."""
+    n, far = side
+    rekey_after = Timing().rekey_after_time_ns
+    for age, expected in ((rekey_after - 10**9, set()),
+                          (rekey_after, {EventType.REKEY_SEND} if initiator else set())):
+        install_aged(n, far, age, initiator=initiator)
+        n.tun.send(ipv4("10.9.9.9", "10.0.0.1", b"data"))
+        far.receive()
+        assert rekey_events(n) == expected
+
+
+def test_keep_key_fresh_receiving_near_reject_after_time(side) -> None:
+    """keepKeyFreshReceiving: data under a keypair we initiated that is REJECT_AFTER_TIME -
+    KEEPALIVE_TIMEOUT - REKEY_TIMEOUT (165 s) old asks for a handshake."""
+    n, far = side
+    t = Timing()
+    last_minute = t.reject_after_time_ns - t.keepalive_timeout_ns - t.rekey_timeout_ns
+    for age, expected in ((last_minute - 10**9, set()), (last_minute, {EventType.REKEY_RECV})):
+        install_aged(n, far, age, initiator=True)
+        far.send(far.seal(ipv4("10.0.0.1", "10.9.9.9", b"data")), n.endpoint())
+        n.read_tun()
+        assert rekey_events(n) == expected
 
 
 def test_roaming_follows_the_latest_authenticated_packet(side, ns) -> None:

@@ -26,9 +26,8 @@ from hypothesis import strategies as st
 
 from pywg._driver.datapath import DataPlane, Endpoint, Settings
 from pywg._driver.offload import ALL, Offload
-from pywg._protocol import transport
 from tests.c.dpnet import SO_RCVBUFFORCE, Node, PyPeer, node, tun_pair, wait_for
-from tests.support import netns
+from tests.support import netns, transport
 from tests.support import offload_ref as ref
 from tests.support.setns import inside
 

@@ -41,6 +41,29 @@ class RecordingRng:
         return min(bound - 1, int(bound * self.fraction))
 
 
+# ---- what the data plane records (csrc/peer.c), as far as these tests need it ---------------
+
+
+def data_sent(facts: PeerFacts, now: int) -> None:
+    facts.last_tx_data_ns = now
+    facts.first_tx_data_since_rx_ns = facts.first_tx_data_since_rx_ns or now
+
+
+def data_received(facts: PeerFacts, now: int) -> None:
+    facts.last_rx_data_ns = now
+    facts.first_rx_data_since_tx_ns = facts.first_rx_data_since_tx_ns or now
+
+
+def any_authenticated_packet_sent(facts: PeerFacts, now: int) -> None:
+    facts.last_tx_auth_ns = now
+    facts.first_rx_data_since_tx_ns = 0
+
+
+def any_authenticated_packet_received(facts: PeerFacts, now: int) -> None:
+    facts.last_rx_auth_ns = now
+    facts.first_tx_data_since_rx_ns = 0
+
+
 def new_state(rng: timers.RandBelow | None = None, timing: Timing | None = None) -> TimerState:
     return TimerState(timing=timing or Timing(), rng=rng or RecordingRng())
 
@@ -176,7 +199,7 @@ def test_giving_up_cancels_the_passive_keepalive() -> None:
     state.handshake_attempts = 19  # as if the 20th initiation had just gone out
     due = state.retransmit_at_ns
     assert due is not None
-    timers.data_received(facts, due - S)  # owed a keepalive at due + 9 s
+    data_received(facts, due - S)  # owed a keepalive at due + 9 s
     assert timers.evaluate(state, facts, due).actions == (FLUSH,)
     decision = timers.evaluate(state, facts, due + 9 * S)
     assert decision.actions == ()
@@ -215,40 +238,40 @@ def test_a_new_request_restarts_the_retry_count() -> None:
 
 def test_passive_keepalive_10_s_after_data_received() -> None:
     state, facts = new_state(), PeerFacts()
-    timers.any_authenticated_packet_received(facts, T0)
-    timers.data_received(facts, T0)
-    timers.data_received(facts, T0 + 3 * S)  # a second packet does not push it back
+    any_authenticated_packet_received(facts, T0)
+    data_received(facts, T0)
+    data_received(facts, T0 + 3 * S)  # a second packet does not push it back
     decision = timers.evaluate(state, facts, T0 + 3 * S)
     assert decision == Decision((), T0 + 10 * S)
     assert timers.evaluate(state, facts, T0 + 10 * S - 1).actions == ()
     assert timers.evaluate(state, facts, T0 + 10 * S).actions == (KEEPALIVE,)
     # Until the data plane reports the keepalive sent, it is not owed twice.
     assert timers.evaluate(state, facts, T0 + 11 * S).actions == ()
-    timers.any_authenticated_packet_sent(facts, T0 + 10 * S)
+    any_authenticated_packet_sent(facts, T0 + 10 * S)
     assert timers.evaluate(state, facts, T0 + 30 * S) == Decision((), None)
 
 
 def test_any_authenticated_send_pays_the_keepalive() -> None:
     state, facts = new_state(), PeerFacts()
-    timers.data_received(facts, T0)
-    timers.data_sent(facts, T0 + 2 * S)
-    timers.any_authenticated_packet_sent(facts, T0 + 2 * S)
+    data_received(facts, T0)
+    data_sent(facts, T0 + 2 * S)
+    any_authenticated_packet_sent(facts, T0 + 2 * S)
     assert KEEPALIVE not in timers.evaluate(state, facts, T0 + 10 * S).actions
 
 
 def test_data_after_the_keepalive_arms_another() -> None:
     state, facts = new_state(), PeerFacts()
-    timers.data_received(facts, T0)
+    data_received(facts, T0)
     assert timers.evaluate(state, facts, T0 + 10 * S).actions == (KEEPALIVE,)
-    timers.any_authenticated_packet_sent(facts, T0 + 10 * S)
-    timers.data_received(facts, T0 + 12 * S)
+    any_authenticated_packet_sent(facts, T0 + 10 * S)
+    data_received(facts, T0 + 12 * S)
     assert timers.evaluate(state, facts, T0 + 12 * S).next_deadline_ns == T0 + 22 * S
     assert timers.evaluate(state, facts, T0 + 22 * S).actions == (KEEPALIVE,)
 
 
 def test_a_keepalive_received_owes_no_keepalive() -> None:
     state, facts = new_state(), PeerFacts()
-    timers.any_authenticated_packet_received(facts, T0)  # a keepalive is not data
+    any_authenticated_packet_received(facts, T0)  # a keepalive is not data
     assert timers.evaluate(state, facts, T0 + 60 * S) == Decision((), None)
 
 
@@ -257,12 +280,12 @@ def test_persistent_keepalive() -> None:
     timers.set_persistent_keepalive(state, 25 * S)
     # Turning it on sends one at once, so a NAT mapping opens without waiting for traffic.
     assert timers.evaluate(state, facts, T0).actions == (KEEPALIVE,)
-    timers.any_authenticated_packet_sent(facts, T0)
+    any_authenticated_packet_sent(facts, T0)
     assert timers.evaluate(state, facts, T0).next_deadline_ns == T0 + 25 * S
-    timers.any_authenticated_packet_received(facts, T0 + 10 * S)  # traffic either way re-arms
+    any_authenticated_packet_received(facts, T0 + 10 * S)  # traffic either way re-arms
     assert timers.evaluate(state, facts, T0 + 25 * S) == Decision((), T0 + 35 * S)
     assert timers.evaluate(state, facts, T0 + 35 * S).actions == (KEEPALIVE,)
-    timers.any_authenticated_packet_sent(facts, T0 + 35 * S)
+    any_authenticated_packet_sent(facts, T0 + 35 * S)
     assert timers.evaluate(state, facts, T0 + 36 * S).next_deadline_ns == T0 + 60 * S
     # Changing the interval does not send again; turning it off stops it.
     timers.set_persistent_keepalive(state, 30 * S)
@@ -280,8 +303,8 @@ def test_persistent_keepalive_waits_for_a_first_packet() -> None:
 def test_one_keepalive_serves_passive_and_persistent() -> None:
     state, facts = new_state(), PeerFacts()
     state.persistent_keepalive_ns = 10 * S
-    timers.any_authenticated_packet_received(facts, T0)
-    timers.data_received(facts, T0)
+    any_authenticated_packet_received(facts, T0)
+    data_received(facts, T0)
     assert timers.evaluate(state, facts, T0 + 10 * S).actions == (KEEPALIVE,)
 
 
@@ -291,8 +314,8 @@ def test_one_keepalive_serves_passive_and_persistent() -> None:
 def test_new_handshake_15_s_after_unanswered_data() -> None:
     rng = RecordingRng(fraction=0.5)
     state, facts = new_state(rng), PeerFacts()
-    timers.data_sent(facts, T0)
-    timers.data_sent(facts, T0 + 4 * S)  # later sends do not push it back
+    data_sent(facts, T0)
+    data_sent(facts, T0 + 4 * S)  # later sends do not push it back
     due = T0 + 15 * S + JITTER_BOUND // 2
     assert timers.evaluate(state, facts, T0 + 4 * S) == Decision((), due)
     assert rng.bounds == [JITTER_BOUND]
@@ -302,61 +325,25 @@ def test_new_handshake_15_s_after_unanswered_data() -> None:
 
 def test_an_authenticated_receive_cancels_the_new_handshake() -> None:
     state, facts = new_state(), PeerFacts()
-    timers.data_sent(facts, T0)
+    data_sent(facts, T0)
     timers.evaluate(state, facts, T0)
-    timers.any_authenticated_packet_received(facts, T0 + 14 * S)
+    any_authenticated_packet_received(facts, T0 + 14 * S)
     assert timers.evaluate(state, facts, T0 + 16 * S) == Decision((), None)
 
 
 def test_data_sent_after_the_new_handshake_fired_arms_it_again() -> None:
     state, facts = new_state(RecordingRng(0.0)), PeerFacts()
-    timers.data_sent(facts, T0)
+    data_sent(facts, T0)
     assert timers.evaluate(state, facts, T0 + 15 * S).actions == (CLEAR_SRC, INIT)
-    timers.any_authenticated_packet_sent(facts, T0 + 15 * S)  # the initiation
+    any_authenticated_packet_sent(facts, T0 + 15 * S)  # the initiation
     timers.handshake_complete(state, T0 + 16 * S)  # keep its retries out of the picture
     assert timers.evaluate(state, facts, T0 + 16 * S) == Decision((), None)
-    timers.data_sent(facts, T0 + 30 * S)
+    data_sent(facts, T0 + 30 * S)
     assert timers.evaluate(state, facts, T0 + 30 * S) == Decision((), T0 + 45 * S)
     assert timers.evaluate(state, facts, T0 + 45 * S).actions == (CLEAR_SRC, INIT)
 
 
 # ---- key freshness, rejection and erasure --------------------------------------------------
-
-
-def keypair_facts(age: int, *, initiator: bool, counter: int = 0) -> PeerFacts:
-    return PeerFacts(keypair_birth_ns=T0, keypair_is_initiator=initiator,
-                     keypair_send_counter=counter)
-
-
-def test_rekey_on_key_age_by_the_initiator_only() -> None:
-    t = Timing()
-    for initiator in (True, False):
-        facts = keypair_facts(0, initiator=initiator)
-        assert not timers.keep_key_fresh_sending(facts, T0 + 120 * S - 1, t)
-        assert timers.keep_key_fresh_sending(facts, T0 + 120 * S, t) is initiator
-        assert timers.keep_key_fresh_sending(facts, T0 + 179 * S, t) is initiator
-
-
-def test_rekey_after_messages_by_either_side() -> None:
-    t = Timing()
-    for initiator in (True, False):
-        assert not timers.keep_key_fresh_sending(
-            keypair_facts(0, initiator=initiator, counter=2**60), T0 + S, t)
-        assert timers.keep_key_fresh_sending(
-            keypair_facts(0, initiator=initiator, counter=2**60 + 1), T0 + S, t)
-
-
-def test_no_keypair_needs_no_freshening() -> None:
-    assert not timers.keep_key_fresh_sending(PeerFacts(), T0 + 500 * S, Timing())
-    assert not timers.keep_key_fresh_receiving(PeerFacts(), T0 + 500 * S, Timing())
-
-
-def test_last_minute_rekey_at_165_s_on_receive_by_the_initiator() -> None:
-    t = Timing()
-    assert not timers.keep_key_fresh_receiving(keypair_facts(0, initiator=False), T0 + 170 * S, t)
-    facts = keypair_facts(0, initiator=True)
-    assert not timers.keep_key_fresh_receiving(facts, T0 + 165 * S - 1, t)
-    assert timers.keep_key_fresh_receiving(facts, T0 + 165 * S, t)
 
 
 def test_last_minute_request_is_made_once_per_handshake() -> None:
@@ -404,13 +391,13 @@ def apply(event: str, state: TimerState, facts: PeerFacts, now: int) -> None:
         case "derived":
             timers.session_derived(state, now)
         case "data_sent":
-            timers.data_sent(facts, now)
+            data_sent(facts, now)
         case "data_received":
-            timers.data_received(facts, now)
+            data_received(facts, now)
         case "auth_sent":
-            timers.any_authenticated_packet_sent(facts, now)
+            any_authenticated_packet_sent(facts, now)
         case "auth_received":
-            timers.any_authenticated_packet_received(facts, now)
+            any_authenticated_packet_received(facts, now)
         case "persistent_on":
             timers.set_persistent_keepalive(state, 25 * S)
         case "persistent_off":
@@ -431,9 +418,9 @@ def test_rate_limit_and_deadlines_hold_for_any_history(steps, seed) -> None:
             # Never two initiations within REKEY_TIMEOUT.
             assert last_init is None or now - last_init >= 5 * S
             last_init = now
-            timers.any_authenticated_packet_sent(facts, now)
+            any_authenticated_packet_sent(facts, now)
         if KEEPALIVE in decision.actions:
-            timers.any_authenticated_packet_sent(facts, now)
+            any_authenticated_packet_sent(facts, now)
         # Nothing due is left behind, and evaluating again at once has nothing new to do.
         assert decision.next_deadline_ns is None or decision.next_deadline_ns > now
         assert timers.evaluate(state, facts, now).actions == ()
