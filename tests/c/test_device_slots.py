@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pywg._config import ConfigError
+from pywg._config.errors import ConfigError
 from pywg._config.uapi import parse_set
 from pywg._driver.device import Device
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from pywg._config import Change, ConfigError
+from pywg._config.errors import ConfigError
+from pywg._config.model import Change
 from pywg._config.uapi import MemoryDevice
 from pywg._tools.conffile import parse_conf
 from tests.support.netns import namespace, require_root, require_tools, unique

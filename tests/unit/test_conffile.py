@@ -13,11 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg._config import (
+from pywg._config.errors import ConfigError, ConfigFileError
+from pywg._config.model import (
     AddAllowedIP,
     Change,
-    ConfigError,
-    ConfigFileError,
     Endpoint,
     PeerChange,
     PresharedKey,

@@ -10,34 +10,37 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg._config import (
-    AddAllowedIP,
+from pywg._config.apply import (
     AllowedIPsAdded,
     AllowedIPsRemoved,
-    Change,
-    ConfigError,
-    DeviceConfig,
     Effect,
-    Endpoint,
     EndpointChanged,
     FwmarkChanged,
     ListenPortChanged,
     PeerAdded,
+    PeerRemoved,
+    PersistentKeepaliveChanged,
+    PresharedKeyChanged,
+    PrivateKeyChanged,
+    SendKeepalive,
+    apply,
+)
+from pywg._config.errors import ConfigError
+from pywg._config.model import (
+    AddAllowedIP,
+    Change,
+    DeviceConfig,
+    Endpoint,
     PeerChange,
     PeerConfig,
     PeerOp,
-    PeerRemoved,
-    PersistentKeepaliveChanged,
     PresharedKey,
-    PresharedKeyChanged,
     PrivateKey,
-    PrivateKeyChanged,
     PublicKey,
     RemoveAllowedIP,
     RemovePeer,
     ReplaceAllowedIPs,
     ReplacePeers,
-    SendKeepalive,
     SetEndpoint,
     SetFwmark,
     SetListenPort,
@@ -45,7 +48,6 @@ from pywg._config import (
     SetPresharedKey,
     SetPrivateKey,
     UpdateOnly,
-    apply,
 )
 
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg._config import ConfigError, Endpoint, PresharedKey, PrivateKey, PublicKey
+from pywg._config.errors import ConfigError
+from pywg._config.model import Endpoint, PresharedKey, PrivateKey, PublicKey
 from pywg._config.values import (
     parse_allowed_ip_entry,
     parse_base64_key,

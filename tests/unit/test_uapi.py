@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg._config import (
+from pywg._config.apply import apply
+from pywg._config.errors import ConfigError
+from pywg._config.model import (
     AddAllowedIP,
     Change,
-    ConfigError,
     DeviceConfig,
     Endpoint,
     PeerChange,
@@ -34,7 +35,6 @@ from pywg._config import (
     SetPresharedKey,
     SetPrivateKey,
     UpdateOnly,
-    apply,
 )
 from pywg._config.uapi import (
     NEED_DATA,
