@@ -9,7 +9,7 @@ PYTEST   := $(VPY) -m pytest
 # counts in make bench.
 APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 nftables procps linux-perf \
             gcc libc6-dev make
-CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py
+CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py csrc/build_ffi_test.py
 # The data plane's C sources, without the self-test and fuzz drivers (they have main()).
 DP_C     := $(filter-out csrc/selftest/% csrc/fuzz/%,$(filter %.c,$(CSRC)))
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -45,10 +45,15 @@ install: $(VENV)/.installed build
 # The build needs the venv, which may need Debian's python3-venv: deps first.
 $(VENV)/.installed: | deps
 
-# Rebuild the C extension in place when csrc/ changes.
-build: $(VENV)/.installed pywg/.built
+# Rebuild the C extension in place when csrc/ changes, and the test-only module with the
+# hooks of csrc/wg_dp_test.h (never shipped) in build/wgdp-test, where tests/conftest.py and
+# bench/micro.py find it.
+build: $(VENV)/.installed pywg/.built build/wgdp-test/.built
 pywg/.built: $(CSRC)
 	$(VPY) setup.py -q build_ext --inplace --build-temp build/ffi >/dev/null
+	touch $@
+build/wgdp-test/.built: $(CSRC)
+	$(VPY) csrc/build_ffi_test.py build/wgdp-test >/dev/null
 	touch $@
 
 # The interop suite a second time with every pywg offload off (PYWG_DISABLE_OFFLOADS passes
@@ -74,20 +79,22 @@ build/selftest/run: $(CSRC) $(wildcard csrc/selftest/*.c)
 	$(CC) $(CFLAGS_LINT) -g -o $@ $(DP_C) csrc/selftest/*.c -pthread
 
 # The C built with AddressSanitizer and UndefinedBehaviorSanitizer: the plain
-# self-tests, then the C-facing Python tests against a sanitized extension
-# built beside the tree (build/asan), so the normal build is left alone.
+# self-tests, then the C-facing Python tests against a sanitized extension and
+# test module built beside the tree (build/asan, build/asan-test), so the normal
+# build is left alone.
 asan: install
 	@mkdir -p build/asan-selftest
 	$(CC) $(CFLAGS_LINT) -O1 -g $(SANITIZE) -o build/asan-selftest/run $(DP_C) csrc/selftest/*.c -pthread
 	build/asan-selftest/run
 	rm -rf build/asan && mkdir -p build/asan && cp -r pywg build/asan/ && rm -f build/asan/pywg/_wgdp*.so
 	PYWG_SANITIZE=1 $(VPY) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force >/dev/null
+	rm -rf build/asan-test && PYWG_SANITIZE=1 $(VPY) csrc/build_ffi_test.py build/asan-test >/dev/null
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  PYTHONPATH=build/asan PYWG_EXPECT_SANITIZED=1 $(VPY) -P -m pytest -p no:cacheprovider --import-mode=append tests/c $(PYTEST_ARGS)
+	  PYTHONPATH=build/asan PYWG_TEST_FFI_DIR=build/asan-test PYWG_EXPECT_SANITIZED=1 $(VPY) -P -m pytest -p no:cacheprovider --import-mode=append tests/c $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check pywg tests bench csrc/build_ffi.py
+	$(VENV)/bin/ruff check pywg tests bench csrc/build_ffi.py csrc/build_ffi_test.py
 	$(VENV)/bin/mypy
 	$(CC) $(CFLAGS_LINT) -fsyntax-only $(DP_C) csrc/selftest/*.c
 	$(CC) $(CFLAGS_LINT) -fsyntax-only -Wno-unused-function csrc/fuzz/*.c

@@ -1,10 +1,12 @@
-"""Micro-benchmarks of pywg's C data plane, through benchmark hooks in pywg._wgdp.
+"""Micro-benchmarks of pywg's C data plane, through benchmark hooks in _wgdp_test.
 
 The loops run in C (a Python loop would time cffi's ~0.3 us call, not the code), so they need
-hooks in the extension. A hook is used only when pywg._wgdp exports it with exactly the
+hooks, which the shipped pywg._wgdp leaves out: `make build` builds them, over the same C,
+into the test-only module _wgdp_test (csrc/build_ffi_test.py, in build/wgdp-test or
+PYWG_TEST_FFI_DIR). A hook is used only when that module exports it with exactly the
 signature in HOOKS; otherwise its figures are reported "not available", with the reason.
 
-AEAD (csrc/wg_dp.h, csrc/crypto/aead.h): `wg_aead_register_sodium` (libsodium's functions,
+AEAD (csrc/wg_dp.h, csrc/wg_dp_test.h): `wg_aead_register_sodium` (libsodium's functions,
 taken from pynacl, so the "sodium" backend is measured too), `wg_aead_init`,
 `wg_aead_backends` (every compiled-in name), `wg_aead_status` (usable on this CPU?),
 `wg_aead_name` (the one the data plane selected) and `wg_aead_bench`, which seals or opens
@@ -18,10 +20,17 @@ random addresses.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+TEST_MODULE = "_wgdp_test"
+TEST_MODULE_DIR = os.environ.get("PYWG_TEST_FFI_DIR") or str(
+    Path(__file__).resolve().parents[1] / "build" / "wgdp-test")
 
 AEAD_SIZES = (64, 1420)
 MAX_BACKENDS = 16
@@ -45,7 +54,7 @@ Figures = dict[str, float]
 
 @dataclass
 class Hooks:
-    """The hooks pywg._wgdp offers; `missing` says why each absent one is absent."""
+    """The hooks _wgdp_test offers; `missing` says why each absent one is absent."""
 
     ffi: Any = None
     lib: Any = None
@@ -63,16 +72,19 @@ def find_hooks(module: ModuleType | None = None) -> Hooks:
     hooks = Hooks()
     if module is None:
         try:
-            module = importlib.import_module("pywg._wgdp")
+            if TEST_MODULE_DIR not in sys.path:
+                sys.path.insert(0, TEST_MODULE_DIR)
+            module = importlib.import_module(TEST_MODULE)
         except ImportError as exc:
-            hooks.missing = {name: f"pywg._wgdp not importable ({exc})" for name in HOOKS}
+            hooks.missing = {name: f"{TEST_MODULE} not importable ({exc}): make build"
+                             for name in HOOKS}
             return hooks
     hooks.ffi, hooks.lib = module.ffi, module.lib
     for name, want in HOOKS.items():
         try:
             got = _normalise(hooks.ffi.typeof(hooks.ffi.addressof(hooks.lib, name)).cname)
         except (AttributeError, TypeError, KeyError):
-            hooks.missing[name] = f"pywg._wgdp has no {name}"
+            hooks.missing[name] = f"{TEST_MODULE} has no {name}"
             continue
         if got != _normalise(want):
             hooks.missing[name] = f"{name} has signature {got}, expected {want}"

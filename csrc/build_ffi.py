@@ -3,6 +3,7 @@
 API mode, out of line, as the cffi documentation recommends. The cdef is
 csrc/wg_dp.h itself, minus the preprocessor lines cffi cannot parse, so the
 header stays the single description of the boundary. Build-only: not shipped.
+csrc/build_ffi_test.py builds the test-only module from the same pieces.
 
 PYWG_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer
 (make asan); PYWG_CFLAGS adds flags (cross-compiles, -march for experiments).
@@ -16,18 +17,22 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+# The test hooks that live nowhere else (wg_dp_test.h); only the test module has them.
+TEST_ONLY = "wg_dp_test.c"
 
 
-def _cdef_text() -> str:
-    with open(os.path.join(HERE, "wg_dp.h"), encoding="utf-8") as f:
+def _cdef_text(header: str) -> str:
+    with open(os.path.join(HERE, header), encoding="utf-8") as f:
         text = f.read()
     return re.sub(r"^#(pragma|include|if|ifdef|ifndef|endif|else).*$", "", text, flags=re.M)
 
 
-def _sources() -> list[str]:
+def sources(test: bool = False) -> list[str]:
     files = sorted(glob.glob(os.path.join(HERE, "*.c")) + glob.glob(os.path.join(HERE, "*", "*.c")))
     # Self-test drivers have their own main(); they build as a separate program.
     files = [f for f in files if "/selftest/" not in f and "/fuzz/" not in f]
+    if not test:
+        files = [f for f in files if os.path.basename(f) != TEST_ONLY]
     return [os.path.relpath(f, ROOT) for f in files]
 
 
@@ -48,17 +53,24 @@ def _ldflags() -> list[str]:
     return flags
 
 
-ffibuilder = FFI()
-ffibuilder.cdef(_cdef_text())
-ffibuilder.set_source(
-    "pywg._wgdp",
-    '#include "wg_dp.h"\n',
-    sources=_sources(),
-    include_dirs=[os.path.relpath(HERE, ROOT)],
-    extra_compile_args=_cflags(),
-    extra_link_args=_ldflags(),
-    libraries=["pthread"],
-)
+def builder(module: str, headers: list[str], files: list[str],
+            include_dir: str = os.path.relpath(HERE, ROOT)) -> FFI:
+    """A module whose cdef is `headers` (the last one is #included) over `files`."""
+    ffi = FFI()
+    ffi.cdef("".join(_cdef_text(h) for h in headers))
+    ffi.set_source(
+        module,
+        f'#include "{headers[-1]}"\n',
+        sources=files,
+        include_dirs=[include_dir],
+        extra_compile_args=_cflags(),
+        extra_link_args=_ldflags(),
+        libraries=["pthread"],
+    )
+    return ffi
+
+
+ffibuilder = builder("pywg._wgdp", ["wg_dp.h"], sources())
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

@@ -1,58 +1,23 @@
 /*
  * device.c - a data plane's life: creation from Python's settings, the two
- * packet threads, stopping, counters and the event ring's read side.
+ * packet threads, stopping, new sockets. api.c calls it, under the control
+ * mutex where device.h says so.
  */
 #define _GNU_SOURCE                     /* struct mmsghdr, in6_pktinfo, explicit_bzero */
 #include "device.h"
 
 #include <errno.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "crypto/aead.h"
-#include "keypair.h"
 #include "peer.h"
 #include "queueing.h"
 #include "socket.h"
 #include "tun.h"
-
-/* The counters are copied out as an array: enum dp_stat follows the fields. */
-_Static_assert(offsetof(struct wg_dp_stats, reserved) == STAT_COUNT * sizeof(uint64_t),
-               "enum dp_stat and struct wg_dp_stats disagree");
-_Static_assert(sizeof(struct wg_dp_stats) == 37 * sizeof(uint64_t),
-               "struct wg_dp_stats keeps its size: new counters take from reserved[]");
-
-void wg_device_lock(struct wg_dp *dp)
-{
-    pthread_mutex_lock(&dp->control);
-}
-
-void wg_device_unlock(struct wg_dp *dp)
-{
-    wg_epoch_reclaim(&dp->epoch);
-    pthread_mutex_unlock(&dp->control);
-}
-
-void wg_device_try_reclaim(struct wg_dp *dp)
-{
-    if (wg_epoch_has_pending(&dp->epoch) && pthread_mutex_trylock(&dp->control) == 0) {
-        wg_epoch_reclaim(&dp->epoch);
-        pthread_mutex_unlock(&dp->control);
-    }
-}
-
-bool wg_device_event(struct wg_dp *dp, struct wg_event *ev, bool droppable)
-{
-    if (wg_events_push(&dp->events, ev, droppable) == 0)
-        return true;
-    stat_add(dp, STAT_DROP_EVENT_OVERFLOW, 1);
-    return false;
-}
 
 static bool timing_valid(const struct wg_dp_timing *t)
 {
@@ -123,7 +88,7 @@ static int create_parts(struct wg_dp *dp, const struct wg_dp_settings *s)
     return 0;
 }
 
-int wg_dp_create(const struct wg_dp_settings *s, struct wg_dp **out)
+int wg_device_create(const struct wg_dp_settings *s, struct wg_dp **out)
 {
     struct wg_dp *dp;
     int ret;
@@ -156,7 +121,7 @@ int wg_dp_create(const struct wg_dp_settings *s, struct wg_dp **out)
     if (!ret && s->tun_fd >= 0)
         ret = wg_tun_prepare(s->tun_fd);
     if (ret) {
-        wg_dp_destroy(dp);
+        wg_device_free(dp);
         return ret;
     }
     wg_socket_prepare(dp, s->udp4_fd, s->udp6_fd);
@@ -174,12 +139,9 @@ static void free_peers(struct wg_dp *dp)
     free(dp->peers);
 }
 
-void wg_dp_destroy(struct wg_dp *dp)
+void wg_device_free(struct wg_dp *dp)
 {
-    if (!dp)
-        return;
-    wg_dp_stop(dp);
-    /* No thread runs any more: everything may go at once. */
+    /* No thread runs: everything may go at once. */
     wg_epoch_destroy(&dp->epoch);
     free_peers(dp);
     if (dp->allowedips.by_peer)
@@ -232,15 +194,12 @@ static int start_thread(struct loop *l, void *(*fn)(void *), const char *name)
     return 0;
 }
 
-int wg_dp_start(struct wg_dp *dp)
+int wg_device_start(struct wg_dp *dp)
 {
     int ret;
 
-    wg_device_lock(dp);
-    if (dp->running) {
-        wg_device_unlock(dp);
+    if (dp->running)
         return -EALREADY;
-    }
     fd_drain(dp->stop_fd);
     dp->running = true;
     ret = wg_crypt_pool_start(&dp->tx->pool, dp->crypto_threads);
@@ -250,19 +209,15 @@ int wg_dp_start(struct wg_dp *dp)
         ret = start_thread(dp->tx, wg_send_thread, "wg-dp-tx");
     if (!ret)
         ret = start_thread(dp->rx, wg_receive_thread, "wg-dp-rx");
-    wg_device_unlock(dp);
     if (ret)
-        wg_dp_stop(dp);
+        wg_device_stop(dp);
     return ret;
 }
 
-int wg_dp_stop(struct wg_dp *dp)
+void wg_device_stop(struct wg_dp *dp)
 {
-    wg_device_lock(dp);
-    if (!dp->running) {
-        wg_device_unlock(dp);
-        return 0;
-    }
+    if (!dp->running)
+        return;
     fd_signal(dp->stop_fd);
     /* The threads never wait for the control mutex, so joining under it is
      * safe and keeps a concurrent start out. */
@@ -274,18 +229,10 @@ int wg_dp_stop(struct wg_dp *dp)
     wg_crypt_pool_stop(&dp->tx->pool);
     wg_crypt_pool_stop(&dp->rx->pool);
     dp->running = false;
-    wg_device_unlock(dp);
-    return 0;
 }
 
-int wg_dp_event_fd(struct wg_dp *dp)
+void wg_device_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd)
 {
-    return dp->events.fd;
-}
-
-int wg_dp_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd)
-{
-    wg_device_lock(dp);
     wg_socket_prepare(dp, udp4_fd, udp6_fd);
     atomic_store(&dp->udp4_fd, udp4_fd);
     atomic_store(&dp->udp6_fd, udp6_fd);
@@ -297,46 +244,4 @@ int wg_dp_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd)
     fd_signal(dp->rx_wake_fd);
     /* After this, no thread is inside a send or receive on the old fds. */
     wg_epoch_synchronize(&dp->epoch);
-    wg_device_unlock(dp);
-    return 0;
-}
-
-int wg_dp_set_mtu(struct wg_dp *dp, uint32_t mtu)
-{
-    atomic_store(&dp->mtu, mtu);
-    return 0;
-}
-
-int wg_dp_offloads(struct wg_dp *dp)
-{
-    uint32_t fd_bits = 0;
-
-    /* A socket that is absent does not count against the other. */
-    if (atomic_load(&dp->udp4_fd) >= 0)
-        fd_bits = atomic_load(&dp->udp4_offloads);
-    if (atomic_load(&dp->udp6_fd) >= 0)
-        fd_bits = atomic_load(&dp->udp4_fd) >= 0 ? fd_bits & atomic_load(&dp->udp6_offloads)
-                                                  : atomic_load(&dp->udp6_offloads);
-    return (int)(fd_bits | atomic_load(&dp->tun_offloads));
-}
-
-int wg_dp_crypto_threads(struct wg_dp *dp)
-{
-    return (int)dp->crypto_threads;
-}
-
-int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out)
-{
-    uint64_t *fields = (uint64_t *)out;
-
-    memset(out, 0, sizeof(*out));
-    for (unsigned int i = 0; i < STAT_COUNT; i++)
-        fields[i] = atomic_load_explicit(&dp->stats[i], memory_order_relaxed);
-    out->event_ring_used = wg_events_used(&dp->events);
-    return 0;
-}
-
-int wg_dp_events_read(struct wg_dp *dp, struct wg_event *out, uint32_t max)
-{
-    return (int)wg_events_pop(&dp->events, out, max > (1u << 20) ? (1u << 20) : max);
 }

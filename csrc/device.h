@@ -96,8 +96,16 @@ static inline uint64_t now_ns(void)
 }
 
 /* The control mutex; unlocking also frees what the epoch allows. */
-void wg_device_lock(struct wg_dp *dp);
-void wg_device_unlock(struct wg_dp *dp);
+static inline void wg_device_lock(struct wg_dp *dp)
+{
+    pthread_mutex_lock(&dp->control);
+}
+
+static inline void wg_device_unlock(struct wg_dp *dp)
+{
+    wg_epoch_reclaim(&dp->epoch);
+    pthread_mutex_unlock(&dp->control);
+}
 
 /* The peer in a slot, or NULL. Packet threads: within an epoch section;
  * control calls: under the control mutex. */
@@ -110,7 +118,36 @@ static inline struct peer *wg_device_peer(struct wg_dp *dp, uint32_t slot)
 
 /* Packet threads between batches: frees retired objects if no control call
  * is running (never waits for one). */
-void wg_device_try_reclaim(struct wg_dp *dp);
+static inline void wg_device_try_reclaim(struct wg_dp *dp)
+{
+    if (wg_epoch_has_pending(&dp->epoch) && pthread_mutex_trylock(&dp->control) == 0) {
+        wg_epoch_reclaim(&dp->epoch);
+        pthread_mutex_unlock(&dp->control);
+    }
+}
 
 /* Queues an event; false (and counted) if the ring had no room. */
-bool wg_device_event(struct wg_dp *dp, struct wg_event *ev, bool droppable);
+static inline bool wg_device_event(struct wg_dp *dp, const struct wg_event *ev, bool droppable)
+{
+    if (wg_events_push(&dp->events, ev, droppable) == 0)
+        return true;
+    stat_add(dp, STAT_DROP_EVENT_OVERFLOW, 1);
+    return false;
+}
+
+/* An event that carries no more than its type, peer and time. */
+static inline bool wg_device_notify(struct wg_dp *dp, uint32_t type, uint32_t slot, uint64_t now)
+{
+    struct wg_event ev = { .type = type, .peer = slot, .time_ns = now };
+
+    return wg_device_event(dp, &ev, false);
+}
+
+/* device.c: a device's life. Creation (wg_device_free undoes a failed one);
+ * the rest under the control mutex, which api.c takes. */
+int wg_device_create(const struct wg_dp_settings *settings, struct wg_dp **out);
+void wg_device_free(struct wg_dp *dp);             /* no thread may run */
+int wg_device_start(struct wg_dp *dp);
+void wg_device_stop(struct wg_dp *dp);             /* joins the threads; idempotent */
+/* Returns once no thread uses the old fds any more. */
+void wg_device_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd);

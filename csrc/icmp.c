@@ -21,12 +21,6 @@
 #define PROTO_ICMP 1
 #define PROTO_ICMPV6 58
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
 static bool rate_ok(struct wg_dp *dp, uint64_t now)
 {
     if (now - dp->icmp_window_ns >= 1000000000u) {
@@ -34,11 +28,6 @@ static bool rate_ok(struct wg_dp *dp, uint64_t now)
         dp->icmp_in_window = 0;
     }
     return dp->icmp_in_window++ < DP_ICMP_PER_SECOND;
-}
-
-static uint16_t get_frag(const uint8_t *pkt)
-{
-    return (uint16_t)(pkt[6] << 8 | pkt[7]);
 }
 
 static bool v4_special(const uint8_t *a)
@@ -62,7 +51,7 @@ static uint32_t build_v4(const uint8_t *pkt, uint32_t len, uint8_t *out)
 {
     uint32_t ihl = (pkt[0] & 0xf) * 4u, quote = len < IPV4_QUOTE_MAX ? len : IPV4_QUOTE_MAX;
 
-    if (ihl < 20 || ihl > len || (get_frag(pkt) & 0x1fff) || v4_special(pkt + 16) ||
+    if (ihl < 20 || ihl > len || (get_be16(pkt + 6) & 0x1fff) || v4_special(pkt + 16) ||
         v4_special(pkt + 12) || v4_is_error(pkt, len, ihl))
         return 0;
     memset(out, 0, 28);

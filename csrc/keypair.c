@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "peer.h"
-#include "queueing.h"
 
 void wg_keypair_free_now(struct keypair *kp)
 {
@@ -153,33 +152,4 @@ uint32_t wg_keypair_reserve(struct wg_dp *dp, struct keypair *kp, uint32_t n, ui
                                                     memory_order_relaxed));
     *first = cur;
     return (uint32_t)take;
-}
-
-int wg_dp_keypair_install(struct wg_dp *dp, uint32_t slot, const struct wg_keypair_params *p)
-{
-    struct peer *peer;
-    int ret;
-
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    ret = peer ? wg_keypair_install(dp, peer, p) : -ENOENT;
-    if (!ret && p->initiator) {
-        pthread_mutex_lock(&peer->tx_lock);
-        wg_send_staged(dp, dp->control_scratch, peer, now_ns());
-        pthread_mutex_unlock(&peer->tx_lock);
-    }
-    wg_device_unlock(dp);
-    return ret;
-}
-
-int wg_dp_keypairs_clear(struct wg_dp *dp, uint32_t slot)
-{
-    struct peer *peer;
-
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (peer)
-        wg_keypairs_clear(dp, peer);
-    wg_device_unlock(dp);
-    return peer ? 0 : -ENOENT;
 }

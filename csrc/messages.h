@@ -52,16 +52,62 @@ enum limits {
 /* The whitepaper's limit, as wireguard-go uses it: 2^64 - 2^13 - 1. */
 #define REJECT_AFTER_MESSAGES (UINT64_MAX - (1ULL << 13))
 
-struct message_header {
-    uint32_t type;                       /* little endian; one type byte and 3 zero bytes */
-};
+/* Byte order: WireGuard's own fields are little-endian, those of IP and
+ * the transports big-endian. */
+static inline uint16_t get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
 
-struct message_data {
-    uint32_t type;
-    uint32_t receiver_index;
-    uint64_t counter;                    /* little endian */
-    uint8_t encrypted_data[];
-};
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)get_le16(p) | (uint32_t)get_le16(p + 2) << 16;
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    put_le16(p, (uint16_t)v);
+    put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint16_t get_be16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)get_be16(p) << 16 | get_be16(p + 2);
+}
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    put_be16(p, (uint16_t)(v >> 16));
+    put_be16(p + 2, (uint16_t)v);
+}
 
 /*
  * Data plane limits: implementation choices of pywg's C data plane, not

@@ -1,7 +1,7 @@
 /*
- * peer.c - the peer table (slots chosen by Python), endpoints, per-peer
- * counters and timestamps, the active list, and the cryptokey-routing calls
- * that name peers.
+ * peer.c - a peer's life in its slot, its endpoint, its queue of staged
+ * packets, its counters and timestamps, and the active list the timer tick
+ * reads.
  */
 #define _GNU_SOURCE                     /* struct mmsghdr, in6_pktinfo, explicit_bzero */
 #include "peer.h"
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "keypair.h"
-#include "queueing.h"
 
 int wg_active_init(struct active_list *a, uint32_t max_peers)
 {
@@ -37,7 +36,7 @@ void wg_active_free(struct active_list *a)
     pthread_mutex_destroy(&a->lock);
 }
 
-void wg_peer_mark_active(struct wg_dp *dp, struct peer *peer)
+static void mark_active(struct wg_dp *dp, struct peer *peer)
 {
     struct active_list *a = &dp->active;
 
@@ -51,7 +50,7 @@ void wg_peer_mark_active(struct wg_dp *dp, struct peer *peer)
     pthread_mutex_unlock(&a->lock);
 }
 
-int wg_dp_active_peers(struct wg_dp *dp, uint32_t *peers, uint32_t max)
+uint32_t wg_active_take(struct wg_dp *dp, uint32_t *peers, uint32_t max)
 {
     struct active_list *a = &dp->active;
     uint32_t n = 0;
@@ -67,7 +66,7 @@ int wg_dp_active_peers(struct wg_dp *dp, uint32_t *peers, uint32_t max)
         peers[n++] = slot;
     }
     pthread_mutex_unlock(&a->lock);
-    return (int)n;
+    return n;
 }
 
 void wg_peer_get_endpoint(struct peer *peer, struct wg_endpoint *out)
@@ -113,19 +112,13 @@ void wg_peer_rekey_event(struct wg_dp *dp, struct peer *peer, uint32_t type,
                          _Atomic uint64_t *last, uint64_t now)
 {
     uint64_t prev = atomic_load_explicit(last, memory_order_relaxed);
-    struct wg_event ev;
 
     /* Python rate-limits handshakes itself; this only keeps a busy peer
      * from filling the ring with the same request. */
     if (prev && now - prev < dp->timing.rekey_timeout_ns)
         return;
-    if (!atomic_compare_exchange_strong(last, &prev, now))
-        return;
-    memset(&ev, 0, sizeof(ev));
-    ev.type = type;
-    ev.peer = peer->slot;
-    ev.time_ns = now;
-    wg_device_event(dp, &ev, false);
+    if (atomic_compare_exchange_strong(last, &prev, now))
+        wg_device_notify(dp, type, peer->slot, now);
 }
 
 void wg_peer_sent(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data, uint64_t now)
@@ -139,7 +132,7 @@ void wg_peer_sent(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data
         atomic_store_explicit(&peer->last_tx_data_ns, now, memory_order_relaxed);
         atomic_compare_exchange_strong(&peer->first_tx_data_since_rx_ns, &zero, now);
     }
-    wg_peer_mark_active(dp, peer);
+    mark_active(dp, peer);
 }
 
 void wg_peer_received(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data,
@@ -154,20 +147,92 @@ void wg_peer_received(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool 
         atomic_store_explicit(&peer->last_rx_data_ns, now, memory_order_relaxed);
         atomic_compare_exchange_strong(&peer->first_rx_data_since_tx_ns, &zero, now);
     }
-    wg_peer_mark_active(dp, peer);
+    mark_active(dp, peer);
 }
 
-static struct peer *peer_new(uint32_t slot)
+void wg_peer_staged_free(struct wg_dp *dp, struct staged_packet *sp)
+{
+    atomic_fetch_sub_explicit(&dp->staged_total, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&dp->staged_bytes, sp->len, memory_order_relaxed);
+    free(sp);
+}
+
+struct staged_packet *wg_peer_unstage(struct peer *peer)
+{
+    struct staged_packet *sp = peer->staged_head;
+
+    if (!sp)
+        return NULL;
+    peer->staged_head = sp->next;
+    if (!peer->staged_head)
+        peer->staged_tail = &peer->staged_head;
+    atomic_fetch_sub_explicit(&peer->staged_count, 1, memory_order_relaxed);
+    return sp;
+}
+
+void wg_peer_stage(struct wg_dp *dp, struct peer *peer, const uint8_t *data, uint32_t len)
+{
+    struct staged_packet *sp;
+    uint64_t bytes;
+    uint32_t total;
+
+    if (peer->removed) {
+        stat_add(dp, STAT_DROP_STAGED_CLEARED, 1);
+        return;
+    }
+    if (atomic_load_explicit(&peer->staged_count, memory_order_relaxed) >= MAX_STAGED_PACKETS) {
+        wg_peer_staged_free(dp, wg_peer_unstage(peer));
+        stat_add(dp, STAT_DROP_STAGED_OVERFLOW, 1);
+    }
+    /* Bounded in packets and in bytes (a large MTU makes large packets). */
+    total = atomic_fetch_add_explicit(&dp->staged_total, 1, memory_order_relaxed);
+    bytes = atomic_fetch_add_explicit(&dp->staged_bytes, len, memory_order_relaxed);
+    if (total >= DP_STAGED_TOTAL_MAX || bytes + len > DP_STAGED_BYTES_MAX ||
+        !(sp = malloc(sizeof(*sp) + DP_HEADROOM + len + DP_TAILROOM))) {
+        atomic_fetch_sub_explicit(&dp->staged_total, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&dp->staged_bytes, len, memory_order_relaxed);
+        stat_add(dp, STAT_DROP_STAGED_OVERFLOW, 1);
+        return;
+    }
+    sp->next = NULL;
+    sp->len = len;
+    memcpy(sp->buf + DP_HEADROOM, data, len);
+    *peer->staged_tail = sp;
+    peer->staged_tail = &sp->next;
+    atomic_fetch_add_explicit(&peer->staged_count, 1, memory_order_relaxed);
+}
+
+/* Caller holds peer->tx_lock. */
+static void purge_staged(struct wg_dp *dp, struct peer *peer)
+{
+    struct staged_packet *sp;
+
+    while ((sp = wg_peer_unstage(peer))) {
+        wg_peer_staged_free(dp, sp);
+        stat_add(dp, STAT_DROP_STAGED_CLEARED, 1);
+    }
+    peer->handshake_asked = false;
+}
+
+void wg_peer_clear_staged(struct wg_dp *dp, struct peer *peer)
+{
+    pthread_mutex_lock(&peer->tx_lock);
+    purge_staged(dp, peer);
+    pthread_mutex_unlock(&peer->tx_lock);
+}
+
+int wg_peer_create(struct wg_dp *dp, uint32_t slot)
 {
     struct peer *peer = calloc(1, sizeof(*peer));
 
     if (!peer)
-        return NULL;
+        return -ENOMEM;
     peer->slot = slot;
     pthread_mutex_init(&peer->lock, NULL);
     pthread_mutex_init(&peer->tx_lock, NULL);
     peer->staged_tail = &peer->staged_head;
-    return peer;
+    atomic_store_explicit(&dp->peers[slot], peer, memory_order_release);
+    return 0;
 }
 
 void wg_peer_free_now(struct peer *peer)
@@ -179,10 +244,8 @@ void wg_peer_free_now(struct peer *peer)
     for (int i = 0; i < 3; i++)
         if (slots[i])
             wg_keypair_free_now(slots[i]);
-    while ((sp = peer->staged_head)) {
-        peer->staged_head = sp->next;
+    while ((sp = wg_peer_unstage(peer)))
         free(sp);
-    }
     pthread_mutex_destroy(&peer->lock);
     pthread_mutex_destroy(&peer->tx_lock);
     free(peer);
@@ -193,91 +256,23 @@ static void peer_free_rcu(struct epoch_head *head)
     wg_peer_free_now((struct peer *)((char *)head - offsetof(struct peer, rcu)));
 }
 
-int wg_dp_peer_add(struct wg_dp *dp, uint32_t slot)
+void wg_peer_remove(struct wg_dp *dp, struct peer *peer)
 {
-    struct peer *peer;
-
-    if (slot >= dp->max_peers)
-        return -EINVAL;
-    wg_device_lock(dp);
-    if (wg_device_peer(dp, slot)) {
-        wg_device_unlock(dp);
-        return -EEXIST;
-    }
-    peer = peer_new(slot);
-    if (peer)
-        atomic_store_explicit(&dp->peers[slot], peer, memory_order_release);
-    wg_device_unlock(dp);
-    return peer ? 0 : -ENOMEM;
-}
-
-int wg_dp_peer_remove(struct wg_dp *dp, uint32_t slot)
-{
-    struct peer *peer;
-
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (!peer) {
-        wg_device_unlock(dp);
-        return -ENOENT;
-    }
-    atomic_store_explicit(&dp->peers[slot], NULL, memory_order_release);
-    wg_allowedips_remove_peer(&dp->allowedips, slot);
+    atomic_store_explicit(&dp->peers[peer->slot], NULL, memory_order_release);
+    wg_allowedips_remove_peer(&dp->allowedips, peer->slot);
     wg_keypairs_clear(dp, peer);
     pthread_mutex_lock(&peer->tx_lock);
     peer->removed = true;
-    wg_staged_purge(dp, peer);
+    purge_staged(dp, peer);
     pthread_mutex_unlock(&peer->tx_lock);
     wg_epoch_retire(&dp->epoch, &peer->rcu, peer_free_rcu);
-    wg_device_unlock(dp);
-    return 0;
 }
 
-static bool endpoint_valid(const struct wg_endpoint *ep)
+void wg_peer_set_endpoint(struct peer *peer, const struct wg_endpoint *ep)
 {
-    return ep->family == 0 || ep->family == 4 || ep->family == 6;
-}
-
-int wg_dp_peer_set_endpoint(struct wg_dp *dp, uint32_t slot, const struct wg_endpoint *ep)
-{
-    struct peer *peer;
-
-    if (!endpoint_valid(ep))
-        return -EAFNOSUPPORT;
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (peer) {
-        pthread_mutex_lock(&peer->lock);
-        peer->endpoint = *ep;
-        pthread_mutex_unlock(&peer->lock);
-    }
-    wg_device_unlock(dp);
-    return peer ? 0 : -ENOENT;
-}
-
-int wg_dp_peer_handshake_received(struct wg_dp *dp, uint32_t slot, uint32_t bytes,
-                                  uint64_t now)
-{
-    struct peer *peer;
-
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (peer)
-        wg_peer_received(dp, peer, bytes, false, now);
-    wg_device_unlock(dp);
-    return peer ? 0 : -ENOENT;
-}
-
-int wg_dp_peer_clear_src(struct wg_dp *dp, uint32_t slot)
-{
-    struct peer *peer;
-
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (peer)
-        wg_peer_forget_src(peer);
-    wg_device_unlock(dp);
-    return peer ? 0 : -ENOENT;
+    pthread_mutex_lock(&peer->lock);
+    peer->endpoint = *ep;
+    pthread_mutex_unlock(&peer->lock);
 }
 
 static void keypair_info(struct keypair *kp, uint32_t *index, uint8_t *has)
@@ -286,7 +281,7 @@ static void keypair_info(struct keypair *kp, uint32_t *index, uint8_t *has)
     *index = kp ? kp->entry.index : 0;
 }
 
-static void fill_info(struct peer *peer, struct wg_peer_info *out)
+void wg_peer_info(struct peer *peer, struct wg_peer_info *out)
 {
     struct keypair *cur;
 
@@ -312,59 +307,4 @@ static void fill_info(struct peer *peer, struct wg_peer_info *out)
     out->last_tx_data_ns = atomic_load(&peer->last_tx_data_ns);
     out->last_rx_data_ns = atomic_load(&peer->last_rx_data_ns);
     out->staged = atomic_load(&peer->staged_count);
-}
-
-int wg_dp_peer_info(struct wg_dp *dp, uint32_t slot, struct wg_peer_info *out)
-{
-    struct peer *peer;
-
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (peer)
-        fill_info(peer, out);
-    wg_device_unlock(dp);
-    return peer ? 0 : -ENOENT;
-}
-
-int wg_dp_allowedips_insert(struct wg_dp *dp, uint32_t slot, uint8_t family,
-                            const uint8_t *addr, uint8_t cidr)
-{
-    int ret;
-
-    wg_device_lock(dp);
-    ret = wg_device_peer(dp, slot) ? wg_allowedips_insert(&dp->allowedips, family, addr, cidr, slot)
-                                   : -ENOENT;
-    wg_device_unlock(dp);
-    return ret;
-}
-
-int wg_dp_allowedips_remove(struct wg_dp *dp, uint32_t slot, uint8_t family,
-                            const uint8_t *addr, uint8_t cidr)
-{
-    int ret;
-
-    wg_device_lock(dp);
-    ret = wg_allowedips_remove(&dp->allowedips, family, addr, cidr, slot);
-    wg_device_unlock(dp);
-    return ret;
-}
-
-int wg_dp_allowedips_remove_peer(struct wg_dp *dp, uint32_t slot)
-{
-    if (slot >= dp->max_peers)
-        return -EINVAL;
-    wg_device_lock(dp);
-    wg_allowedips_remove_peer(&dp->allowedips, slot);
-    wg_device_unlock(dp);
-    return 0;
-}
-
-uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t *addr)
-{
-    uint32_t peer;
-
-    wg_device_lock(dp);
-    peer = wg_allowedips_lookup(&dp->allowedips, family, addr);
-    wg_device_unlock(dp);
-    return peer;
 }

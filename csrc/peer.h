@@ -48,7 +48,15 @@ struct peer {
     unsigned int tx_group;
 };
 
-void wg_peer_mark_active(struct wg_dp *dp, struct peer *peer);
+/* Control calls (api.c), under the control mutex. The new peer goes into
+ * its slot; removal empties the slot and drops the peer's allowed IPs,
+ * keypairs and staged packets, and frees it once no thread can hold it. */
+int wg_peer_create(struct wg_dp *dp, uint32_t slot);
+void wg_peer_remove(struct wg_dp *dp, struct peer *peer);
+void wg_peer_set_endpoint(struct peer *peer, const struct wg_endpoint *ep);
+void wg_peer_info(struct peer *peer, struct wg_peer_info *out);
+void wg_peer_clear_staged(struct wg_dp *dp, struct peer *peer);
+
 void wg_peer_get_endpoint(struct peer *peer, struct wg_endpoint *out);
 /* Roaming: true if the remote address changed (not just our source). */
 bool wg_peer_update_endpoint(struct peer *peer, const struct wg_endpoint *ep);
@@ -62,8 +70,17 @@ void wg_peer_sent(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data
 void wg_peer_received(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data,
                       uint64_t now);
 
-/* Active-list plumbing, for device.c. */
+/* The staged queue; caller holds peer->tx_lock. Staging drops the oldest
+ * packet past MAX_STAGED_PACKETS, and the new one past the device's bounds.
+ * An unstaged packet is the caller's to free once it is sent. */
+void wg_peer_stage(struct wg_dp *dp, struct peer *peer, const uint8_t *data, uint32_t len);
+struct staged_packet *wg_peer_unstage(struct peer *peer);
+void wg_peer_staged_free(struct wg_dp *dp, struct staged_packet *sp);
+
+/* The active list (device.c sets it up): slots whose state moved, each at
+ * most once; take returns how many it wrote. */
 int wg_active_init(struct active_list *a, uint32_t max_peers);
 void wg_active_free(struct active_list *a);
+uint32_t wg_active_take(struct wg_dp *dp, uint32_t *peers, uint32_t max);
 /* Frees a peer and everything it still owns; no reader may reach it. */
 void wg_peer_free_now(struct peer *peer);

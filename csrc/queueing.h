@@ -4,9 +4,8 @@
  *
  * Every buffer has DP_HEADROOM bytes before the IP packet and DP_TAILROOM
  * after its largest size, so sealing (header in front, padding and tag
- * behind) and opening happen in place. Seal and open are functions over an
- * array of packets: a later change can split that array over worker threads
- * without touching the loops.
+ * behind) and opening happen in place, over a batch at once that the crypt
+ * pool may share among threads.
  */
 #pragma once
 #include <netinet/in.h>
@@ -139,24 +138,19 @@ static inline uint8_t *loop_buffer(struct loop *l, unsigned int i)
 /* send.c */
 void *wg_send_thread(void *arg);
 void wg_send_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now);
-/* Seals pkts in place with consecutive counters from `first` (on the
- * pool's threads too, if given). */
-void wg_seal_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n,
-                   struct keypair *kp, uint64_t first, uint32_t mtu);
 /* Sends what is staged (caller holds peer->tx_lock); asks for a handshake
  * if no keypair can send. */
 void wg_send_staged(struct wg_dp *dp, struct send_scratch *s, struct peer *peer, uint64_t now);
-void wg_staged_purge(struct wg_dp *dp, struct peer *peer);
+/* Control calls (the control mutex held), through dp->control_scratch: the
+ * staged packets or else a keepalive (staged, and a handshake asked for, if
+ * no keypair can send); a handshake message to the peer's endpoint; any
+ * datagram to an endpoint. */
+void wg_send_keepalive(struct wg_dp *dp, struct peer *peer);
+int wg_send_to_peer(struct wg_dp *dp, struct peer *peer, const uint8_t *msg, size_t len);
+int wg_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t *msg, size_t len);
 
 /* receive.c */
 void *wg_receive_thread(void *arg);
-void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now);
-/* Opens pkts in place; a failure sets p->drop. */
-void wg_open_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n);
 
 /* icmp.c: a destination-unreachable reply for a packet no peer takes. */
 void wg_icmp_unreachable(struct wg_dp *dp, const uint8_t *pkt, uint32_t len, uint64_t now);
-
-
-/* send.c: bytes of zero padding added to a plaintext of len before sealing. */
-uint32_t wg_padding(uint32_t len, uint32_t mtu);

@@ -24,21 +24,6 @@
 
 #define CONSUMED (-1)                   /* p->drop: taken by another path, not a drop */
 
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 static bool handshake_size_ok(uint32_t type, uint32_t len)
 {
     return (type == MESSAGE_HANDSHAKE_INITIATION && len == MESSAGE_INITIATION_SIZE) ||
@@ -49,12 +34,8 @@ static bool handshake_size_ok(uint32_t type, uint32_t len)
 static void queue_handshake(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t now)
 {
     struct packet *p = &l->pkts[i];
-    struct wg_event ev;
+    struct wg_event ev = { .type = WG_EV_HANDSHAKE, .peer = WG_DP_PEER_NONE, .time_ns = now };
 
-    memset(&ev, 0, sizeof(ev));
-    ev.type = WG_EV_HANDSHAKE;
-    ev.peer = WG_DP_PEER_NONE;
-    ev.time_ns = now;
     wg_socket_source(l, p->msg, &ev.src);
     ev.len = p->wire_len;
     memcpy(ev.data, p->data - MESSAGE_DATA_HEADER_SIZE, p->wire_len);
@@ -118,7 +99,8 @@ static void open_range(void *ctx, unsigned int lo, unsigned int hi)
     }
 }
 
-void wg_open_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n)
+/* Opens pkts in place; a failure sets p->drop. */
+static void open_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n)
 {
     size_t bytes = 0;
 
@@ -166,13 +148,7 @@ static void keep_key_fresh(struct wg_dp *dp, struct peer *peer, struct keypair *
 /* The responder's keypair is confirmed: tell Python, send what waited. */
 static void confirmed(struct wg_dp *dp, struct loop *l, struct peer *peer, uint64_t now)
 {
-    struct wg_event ev;
-
-    memset(&ev, 0, sizeof(ev));
-    ev.type = WG_EV_KEYPAIR_CONFIRMED;
-    ev.peer = peer->slot;
-    ev.time_ns = now;
-    wg_device_event(dp, &ev, false);
+    wg_device_notify(dp, WG_EV_KEYPAIR_CONFIRMED, peer->slot, now);
     pthread_mutex_lock(&peer->tx_lock);
     wg_send_staged(dp, &l->send, peer, now);
     pthread_mutex_unlock(&peer->tx_lock);
@@ -236,7 +212,7 @@ static void roam(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
     }
 }
 
-void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
+static void receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
 {
     struct packet *opened[DP_BURST];
     unsigned int nopen = 0, ndeliver = 0;
@@ -247,7 +223,7 @@ void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t
         if (!l->pkts[i].drop)
             opened[nopen++] = &l->pkts[i];
     }
-    wg_open_batch(l->send.pool, opened, nopen);
+    open_batch(l->send.pool, opened, nopen);
     for (unsigned int i = 0; i < n; i++) {
         struct packet *p = &l->pkts[i];
         if (!p->drop)
@@ -272,7 +248,7 @@ static void drain_socket(struct wg_dp *dp, struct loop *l, int fd, uint32_t gen)
          * one batch waiting: then the thread is behind. */
         l->send.pool = more ? &l->pool : NULL;
         if (n > 0)
-            wg_receive_batch(dp, l, (unsigned int)n, now_ns());
+            receive_batch(dp, l, (unsigned int)n, now_ns());
         wg_epoch_quiescent(&dp->epoch, &l->reader);
     } while (more && atomic_load(&dp->udp_gen) == gen);
 }

@@ -47,8 +47,3 @@ bool wg_replay_check(struct wg_replay *r, uint64_t counter, uint64_t reject_afte
     *word |= bit;
     return !seen;
 }
-
-size_t wg_replay_size(void)
-{
-    return sizeof(struct wg_replay);
-}

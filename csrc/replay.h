@@ -24,4 +24,3 @@ void wg_replay_init(struct wg_replay *r);
 /* True if `counter` is fresh (and records it); false if it is a replay, too
  * old for the window, or at or beyond `reject_after`. */
 bool wg_replay_check(struct wg_replay *r, uint64_t counter, uint64_t reject_after);
-size_t wg_replay_size(void);

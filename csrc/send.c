@@ -11,7 +11,6 @@
 #define _GNU_SOURCE                     /* struct mmsghdr, in6_pktinfo, explicit_bzero */
 #include <errno.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "crypto/aead.h"
@@ -21,20 +20,8 @@
 #include "socket.h"
 #include "tun.h"
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* The kernel's calculate_skb_padding: round up to 16, never past the MTU. */
-uint32_t wg_padding(uint32_t len, uint32_t mtu)
+static uint32_t padding(uint32_t len, uint32_t mtu)
 {
     uint32_t last = len, padded;
 
@@ -63,7 +50,7 @@ static void seal_range(void *ctx, unsigned int lo, unsigned int hi)
 
     for (unsigned int i = lo; i < hi; i++) {
         struct packet *p = job->pkts[i];
-        uint32_t padded = p->len + wg_padding(p->len, job->mtu);
+        uint32_t padded = p->len + padding(p->len, job->mtu);
         uint8_t *hdr = p->data - MESSAGE_DATA_HEADER_SIZE;
         uint64_t counter = job->first + i;
 
@@ -77,8 +64,10 @@ static void seal_range(void *ctx, unsigned int lo, unsigned int hi)
     }
 }
 
-void wg_seal_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n,
-                   struct keypair *kp, uint64_t first, uint32_t mtu)
+/* Seals pkts in place with consecutive counters from `first` (on the pool's
+ * threads too, if given). */
+static void seal_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n,
+                       struct keypair *kp, uint64_t first, uint32_t mtu)
 {
     struct seal_job job = { pkts, kp, first, mtu };
     size_t bytes = 0;
@@ -88,83 +77,11 @@ void wg_seal_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n
     wg_crypt_run(pool, seal_range, &job, n, bytes);
 }
 
-static struct staged_packet *staged_of(struct packet *p)
-{
-    return (struct staged_packet *)(p->data - DP_HEADROOM - offsetof(struct staged_packet, buf));
-}
-
-static void staged_free(struct wg_dp *dp, struct staged_packet *sp)
-{
-    atomic_fetch_sub_explicit(&dp->staged_total, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&dp->staged_bytes, sp->len, memory_order_relaxed);
-    free(sp);
-}
-
-/* Caller holds peer->tx_lock. */
-static void stage(struct wg_dp *dp, struct peer *peer, const uint8_t *data, uint32_t len)
-{
-    struct staged_packet *sp;
-    uint64_t bytes;
-    uint32_t total;
-
-    if (peer->removed) {
-        stat_add(dp, STAT_DROP_STAGED_CLEARED, 1);
-        return;
-    }
-    if (atomic_load_explicit(&peer->staged_count, memory_order_relaxed) >= MAX_STAGED_PACKETS) {
-        sp = peer->staged_head;
-        peer->staged_head = sp->next;
-        if (!peer->staged_head)
-            peer->staged_tail = &peer->staged_head;
-        atomic_fetch_sub_explicit(&peer->staged_count, 1, memory_order_relaxed);
-        staged_free(dp, sp);
-        stat_add(dp, STAT_DROP_STAGED_OVERFLOW, 1);
-    }
-    /* Bounded in packets and in bytes (a large MTU makes large packets). */
-    total = atomic_fetch_add_explicit(&dp->staged_total, 1, memory_order_relaxed);
-    bytes = atomic_fetch_add_explicit(&dp->staged_bytes, len, memory_order_relaxed);
-    if (total >= DP_STAGED_TOTAL_MAX || bytes + len > DP_STAGED_BYTES_MAX ||
-        !(sp = malloc(sizeof(*sp) + DP_HEADROOM + len + DP_TAILROOM))) {
-        atomic_fetch_sub_explicit(&dp->staged_total, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&dp->staged_bytes, len, memory_order_relaxed);
-        stat_add(dp, STAT_DROP_STAGED_OVERFLOW, 1);
-        return;
-    }
-    sp->next = NULL;
-    sp->len = len;
-    memcpy(sp->buf + DP_HEADROOM, data, len);
-    *peer->staged_tail = sp;
-    peer->staged_tail = &sp->next;
-    atomic_fetch_add_explicit(&peer->staged_count, 1, memory_order_relaxed);
-}
-
-/* Caller holds peer->tx_lock. */
-void wg_staged_purge(struct wg_dp *dp, struct peer *peer)
-{
-    struct staged_packet *sp;
-
-    while ((sp = peer->staged_head)) {
-        peer->staged_head = sp->next;
-        staged_free(dp, sp);
-        stat_add(dp, STAT_DROP_STAGED_CLEARED, 1);
-    }
-    peer->staged_tail = &peer->staged_head;
-    atomic_store(&peer->staged_count, 0);
-    peer->handshake_asked = false;
-}
-
 /* Once per staging episode; retried on the next packet if the ring was full. */
 static void ask_handshake(struct wg_dp *dp, struct peer *peer, uint64_t now)
 {
-    struct wg_event ev;
-
-    if (peer->handshake_asked)
-        return;
-    memset(&ev, 0, sizeof(ev));
-    ev.type = WG_EV_NEED_HANDSHAKE;
-    ev.peer = peer->slot;
-    ev.time_ns = now;
-    peer->handshake_asked = wg_device_event(dp, &ev, false);
+    if (!peer->handshake_asked)
+        peer->handshake_asked = wg_device_notify(dp, WG_EV_NEED_HANDSHAKE, peer->slot, now);
 }
 
 /* keepKeyFreshSending. */
@@ -200,7 +117,7 @@ static void seal_and_send(struct wg_dp *dp, struct send_scratch *s, struct peer 
     unsigned int flags = now >= peer->gso_retry_ns ? SEND_GSO : 0;
     int sent;
 
-    wg_seal_batch(s->pool, pkts, n, kp, first,
+    seal_batch(s->pool, pkts, n, kp, first,
                   atomic_load_explicit(&dp->mtu, memory_order_relaxed));
     for (uint32_t i = 0; i < n; i++) {
         s->bufs[i] = pkts[i]->data - MESSAGE_DATA_HEADER_SIZE;
@@ -225,6 +142,8 @@ static void seal_and_send(struct wg_dp *dp, struct send_scratch *s, struct peer 
 
 void wg_send_staged(struct wg_dp *dp, struct send_scratch *s, struct peer *peer, uint64_t now)
 {
+    struct staged_packet *taken[DP_BATCH_SIZE];
+
     while (peer->staged_head) {
         struct keypair *kp = wg_keypair_sendable(dp, peer, now);
         uint32_t want = atomic_load_explicit(&peer->staged_count, memory_order_relaxed);
@@ -238,18 +157,14 @@ void wg_send_staged(struct wg_dp *dp, struct send_scratch *s, struct peer *peer,
             return;
         }
         for (uint32_t i = 0; i < got; i++) {
-            struct staged_packet *sp = peer->staged_head;
-            peer->staged_head = sp->next;
-            s->staged[i].data = sp->buf + DP_HEADROOM;
-            s->staged[i].len = sp->len;
+            taken[i] = wg_peer_unstage(peer);
+            s->staged[i] = (struct packet){ .data = taken[i]->buf + DP_HEADROOM,
+                                            .len = taken[i]->len };
             s->group[i] = &s->staged[i];
         }
-        if (!peer->staged_head)
-            peer->staged_tail = &peer->staged_head;
-        atomic_fetch_sub_explicit(&peer->staged_count, got, memory_order_relaxed);
         seal_and_send(dp, s, peer, kp, s->group, got, first, now);
         for (uint32_t i = 0; i < got; i++)
-            staged_free(dp, staged_of(&s->staged[i]));
+            wg_peer_staged_free(dp, taken[i]);
     }
     peer->handshake_asked = false;          /* the staging episode is over */
 }
@@ -269,7 +184,7 @@ static void peer_send(struct wg_dp *dp, struct send_scratch *s, struct peer *pee
         seal_and_send(dp, s, peer, kp, pkts, got, first, now);
     if (got < n) {
         for (uint32_t i = got; i < n; i++)
-            stage(dp, peer, pkts[i]->data, pkts[i]->len);
+            wg_peer_stage(dp, peer, pkts[i]->data, pkts[i]->len);
         wg_send_staged(dp, s, peer, now);
     }
     pthread_mutex_unlock(&peer->tx_lock);
@@ -350,14 +265,8 @@ void wg_send_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t no
 
 static void tun_gone(struct wg_dp *dp)
 {
-    struct wg_event ev;
-
     atomic_store(&dp->tun_fd, -1);
-    memset(&ev, 0, sizeof(ev));
-    ev.type = WG_EV_TUN_GONE;
-    ev.peer = WG_DP_PEER_NONE;
-    ev.time_ns = now_ns();
-    wg_device_event(dp, &ev, false);
+    wg_device_notify(dp, WG_EV_TUN_GONE, WG_DP_PEER_NONE, now_ns());
 }
 
 /* Reads and sends until the TUN has nothing more for now; false if it is
@@ -409,20 +318,13 @@ void *wg_send_thread(void *arg)
     return NULL;
 }
 
-int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t slot)
+void wg_send_keepalive(struct wg_dp *dp, struct peer *peer)
 {
     uint8_t buf[DP_HEADROOM + DP_TAILROOM];
     struct send_scratch *s = dp->control_scratch;
-    struct keypair *kp;
-    struct peer *peer;
     uint64_t now = now_ns(), first;
+    struct keypair *kp;
 
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (!peer) {
-        wg_device_unlock(dp);
-        return -ENOENT;
-    }
     pthread_mutex_lock(&peer->tx_lock);
     if (peer->staged_head) {
         wg_send_staged(dp, s, peer, now);
@@ -431,29 +333,13 @@ int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t slot)
         s->group[0] = &s->staged[0];
         seal_and_send(dp, s, peer, kp, s->group, 1, first, now);
     } else {
-        stage(dp, peer, buf, 0);
+        wg_peer_stage(dp, peer, buf, 0);
         ask_handshake(dp, peer, now);
     }
     pthread_mutex_unlock(&peer->tx_lock);
-    wg_device_unlock(dp);
-    return 0;
 }
 
-int wg_dp_staged_clear(struct wg_dp *dp, uint32_t slot)
-{
-    struct peer *peer;
-
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (peer) {
-        pthread_mutex_lock(&peer->tx_lock);
-        wg_staged_purge(dp, peer);
-        pthread_mutex_unlock(&peer->tx_lock);
-    }
-    wg_device_unlock(dp);
-    return peer ? 0 : -ENOENT;
-}
-
+/* One datagram from a control call: the count sent, or -errno. */
 static int send_one(struct wg_dp *dp, struct wg_endpoint *ep, const uint8_t *msg, size_t len,
                     bool *rejected)
 {
@@ -468,44 +354,29 @@ static int send_one(struct wg_dp *dp, struct wg_endpoint *ep, const uint8_t *msg
     s->lens[0] = (uint32_t)len;
     ret = wg_socket_send(dp, s, ep, s->bufs, s->lens, 1, &flags);
     *rejected = flags & SEND_SRC_REJECTED;
-    return ret;
+    return ret == 0 ? -s->err : ret;
 }
 
-int wg_dp_send_to_peer(struct wg_dp *dp, uint32_t slot, const uint8_t *msg, size_t len)
+int wg_send_to_peer(struct wg_dp *dp, struct peer *peer, const uint8_t *msg, size_t len)
 {
     struct wg_endpoint ep;
-    struct peer *peer;
     bool rejected;
     int ret;
 
-    wg_device_lock(dp);
-    peer = wg_device_peer(dp, slot);
-    if (!peer) {
-        wg_device_unlock(dp);
-        return -ENOENT;
-    }
     wg_peer_get_endpoint(peer, &ep);
     ret = send_one(dp, &ep, msg, len, &rejected);
     if (rejected)
         wg_peer_forget_src(peer);
     if (ret > 0)
         wg_peer_sent(dp, peer, len, false, now_ns());
-    if (ret == 0)
-        ret = -dp->control_scratch->err;
-    wg_device_unlock(dp);
     return ret < 0 ? ret : 0;
 }
 
-int wg_dp_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t *msg, size_t len)
+int wg_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t *msg, size_t len)
 {
     struct wg_endpoint copy = *ep;
     bool rejected;
-    int ret;
+    int ret = send_one(dp, &copy, msg, len, &rejected);
 
-    wg_device_lock(dp);
-    ret = send_one(dp, &copy, msg, len, &rejected);
-    if (ret == 0)
-        ret = -dp->control_scratch->err;
-    wg_device_unlock(dp);
     return ret < 0 ? ret : 0;
 }

@@ -16,7 +16,6 @@
  *    family (4 or 6) says which.
  */
 #pragma once
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -151,8 +150,9 @@ struct wg_keypair_params {
     uint8_t initiator;         /* initiator: becomes current at once; responder: next */
     uint64_t birth_ns;
 };
-/* -EEXIST if local_index is in use; an initiator's keypair flushes the
- * staged packets before this returns. */
+/* -EEXIST if local_index is in use. It sends nothing: after an initiator's
+ * keypair the caller sends the staged packets with wg_dp_send_keepalive, as
+ * the kernel's receive.c does after wg_noise_handshake_begin_session. */
 int wg_dp_keypair_install(struct wg_dp *dp, uint32_t peer, const struct wg_keypair_params *kp);
 int wg_dp_keypairs_clear(struct wg_dp *dp, uint32_t peer);   /* wipe all (zeroKeyMaterial) */
 int wg_dp_staged_clear(struct wg_dp *dp, uint32_t peer);     /* retries exhausted */
@@ -219,43 +219,12 @@ struct wg_dp_stats {
 };
 int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out);
 
-/* ---- exposed for tests and benchmarks ------------------------------------ */
-
-/* The replay window (replay.h); callers allocate wg_replay_size() bytes. */
-struct wg_replay;
-size_t wg_replay_size(void);
-void wg_replay_init(struct wg_replay *r);
-bool wg_replay_check(struct wg_replay *r, uint64_t counter, uint64_t reject_after);
-
-/* Allowed-IPs lookups, timed in C: `prefixes` random prefixes of `family` (4
- * or 6), then `lookups` lookups of random addresses (half inside a prefix). */
-int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t seed,
-                        uint64_t *elapsed_ns);
-
 /* ---- crypto backends (csrc/crypto/aead.h) -------------------------------- */
 
-/* ChaCha20-Poly1305 backends: "avx512", "avx2" (x86_64), "sodium" (once
- * registered), "portable" and "portable32". wg_aead_init() self-tests them
- * and selects the first that passes, or the one PYWG_AEAD names; call
- * wg_aead_register_sodium() before it for libsodium to be considered.
- * Status and select: 0, -ENOENT (no such name), -ENOTSUP (not on this CPU,
- * or sodium not registered), -EIO (failed its self-test). */
-int wg_aead_init(void);
-int wg_aead_select(const char *name);
-int wg_aead_status(const char *name);
-const char *wg_aead_name(void);            /* the selected one; NULL before init */
-/* Every compiled-in name, fastest first; writes up to max, returns the count. */
-int wg_aead_backends(const char **names, size_t max);
-/* libsodium's crypto_aead_chacha20poly1305_ietf_encrypt and _decrypt. */
+/* ChaCha20-Poly1305 backends are self-tested and the first that passes is
+ * selected, or the one PYWG_AEAD names; call wg_aead_register_sodium()
+ * (libsodium's crypto_aead_chacha20poly1305_ietf_encrypt and _decrypt)
+ * before wg_aead_init() for libsodium to be considered. */
 int wg_aead_register_sodium(void *encrypt, void *decrypt);
-/* One seal (dst gets len + 16 bytes) or open (src is len bytes with the tag;
- * -EBADMSG if forged, dst wiped) with a named backend (NULL: the selected
- * one). A 12-byte nonce whose first 4 bytes are zero goes through the
- * WireGuard entry point (counter = the other 8, little-endian). */
-int wg_aead_seal_with(const char *backend, uint8_t *dst, const uint8_t *src, size_t len,
-                      const uint8_t *ad, size_t ad_len, const uint8_t *nonce, const uint8_t *key);
-int wg_aead_open_with(const char *backend, uint8_t *dst, const uint8_t *src, size_t len,
-                      const uint8_t *ad, size_t ad_len, const uint8_t *nonce, const uint8_t *key);
-/* Seals (open = 0) or opens `iterations` packets of len bytes in a C loop. */
-int wg_aead_bench(const char *backend, int open, size_t len, uint64_t iterations,
-                  uint64_t *elapsed_ns);
+int wg_aead_init(void);
+const char *wg_aead_name(void);            /* the selected one; NULL before init */

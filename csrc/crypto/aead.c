@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../wg_dp.h"
+#include "../wg_dp_test.h"
 #include "chacha20poly1305.h"
 #include "rfc8439.h"
 
@@ -274,15 +274,6 @@ static int status_locked(size_t i)
         verdict[i] = self_test(b) ? PASSED : FAILED;
     }
     return verdict[i] == PASSED ? 0 : -EIO;
-}
-
-void wg_aead_forget(const struct wg_aead_backend *backend)
-{
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < NBACKENDS; i++)
-        if (backends[i] == backend)
-            verdict[i] = UNTESTED;
-    pthread_mutex_unlock(&lock);
 }
 
 static int select_locked(const char *name)

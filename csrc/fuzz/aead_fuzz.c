@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "../crypto/chacha20poly1305.h"
-#include "../wg_dp.h"
+#include "../wg_dp_test.h"
 
 #define MAX_BODY 70000
 

@@ -11,7 +11,7 @@
 
 #include "../crypto/chacha20poly1305.h"
 #include "../crypto/rfc8439.h"
-#include "../wg_dp.h"
+#include "../wg_dp_test.h"
 #include "selftest.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -146,8 +146,12 @@ static void staging(void)
           (unsigned long long)st.drop_staged_overflow);
     CHECK(wg_dp_events_read(dp, ev, 8) == 1 && ev[0].type == WG_EV_NEED_HANDSHAKE &&
               ev[0].peer == SLOT, "one NEED_HANDSHAKE per episode");
-    /* An initiator's keypair flushes them (to no endpoint here: counted). */
+    /* An initiator's keypair, then what its caller sends: the staged packets
+     * (to no endpoint here: counted). */
     install(dp, 1, true);
+    CHECK(wg_dp_peer_info(dp, SLOT, &info) == 0 && info.staged == MAX_STAGED_PACKETS,
+          "installing sends nothing");
+    CHECK(wg_dp_send_keepalive(dp, SLOT) == 0, "send the staged packets");
     wg_dp_peer_info(dp, SLOT, &info);
     wg_dp_stats_get(dp, &st);
     CHECK(info.staged == 0 && st.drop_no_endpoint == MAX_STAGED_PACKETS, "flushed");

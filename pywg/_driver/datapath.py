@@ -422,7 +422,8 @@ class DataPlane:
         birth_ns: int,
     ) -> None:
         """Hand a finished handshake's keys to the data plane. An initiator's keypair is
-        used at once (and flushes staged packets); a responder's waits to be confirmed."""
+        used at once (send_keepalive then sends the staged packets); a responder's waits to
+        be confirmed."""
         params = _ffi.new("struct wg_keypair_params *")
         try:
             params.local_index = local_index

@@ -416,9 +416,6 @@ class Device:
                     log.debug("%s - Received cookie reply", peer_name(raw))
 
     def _install(self, peer: _Peer, session: Session, now: int) -> None:
-        # An initiator's keypair sends the staged packets as it is installed; only when
-        # there were none does the responder need a keepalive to confirm the session.
-        had_staged = session.initiator and self.dp.peer_info(peer.slot).staged > 0
         try:
             self.dp.install_keypair(
                 peer.slot, local_index=session.local_index, remote_index=session.remote_index,
@@ -430,8 +427,9 @@ class Device:
         timers.session_derived(peer.timers, now)
         if session.initiator:
             self._handshake_complete(peer, now)
-            if not had_staged:
-                self._send(lambda: self.dp.send_keepalive(peer.slot))
+            # The staged packets, or else a keepalive that confirms the session to the
+            # responder (the kernel's receive.c after wg_noise_handshake_begin_session).
+            self._send(lambda: self.dp.send_keepalive(peer.slot))
         self._sync_indices(peer)
         self._evaluate(peer, now)
 

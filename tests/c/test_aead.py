@@ -16,12 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _wgdp_test import ffi, lib  # the test-only module: tests/conftest.py
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl import bindings as sodium
-
-_wgdp = pytest.importorskip("pywg._wgdp")
-ffi, lib = _wgdp.ffi, _wgdp.lib
 
 ROOT = Path(__file__).parents[2]
 VECTORS = json.loads((ROOT / "tests" / "data" / "rfc8439-vectors.json").read_text())

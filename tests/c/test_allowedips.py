@@ -177,7 +177,7 @@ def test_small_tries_with_hypothesis(ops, probes) -> None:
 
 def test_bench_hook_arguments() -> None:
     """The micro-benchmark hook `make bench` uses: bad arguments refused, good ones timed."""
-    from pywg._wgdp import ffi, lib
+    from _wgdp_test import ffi, lib
 
     elapsed = ffi.new("uint64_t *")
     assert lib.wg_allowedips_bench(5, 10, 10, 1, elapsed) == -errno.EINVAL

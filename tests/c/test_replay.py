@@ -12,13 +12,11 @@ import random
 from pathlib import Path
 
 import pytest
+from _wgdp_test import ffi, lib  # the test-only module: tests/conftest.py
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pywg import _constants as constants
-
-_wgdp = pytest.importorskip("pywg._wgdp")
-ffi, lib = _wgdp.ffi, _wgdp.lib
 
 TABLE = json.loads((Path(__file__).parents[1] / "data" / "replay-window-table.json").read_text())
 W = constants.COUNTER_WINDOW_SIZE

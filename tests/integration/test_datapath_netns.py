@@ -131,7 +131,7 @@ def install_keys(initiator: Side, responder: Side) -> None:
     k1, k2 = os.urandom(32), os.urandom(32)
     i1, i2 = (int.from_bytes(os.urandom(4), "little") for _ in range(2))
     now = time.monotonic_ns()
-    # The responder's first: the initiator's install flushes staged packets at once.
+    # The responder's first, so that it can open what the initiator sends at once.
     responder.dp.install_keypair(0, local_index=i2, remote_index=i1, send_key=k2,
                                  receive_key=k1, initiator=False, birth_ns=now)
     initiator.dp.install_keypair(0, local_index=i1, remote_index=i2, send_key=k1,
@@ -235,7 +235,8 @@ def test_staging_until_a_keypair_is_installed() -> None:
                 time.sleep(0.01)
             assert b.dp.peer_info(0).staged >= 1
             assert [e.type for e in b.dp.read_events()] == [EventType.NEED_HANDSHAKE]
-            install_keys(b, a)  # B initiates: its keypair flushes the echo request
+            install_keys(b, a)  # B initiates; then, as the driver does, it sends what waited
+            b.dp.send_keepalive(0)
             out, _ = pinger.communicate(timeout=20)
             assert pinger.returncode == 0, out
         finally:

@@ -254,7 +254,7 @@ def test_hooks_absent_or_present_with_reasons():
     assert set(hooks.present) | set(hooks.missing) == set(micro.HOOKS)
 
 
-# A stand-in for pywg._wgdp with the hooks' exact signatures and trivial C loops: it checks
+# A stand-in for _wgdp_test with the hooks' exact signatures and trivial C loops: it checks
 # that the suite finds hooks by signature, skips unusable backends and calibrates its loops.
 HOOK_DECLS = """
 int wg_aead_register_sodium(void *encrypt, void *decrypt);

@@ -1,7 +1,10 @@
 /*
- * allowedips_bench.c - a micro-benchmark hook for `make bench`: lookups per
- * second in a trie of random prefixes, timed in C so that Python's call cost
- * does not hide the trie's.
+ * wg_dp_test.c - the hooks wg_dp_test.h declares that live nowhere else,
+ * built only into the test module.
+ *
+ * wg_allowedips_bench, for `make bench`: lookups per second in a trie of
+ * random prefixes, timed in C so that Python's call cost does not hide the
+ * trie's.
  *
  * The prefixes are random (xorshift from the seed) with lengths spread the
  * way routing tables spread them (mostly /16-/32 for IPv4, /32-/128 for
@@ -14,9 +17,15 @@
 
 #include "allowedips.h"
 #include "device.h"
-#include "wg_dp.h"
+#include "replay.h"
+#include "wg_dp_test.h"
 
 #define BENCH_PEERS 1024
+
+size_t wg_replay_size(void)
+{
+    return sizeof(struct wg_replay);
+}
 
 /* Where the hit count goes, so the compiler cannot drop the timed loop. */
 static volatile uint64_t bench_sink;

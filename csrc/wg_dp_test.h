@@ -1,0 +1,45 @@
+/*
+ * wg_dp_test.h - hooks for the tests and the micro-benchmarks, never for the
+ * product: csrc/build_ffi_test.py builds them, with everything wg_dp.h
+ * declares, into the test-only module _wgdp_test (in build/, not shipped).
+ * cffi reads this file as a cdef too, so the same rules as wg_dp.h hold.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wg_dp.h"
+
+/* ---- the replay window (replay.h); callers allocate wg_replay_size() bytes */
+struct wg_replay;
+size_t wg_replay_size(void);
+void wg_replay_init(struct wg_replay *r);
+bool wg_replay_check(struct wg_replay *r, uint64_t counter, uint64_t reject_after);
+
+/* Allowed-IPs lookups, timed in C: `prefixes` random prefixes of `family` (4
+ * or 6), then `lookups` lookups of random addresses (half inside a prefix). */
+int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t seed,
+                        uint64_t *elapsed_ns);
+
+/* ---- crypto backends (csrc/crypto/aead.h) -------------------------------- */
+
+/* Backends: "avx512", "avx2" (x86_64), "sodium" (once registered),
+ * "portable" and "portable32". Status and select: 0, -ENOENT (no such
+ * name), -ENOTSUP (not on this CPU, or sodium not registered), -EIO (failed
+ * its self-test). */
+int wg_aead_select(const char *name);
+int wg_aead_status(const char *name);
+/* Every compiled-in name, fastest first; writes up to max, returns the count. */
+int wg_aead_backends(const char **names, size_t max);
+/* One seal (dst gets len + 16 bytes) or open (src is len bytes with the tag;
+ * -EBADMSG if forged, dst wiped) with a named backend (NULL: the selected
+ * one). A 12-byte nonce whose first 4 bytes are zero goes through the
+ * WireGuard entry point (counter = the other 8, little-endian). */
+int wg_aead_seal_with(const char *backend, uint8_t *dst, const uint8_t *src, size_t len,
+                      const uint8_t *ad, size_t ad_len, const uint8_t *nonce, const uint8_t *key);
+int wg_aead_open_with(const char *backend, uint8_t *dst, const uint8_t *src, size_t len,
+                      const uint8_t *ad, size_t ad_len, const uint8_t *nonce, const uint8_t *key);
+/* Seals (open = 0) or opens `iterations` packets of len bytes in a C loop. */
+int wg_aead_bench(const char *backend, int open, size_t len, uint64_t iterations,
+                  uint64_t *elapsed_ns);
