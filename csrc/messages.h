@@ -1,6 +1,6 @@
 /*
  * messages.h - WireGuard's wire format and every protocol constant, C side.
- * pywg/constants.py is the Python side; tests/unit/test_constants.py checks
+ * pywg/_constants.py is the Python side; tests/unit/test_constants.py checks
  * that the two agree. Layouts: WireGuard whitepaper section 5.4.
  */
 #pragma once

@@ -6,7 +6,7 @@
  *
  * Conventions:
  *  - every function returns 0 (or a count) on success and a negative errno
- *    on failure; Python wraps that once, in pywg/datapath.py;
+ *    on failure; Python wraps that once, in pywg/_driver/datapath.py;
  *  - times are CLOCK_MONOTONIC nanoseconds, the clock behind Python's
  *    time.monotonic_ns();
  *  - peers are named by a small integer chosen by Python (a slot below
