@@ -213,6 +213,14 @@ uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t
 
 /* ---- keypairs ------------------------------------------------------------ */
 
+int wg_dp_index_new(struct wg_dp *dp, uint32_t slot, uint32_t *index)
+{
+    struct peer *peer = lock_peer(dp, slot);
+    int ret = peer ? wg_keypair_index_new(dp, peer, index) : 0;
+
+    return unlock_peer(dp, peer, ret);
+}
+
 int wg_dp_keypair_install(struct wg_dp *dp, uint32_t slot, const struct wg_keypair_params *p)
 {
     struct peer *peer = lock_peer(dp, slot);

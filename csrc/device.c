@@ -74,7 +74,7 @@ static int create_parts(struct wg_dp *dp, const struct wg_dp_settings *s)
     if (!dp->peers || !dp->tx || !dp->rx || !dp->control_scratch)
         return -ENOMEM;
     if ((ret = wg_allowedips_init(&dp->allowedips, s->max_peers, &dp->epoch)) ||
-        (ret = wg_indextable_init(&dp->indextable, 3 * s->max_peers)) ||
+        (ret = wg_indextable_init(&dp->indextable, 4 * s->max_peers)) ||
         (ret = wg_events_init(&dp->events, s->event_ring_size)) ||
         (ret = wg_active_init(&dp->active, s->max_peers)))
         return ret;

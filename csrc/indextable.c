@@ -8,8 +8,11 @@
  */
 #include "indextable.h"
 
+#include <stdbool.h>
+
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/random.h>
 
 /* Fibonacci hashing: good spread even if indices were sequential. */
 static uint32_t bucket_of(const struct indextable *t, uint32_t index)
@@ -39,24 +42,51 @@ void wg_indextable_free(struct indextable *t)
     pthread_mutex_destroy(&t->lock);
 }
 
-int wg_indextable_insert(struct indextable *t, struct index_entry *e)
+static bool taken(struct indextable *t, uint32_t index)
 {
-    _Atomic(struct index_entry *) *head = &t->buckets[bucket_of(t, e->index)];
-    struct index_entry *cur;
+    return wg_indextable_lookup(t, index) != NULL;
+}
+
+int wg_indextable_insert_random(struct indextable *t, struct index_entry *e)
+{
+    _Atomic(struct index_entry *) *head;
+    uint32_t index;
 
     pthread_mutex_lock(&t->lock);
-    for (cur = atomic_load_explicit(head, memory_order_relaxed); cur;
-         cur = atomic_load_explicit(&cur->next, memory_order_relaxed)) {
-        if (cur->index == e->index) {
+    /* A few million entries among 2^32 indices: a second draw is rare. */
+    do {
+        if (getrandom(&index, sizeof(index), 0) != sizeof(index)) {
             pthread_mutex_unlock(&t->lock);
-            return -EEXIST;
+            return -EAGAIN;
         }
-    }
+    } while (taken(t, index));
+    e->index = index;
+    head = &t->buckets[bucket_of(t, index)];
     atomic_store_explicit(&e->next, atomic_load_explicit(head, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(head, e, memory_order_release);
     pthread_mutex_unlock(&t->lock);
     return 0;
+}
+
+void wg_indextable_replace(struct indextable *t, struct index_entry *old, struct index_entry *new)
+{
+    _Atomic(struct index_entry *) *link = &t->buckets[bucket_of(t, old->index)];
+    struct index_entry *cur;
+
+    new->index = old->index;
+    pthread_mutex_lock(&t->lock);
+    while ((cur = atomic_load_explicit(link, memory_order_relaxed))) {
+        if (cur == old) {
+            atomic_store_explicit(&new->next, atomic_load_explicit(&old->next,
+                                                                   memory_order_relaxed),
+                                  memory_order_relaxed);
+            atomic_store_explicit(link, new, memory_order_release);
+            break;
+        }
+        link = &cur->next;
+    }
+    pthread_mutex_unlock(&t->lock);
 }
 
 void wg_indextable_remove(struct indextable *t, struct index_entry *e)

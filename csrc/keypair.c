@@ -37,7 +37,7 @@ static struct keypair *keypair_new(struct peer *peer, const struct wg_keypair_pa
 
     if (!kp)
         return NULL;
-    kp->entry.index = p->local_index;
+    kp->entry.kind = INDEX_KEYPAIR;
     kp->peer = peer;
     kp->remote_index = p->remote_index;
     kp->initiator = p->initiator != 0;
@@ -82,18 +82,36 @@ static void rotate_in(struct wg_dp *dp, struct peer *peer, struct keypair *kp)
     }
 }
 
-int wg_keypair_install(struct wg_dp *dp, struct peer *peer, const struct wg_keypair_params *p)
+static void forget_handshake(struct wg_dp *dp, struct peer *peer)
 {
-    struct keypair *kp = keypair_new(peer, p);
+    if (peer->handshake_indexed)
+        wg_indextable_remove(&dp->indextable, &peer->handshake);
+    peer->handshake_indexed = false;
+}
+
+int wg_keypair_index_new(struct wg_dp *dp, struct peer *peer, uint32_t *index)
+{
     int ret;
 
+    forget_handshake(dp, peer);
+    peer->handshake.kind = INDEX_HANDSHAKE;
+    ret = wg_indextable_insert_random(&dp->indextable, &peer->handshake);
+    peer->handshake_indexed = ret == 0;
+    *index = peer->handshake.index;
+    return ret;
+}
+
+int wg_keypair_install(struct wg_dp *dp, struct peer *peer, const struct wg_keypair_params *p)
+{
+    struct keypair *kp;
+
+    if (!peer->handshake_indexed || peer->handshake.index != p->local_index)
+        return -ESTALE;
+    kp = keypair_new(peer, p);
     if (!kp)
         return -ENOMEM;
-    ret = wg_indextable_insert(&dp->indextable, &kp->entry);
-    if (ret) {
-        wg_keypair_free_now(kp);
-        return ret;
-    }
+    wg_indextable_replace(&dp->indextable, &peer->handshake, &kp->entry);
+    peer->handshake_indexed = false;
     pthread_mutex_lock(&peer->lock);
     rotate_in(dp, peer, kp);
     pthread_mutex_unlock(&peer->lock);
@@ -117,6 +135,7 @@ bool wg_keypair_confirm(struct wg_dp *dp, struct peer *peer, struct keypair *kp)
 
 void wg_keypairs_clear(struct wg_dp *dp, struct peer *peer)
 {
+    forget_handshake(dp, peer);
     pthread_mutex_lock(&peer->lock);
     keypair_drop(dp, take(&peer->previous));
     keypair_drop(dp, take(&peer->current));

@@ -33,12 +33,17 @@ struct keypair {
     struct wg_replay replay;            /* RX thread only */
 };
 
-/* Control call: builds the keypair and rotates it in. */
+/* Control calls. A fresh random index for the peer's next handshake message,
+ * in place of the one its previous handshake had. */
+int wg_keypair_index_new(struct wg_dp *dp, struct peer *peer, uint32_t *index);
+/* Builds the keypair, gives it the pending handshake's index (-ESTALE if
+ * p->local_index is not that one any more) and rotates it in. */
 int wg_keypair_install(struct wg_dp *dp, struct peer *peer, const struct wg_keypair_params *p);
+/* Drops every keypair of the peer and its pending handshake's index
+ * (zeroKeyMaterial, a new private key, or removal). */
+void wg_keypairs_clear(struct wg_dp *dp, struct peer *peer);
 /* RX thread: promotes `kp` if it is the peer's next keypair; true if so. */
 bool wg_keypair_confirm(struct wg_dp *dp, struct peer *peer, struct keypair *kp);
-/* Drops every keypair of the peer (zeroKeyMaterial, or removal). */
-void wg_keypairs_clear(struct wg_dp *dp, struct peer *peer);
 
 /* The current keypair if it may still send (age and counter), else NULL. */
 struct keypair *wg_keypair_sendable(struct wg_dp *dp, struct peer *peer, uint64_t now);

@@ -27,6 +27,14 @@ enum message_size {
     COOKIE_LEN = 16,
 };
 
+/* Where a message names one of our indices: after the type, a response has
+ * its sender index then ours; a cookie reply and a data message only ours. */
+enum message_offset {
+    MESSAGE_RESPONSE_RECEIVER = 8,
+    MESSAGE_COOKIE_RECEIVER = 4,
+    MESSAGE_DATA_RECEIVER = 4,
+};
+
 /* Replay window: 8192 bits of bitmap minus one word, as the kernel module
  * and wireguard-go do (RFC 6479). */
 enum counter_window {

@@ -28,6 +28,8 @@ struct peer {
     pthread_mutex_t tx_lock;            /* send order, staged queue */
     struct wg_endpoint endpoint;        /* under lock */
     _Atomic(struct keypair *) previous, current, next;  /* written under lock */
+    struct index_entry handshake;       /* control calls: the pending handshake's index, */
+    bool handshake_indexed;             /* while it is in the index table */
 
     struct staged_packet *staged_head;  /* under tx_lock */
     struct staged_packet **staged_tail;

@@ -31,14 +31,48 @@ static bool handshake_size_ok(uint32_t type, uint32_t len)
            (type == MESSAGE_HANDSHAKE_COOKIE && len == MESSAGE_COOKIE_REPLY_SIZE);
 }
 
-static void queue_handshake(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t now)
+/* The index a response or a cookie reply names, and the kind of entry it
+ * must be: a response answers our pending handshake; a cookie reply may
+ * answer our initiation or our response (whose index a keypair has taken). */
+static struct index_entry *named_entry(struct wg_dp *dp, uint32_t type, const uint8_t *msg)
+{
+    struct index_entry *e;
+
+    if (type == MESSAGE_HANDSHAKE_RESPONSE) {
+        e = wg_indextable_lookup(&dp->indextable, get_le32(msg + MESSAGE_RESPONSE_RECEIVER));
+        return e && e->kind == INDEX_HANDSHAKE ? e : NULL;
+    }
+    return wg_indextable_lookup(&dp->indextable, get_le32(msg + MESSAGE_COOKIE_RECEIVER));
+}
+
+static uint32_t entry_slot(struct index_entry *e)
+{
+    if (e->kind == INDEX_HANDSHAKE)
+        return ((struct peer *)((char *)e - offsetof(struct peer, handshake)))->slot;
+    return ((struct keypair *)((char *)e - offsetof(struct keypair, entry)))->peer->slot;
+}
+
+/* Types 1-3 go up to Python; a response or cookie reply names its peer, or
+ * is dropped here if it names no index of ours. */
+static void queue_handshake(struct wg_dp *dp, struct loop *l, unsigned int i, uint32_t type,
+                            uint64_t now)
 {
     struct packet *p = &l->pkts[i];
+    const uint8_t *msg = p->data - MESSAGE_DATA_HEADER_SIZE;
     struct wg_event ev = { .type = WG_EV_HANDSHAKE, .peer = WG_DP_PEER_NONE, .time_ns = now };
+    struct index_entry *e;
 
+    p->drop = CONSUMED;
+    if (type != MESSAGE_HANDSHAKE_INITIATION) {
+        if (!(e = named_entry(dp, type, msg))) {
+            p->drop = STAT_DROP_UNKNOWN_INDEX;
+            return;
+        }
+        ev.peer = entry_slot(e);
+    }
     wg_socket_source(l, p->msg, &ev.src);
     ev.len = p->wire_len;
-    memcpy(ev.data, p->data - MESSAGE_DATA_HEADER_SIZE, p->wire_len);
+    memcpy(ev.data, msg, p->wire_len);
     if (wg_device_event(dp, &ev, true))
         stat_add(dp, STAT_HANDSHAKES_RX, 1);
 }
@@ -60,16 +94,15 @@ static void classify(struct wg_dp *dp, struct loop *l, unsigned int i, uint64_t 
     }
     type = get_le32(msg);
     if (handshake_size_ok(type, p->wire_len)) {
-        queue_handshake(dp, l, i, now);
-        p->drop = CONSUMED;
+        queue_handshake(dp, l, i, type, now);
         return;
     }
     if (type != MESSAGE_DATA || p->wire_len < MESSAGE_DATA_MIN_SIZE) {
         p->drop = STAT_DROP_MALFORMED;
         return;
     }
-    entry = wg_indextable_lookup(&dp->indextable, get_le32(msg + 4));
-    if (!entry) {
+    entry = wg_indextable_lookup(&dp->indextable, get_le32(msg + MESSAGE_DATA_RECEIVER));
+    if (!entry || entry->kind != INDEX_KEYPAIR) {
         p->drop = STAT_DROP_UNKNOWN_INDEX;
         return;
     }

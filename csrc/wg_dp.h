@@ -141,20 +141,29 @@ int wg_dp_allowedips_remove(struct wg_dp *dp, uint32_t peer, uint8_t family,
 int wg_dp_allowedips_remove_peer(struct wg_dp *dp, uint32_t peer);
 uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t *addr);
 
-/* ---- keypairs ------------------------------------------------------------ */
+/* ---- keypairs and their indices ----------------------------------------- */
+/* The data plane owns every receiver index (random, unique per device). A
+ * handshake message we create carries one drawn by wg_dp_index_new, which
+ * also releases the peer's previous one; the keypair that handshake becomes
+ * takes the same index, and it is freed with the keypair. */
+int wg_dp_index_new(struct wg_dp *dp, uint32_t peer, uint32_t *index);
+
 struct wg_keypair_params {
-    uint32_t local_index;      /* receiver index our peer writes in type 4 messages */
+    uint32_t local_index;      /* the peer's pending handshake index (wg_dp_index_new) */
     uint32_t remote_index;     /* receiver index we write */
     uint8_t send_key[32];
     uint8_t recv_key[32];
     uint8_t initiator;         /* initiator: becomes current at once; responder: next */
     uint64_t birth_ns;
 };
-/* -EEXIST if local_index is in use. It sends nothing: after an initiator's
+/* -ESTALE if local_index is no longer the peer's pending handshake index (a
+ * newer handshake took its place). It sends nothing: after an initiator's
  * keypair the caller sends the staged packets with wg_dp_send_keepalive, as
  * the kernel's receive.c does after wg_noise_handshake_begin_session. */
 int wg_dp_keypair_install(struct wg_dp *dp, uint32_t peer, const struct wg_keypair_params *kp);
-int wg_dp_keypairs_clear(struct wg_dp *dp, uint32_t peer);   /* wipe all (zeroKeyMaterial) */
+/* Wipes every keypair and releases the pending handshake's index
+ * (zeroKeyMaterial, a new private key). */
+int wg_dp_keypairs_clear(struct wg_dp *dp, uint32_t peer);
 int wg_dp_staged_clear(struct wg_dp *dp, uint32_t peer);     /* retries exhausted */
 
 /* ---- packets sent by Python through the data plane's sockets ------------ */
@@ -167,7 +176,8 @@ int wg_dp_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t 
 int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t peer);
 
 /* ---- events up to Python ----------------------------------------------- */
-#define WG_EV_HANDSHAKE 1          /* data/len: a type 1, 2 or 3 message; src: where from */
+#define WG_EV_HANDSHAKE 1          /* data/len: a type 1, 2 or 3 message; src: where from;
+                                      peer: for types 2 and 3, whose index it names */
 #define WG_EV_NEED_HANDSHAKE 2     /* packets staged and no usable keypair */
 #define WG_EV_KEYPAIR_CONFIRMED 3  /* responder's next keypair became current (time_ns) */
 #define WG_EV_REKEY_SEND 4         /* keepKeyFreshSending: current keypair old or worn */
@@ -177,7 +187,7 @@ int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t peer);
 
 struct wg_event {
     uint32_t type;
-    uint32_t peer;                 /* WG_DP_PEER_NONE for handshake messages */
+    uint32_t peer;                 /* the peer's slot, or WG_DP_PEER_NONE (initiations) */
     uint64_t time_ns;
     struct wg_endpoint src;
     uint32_t len;
@@ -195,7 +205,7 @@ struct wg_dp_stats {
     uint64_t drop_no_peer;          /* TUN packet to an address no peer allows */
     uint64_t drop_bad_src;          /* decrypted packet from an address its peer may not use */
     uint64_t drop_malformed;        /* wrong size, unknown type, bad IP header */
-    uint64_t drop_unknown_index;    /* type 4 for no keypair we know */
+    uint64_t drop_unknown_index;    /* type 2, 3 or 4 naming no index of ours (of its kind) */
     uint64_t drop_decrypt;          /* authentication failed */
     uint64_t drop_replay;
     uint64_t drop_expired;          /* keypair past REJECT_AFTER_TIME/MESSAGES */

@@ -24,6 +24,10 @@ MESSAGE_COOKIE_REPLY_SIZE: Final = 64
 MESSAGE_DATA_HEADER_SIZE: Final = 16
 MESSAGE_DATA_MIN_SIZE: Final = 32
 MESSAGE_PADDING_MULTIPLE: Final = 16
+# Where a message names one of our indices (the data plane routes types 2 to 4 by it).
+MESSAGE_RESPONSE_RECEIVER: Final = 8
+MESSAGE_COOKIE_RECEIVER: Final = 4
+MESSAGE_DATA_RECEIVER: Final = 4
 
 NOISE_PUBLIC_KEY_LEN: Final = 32
 NOISE_SYMMETRIC_KEY_LEN: Final = 32
@@ -66,20 +70,17 @@ TAI64N_WHITENER_MASK: Final = 0xFFFFFFFF & ~((1 << 24) - 1)
 DEFAULT_MTU: Final = 1420
 DEFAULT_PORT_RANGE: Final = (1024, 65535)
 
-# The handshake core (pywg/protocol): sizes and limits that are ours, not the wire's.
+# The handshake core (pywg/_protocol): sizes and limits that are ours, not the wire's.
 AEAD_NONCE_LEN: Final = 12  # ChaCha20-Poly1305 IETF: 4 zero bytes + LE64 counter
 NOISE_PRIVATE_KEY_LEN: Final = 32
 MESSAGE_MAC_LEN: Final = 16  # mac1 and mac2 are each one keyed-BLAKE2s output
 WG_KEY_LEN_BASE64: Final = 44  # base64 of 32 bytes, with its one '=' of padding
-# A random u32 index colliding with a live one is rare; a bound keeps a bad injected rng
-# from spinning forever.
-INDEX_ALLOCATION_ATTEMPTS: Final = 64
 # The kernel keeps at most 8 entries per bucket of an (at most) 8192-bucket table.
 RATELIMIT_MAX_ENTRIES: Final = 65536
 RATELIMIT_GC_INTERVAL_S: Final = 1  # entries idle this long are collected (kernel: 1 s)
 RATELIMIT_IPV6_PREFIX_LEN: Final = 64  # IPv6 sources share a bucket per /64, as the kernel does
 
-# Timers, transport and keypairs (pywg/protocol/{timers,keypair,transport}.py).
+# Timers (pywg/_protocol/timers.py) and the data plane's keypairs.
 NSEC_PER_SEC: Final = 1_000_000_000  # the core's clock is CLOCK_MONOTONIC in nanoseconds
 NSEC_PER_MSEC: Final = 1_000_000
 # All key material is erased this long after the last session was derived (whitepaper 6.3).
@@ -88,11 +89,8 @@ ZERO_KEY_MATERIAL_AFTER_S: Final = 3 * REJECT_AFTER_TIME_S
 IPV4_HEADER_MIN_LEN: Final = 20
 IPV6_HEADER_LEN: Final = 40
 MAX_PEERS: Final = 1 << 20  # the kernel's limit (wireguard-go: 1 << 16)
-# Each peer holds at most one handshake index and three keypair indices (previous, current,
-# next) in the table shared by both.
-INDEX_TABLE_MAX_ENTRIES: Final = 4 * MAX_PEERS
 
-# Configuration: the UAPI socket, its limits, and config files (pywg/config, pywg/uapi*.py).
+# Configuration: the UAPI socket, its limits, and config files (pywg/_config, pywg/_tools).
 UAPI_SOCKET_DIR: Final = "/var/run/wireguard"  # wg(8) looks here: RUNSTATEDIR "/wireguard"
 UAPI_SOCKET_DIR_MODE: Final = 0o755
 UAPI_SOCKET_UMASK: Final = 0o077  # the socket file is rwx for root only, as wireguard-go's
@@ -137,7 +135,7 @@ TUN_TX_QUEUE_LEN: Final = 1000  # packets the kernel queues for our TUN reader
 UAPI_CLIENT_TIMEOUT_S: Final = 30.0
 UAPI_CLIENT_MAX_REPLY_LINES: Final = 2 * MAX_ALLOWED_IPS + 12 * DEVICE_MAX_PEERS
 
-# `pywg up` / `pywg down` (pywg/quick), the behaviour of wg-quick(8).
+# `pywg up` / `pywg down` (pywg/_tools/quick), the behaviour of wg-quick(8).
 QUICK_CONFIG_DIR: Final = "/etc/wireguard"  # a bare interface name means DIR/NAME.conf
 QUICK_FIRST_FWMARK_TABLE: Final = 51820  # a full tunnel's table and fwmark: the first free one
 QUICK_MTU_OVERHEAD: Final = 80  # outer IPv6 (40) + UDP (8) + WireGuard header and tag (32)

@@ -31,13 +31,17 @@ static struct wg_dp *make_dp(void)
     return dp;
 }
 
-static void install(struct wg_dp *dp, uint32_t index, bool initiator)
+/* A handshake's index, then the keypair it becomes; returns the index. */
+static uint32_t install(struct wg_dp *dp, bool initiator)
 {
-    struct wg_keypair_params p = { .local_index = index, .remote_index = index + 1000,
-                                   .initiator = initiator, .birth_ns = now_ns() };
-    memset(p.send_key, (int)index, sizeof(p.send_key));
-    memset(p.recv_key, (int)index, sizeof(p.recv_key));
-    CHECK(wg_dp_keypair_install(dp, SLOT, &p) == 0, "install %u", index);
+    struct wg_keypair_params p = { .initiator = initiator, .birth_ns = now_ns() };
+
+    CHECK(wg_dp_index_new(dp, SLOT, &p.local_index) == 0, "index");
+    p.remote_index = p.local_index ^ 1;
+    memset(p.send_key, (int)p.local_index, sizeof(p.send_key));
+    memset(p.recv_key, (int)p.local_index, sizeof(p.recv_key));
+    CHECK(wg_dp_keypair_install(dp, SLOT, &p) == 0, "install %u", p.local_index);
+    return p.local_index;
 }
 
 /* The three slots as local indices; 0 for an empty slot. */
@@ -68,36 +72,42 @@ static void rotation(void)
     struct wg_dp *dp = make_dp();
     struct peer *peer = wg_device_peer(dp, SLOT);
     struct keypair *kp;
+    uint32_t k[8], stale;
 
-    install(dp, 1, true);
-    EXPECT_SLOTS(dp, 0, 1, 0, "initiator: current at once");
-    install(dp, 2, true);
-    EXPECT_SLOTS(dp, 1, 2, 0, "initiator again: old current becomes previous");
-    install(dp, 3, true);
-    EXPECT_SLOTS(dp, 2, 3, 0, "the oldest goes");
-    CHECK(!indexed(dp, 1) && indexed(dp, 2) && indexed(dp, 3), "index table follows");
-    install(dp, 4, false);
-    EXPECT_SLOTS(dp, 0, 3, 4, "responder: next, previous dropped, current kept");
-    install(dp, 5, false);
-    EXPECT_SLOTS(dp, 0, 3, 5, "a newer responder keypair replaces next");
-    CHECK(!indexed(dp, 4), "replaced next leaves the index table");
+    k[1] = install(dp, true);
+    EXPECT_SLOTS(dp, 0, k[1], 0, "initiator: current at once");
+    k[2] = install(dp, true);
+    EXPECT_SLOTS(dp, k[1], k[2], 0, "initiator again: old current becomes previous");
+    k[3] = install(dp, true);
+    EXPECT_SLOTS(dp, k[2], k[3], 0, "the oldest goes");
+    CHECK(!indexed(dp, k[1]) && indexed(dp, k[2]) && indexed(dp, k[3]), "index table follows");
+    k[4] = install(dp, false);
+    EXPECT_SLOTS(dp, 0, k[3], k[4], "responder: next, previous dropped, current kept");
+    k[5] = install(dp, false);
+    EXPECT_SLOTS(dp, 0, k[3], k[5], "a newer responder keypair replaces next");
+    CHECK(!indexed(dp, k[4]), "replaced next leaves the index table");
 
     kp = atomic_load(&peer->current);
     CHECK(!wg_keypair_confirm(dp, peer, kp), "current is not confirmed again");
     kp = atomic_load(&peer->next);
     CHECK(wg_keypair_confirm(dp, peer, kp), "next is confirmed by its first packet");
-    EXPECT_SLOTS(dp, 3, 5, 0, "confirmation rotates");
+    EXPECT_SLOTS(dp, k[3], k[5], 0, "confirmation rotates");
 
-    install(dp, 6, false);
-    install(dp, 7, true);
-    EXPECT_SLOTS(dp, 6, 7, 0, "initiator with a next: next becomes previous, current goes");
-    CHECK(!indexed(dp, 5) && indexed(dp, 6) && indexed(dp, 7), "index table after that");
+    k[6] = install(dp, false);
+    k[7] = install(dp, true);
+    EXPECT_SLOTS(dp, k[6], k[7], 0, "initiator with a next: next becomes previous, current goes");
+    CHECK(!indexed(dp, k[5]) && indexed(dp, k[6]) && indexed(dp, k[7]), "index table after that");
 
-    struct wg_keypair_params dup = { .local_index = 7, .initiator = true };
-    CHECK(wg_dp_keypair_install(dp, SLOT, &dup) == -EEXIST, "index in use");
+    /* A handshake's index is superseded by the next handshake's: its keypair
+     * is refused, and the old index is free again. */
+    CHECK(wg_dp_index_new(dp, SLOT, &stale) == 0 && indexed(dp, stale), "pending index");
+    struct wg_keypair_params late = { .local_index = stale, .initiator = true };
+    CHECK(wg_dp_index_new(dp, SLOT, &k[0]) == 0 && !indexed(dp, stale), "superseded");
+    CHECK(wg_dp_keypair_install(dp, SLOT, &late) == -ESTALE, "a superseded handshake");
     CHECK(wg_dp_keypairs_clear(dp, SLOT) == 0, "clear");
     EXPECT_SLOTS(dp, 0, 0, 0, "cleared");
-    CHECK(!indexed(dp, 6) && !indexed(dp, 7), "cleared from the index table");
+    CHECK(!indexed(dp, k[6]) && !indexed(dp, k[7]) && !indexed(dp, k[0]),
+          "keypairs and the pending handshake leave the index table");
     wg_dp_destroy(dp);
 }
 
@@ -108,7 +118,7 @@ static void reserve(void)
     uint64_t first = 0;
 
     dp->timing.reject_after_messages = 10;
-    install(dp, 1, true);
+    install(dp, true);
     struct keypair *kp = atomic_load(&peer->current);
     CHECK(wg_keypair_reserve(dp, kp, 4, &first) == 4 && first == 0, "first four");
     CHECK(wg_keypair_reserve(dp, kp, 8, &first) == 6 && first == 4, "cut at the limit");
@@ -148,7 +158,7 @@ static void staging(void)
               ev[0].peer == SLOT, "one NEED_HANDSHAKE per episode");
     /* An initiator's keypair, then what its caller sends: the staged packets
      * (to no endpoint here: counted). */
-    install(dp, 1, true);
+    install(dp, true);
     CHECK(wg_dp_peer_info(dp, SLOT, &info) == 0 && info.staged == MAX_STAGED_PACKETS,
           "installing sends nothing");
     CHECK(wg_dp_send_keepalive(dp, SLOT) == 0, "send the staged packets");

@@ -4,7 +4,7 @@ Everything here is an immutable value. A DeviceConfig holds the device's private
 listen port, fwmark and its peers in insertion order; a PeerConfig holds one peer's keys,
 endpoint, persistent keepalive and allowed IPs (normalised as wg shows them: host bits
 cleared, in the order they were inserted). A Change is a validated `set` transaction,
-an ordered list of the operations the UAPI names; pywg/config/apply.py applies it.
+an ordered list of the operations the UAPI names; pywg/_config/apply.py applies it.
 
 Keys compare in constant time, and the private and preshared keys never show in a repr.
 """
@@ -22,6 +22,7 @@ from typing import ClassVar
 from nacl.bindings import crypto_scalarmult_base
 
 from pywg._constants import NOISE_PUBLIC_KEY_LEN
+from pywg._protocol.endpoint import Endpoint, IPAddress, format_ip
 
 __all__ = [
     "AddAllowedIP",
@@ -53,16 +54,7 @@ __all__ = [
     "format_network",
 ]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AllowedIP = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def format_ip(ip: IPAddress) -> str:
-    """An address as Go's netip prints it: Python agrees except on IPv4-mapped IPv6."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        scope = f"%{ip.scope_id}" if ip.scope_id else ""
-        return f"::ffff:{ip.ipv4_mapped}{scope}"
-    return str(ip)
 
 
 def format_network(network: AllowedIP) -> str:
@@ -134,27 +126,6 @@ class PrivateKey(Key):
 
     def public_key(self) -> PublicKey:
         return PublicKey(crypto_scalarmult_base(self.raw))
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A peer's UDP address as the UAPI spells it: IPv4 `a.b.c.d:port`, IPv6 `[addr]:port`.
-
-    An IPv6 address keeps its scope (`fe80::1%eth0`, needed to reach a link-local peer)
-    and an IPv4-mapped address stays IPv6, as wireguard-go keeps both.
-    """
-
-    ip: IPAddress
-    port: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 0xFFFF:
-            raise ValueError(f"not a UDP port: {self.port}")
-
-    def __str__(self) -> str:
-        if isinstance(self.ip, ipaddress.IPv6Address):
-            return f"[{format_ip(self.ip)}]:{self.port}"
-        return f"{self.ip}:{self.port}"
 
 
 @dataclass(frozen=True)

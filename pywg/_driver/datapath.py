@@ -409,7 +409,14 @@ class DataPlane:
         peer = int(_lib.wg_dp_allowedips_lookup(self._handle(), address.version, self._addr))
         return None if peer == PEER_NONE else peer
 
-    # ---- keypairs -----------------------------------------------------------------------
+    # ---- keypairs and their indices -----------------------------------------------------
+    def new_index(self, peer: int) -> int:
+        """A fresh random receiver index for a handshake message to or from `peer`; the
+        peer's previous handshake index is released. The data plane owns every index."""
+        index = _ffi.new("uint32_t *")
+        _check(_lib.wg_dp_index_new(self._handle(), peer, index))
+        return int(index[0])
+
     def install_keypair(
         self,
         peer: int,
@@ -421,9 +428,10 @@ class DataPlane:
         initiator: bool,
         birth_ns: int,
     ) -> None:
-        """Hand a finished handshake's keys to the data plane. An initiator's keypair is
-        used at once (send_keepalive then sends the staged packets); a responder's waits to
-        be confirmed."""
+        """Hand a finished handshake's keys to the data plane, under the handshake's index.
+        An initiator's keypair is used at once (send_keepalive then sends the staged
+        packets); a responder's waits to be confirmed. OSError(ESTALE) if a newer handshake
+        has taken the peer's index since."""
         params = _ffi.new("struct wg_keypair_params *")
         try:
             params.local_index = local_index
@@ -437,7 +445,8 @@ class DataPlane:
             _ffi.memmove(params, bytes(_ffi.sizeof(params[0])), _ffi.sizeof(params[0]))
 
     def clear_keypairs(self, peer: int) -> None:
-        """Wipe every keypair of the peer (zeroKeyMaterial)."""
+        """Wipe every keypair of the peer and release its handshake's index
+        (zeroKeyMaterial, a new private key)."""
         _check(_lib.wg_dp_keypairs_clear(self._handle(), peer))
 
     def clear_staged(self, peer: int) -> None:

@@ -28,7 +28,6 @@ carries session keys from one to the other and never logs them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import errno
 import functools
 import heapq
@@ -59,7 +58,6 @@ from pywg._config.apply import (
     apply as apply_change,
 )
 from pywg._config.model import Change, DeviceConfig, PeerConfig, PublicKey
-from pywg._config.model import Endpoint as ConfigEndpoint
 from pywg._config.uapi import DeviceSnapshot, PeerStats, UapiError
 from pywg._driver import datapath
 from pywg._driver.bind import Bind, open_bind
@@ -67,13 +65,15 @@ from pywg._driver.datapath import DataPlane, Event, EventType, PeerInfo, Setting
 from pywg._driver.log import peer_name
 from pywg._driver.offload import ALL as ALL_OFFLOADS
 from pywg._driver.offload import TUN_OFFLOADS, Offload
+from pywg._driver.peer import Peer
 from pywg._driver.tun import Tun, get_mtu
 from pywg._protocol import timers
-from pywg._protocol.endpoint import Endpoint as ProtocolEndpoint
+from pywg._protocol.endpoint import Endpoint
 from pywg._protocol.handshake import (
     CookieConsumed,
     Drop,
     HandshakeCore,
+    HandshakePeer,
     InstallSession,
     SendCookieReply,
     SendHandshakeResponse,
@@ -85,26 +85,6 @@ from pywg._protocol.timers import PeerFacts, TimerAction, TimerState, Timing
 __all__ = ["Device"]
 
 log = logging.getLogger("pywg")
-
-
-@dataclasses.dataclass(eq=False)
-class _Peer:
-    """What the driver keeps per peer besides the data plane's slot and the core's state."""
-
-    key: PublicKey
-    slot: int
-    timers: TimerState
-    indices: set[int] = dataclasses.field(default_factory=set)  # keypairs alive in C
-    last_handshake_wall_ns: int = 0
-    deadline_ns: int | None = None
-
-    @property
-    def raw(self) -> bytes:
-        return self.key.raw
-
-    @property
-    def name(self) -> str:
-        return peer_name(self.key.raw)
 
 
 class Device:
@@ -126,15 +106,15 @@ class Device:
         self.name = tun.name if tun else "(no tun)"
         self.timing = timing or Timing()
         self.config = DeviceConfig()
-        self.core = HandshakeCore()
+        self.core = HandshakeCore(self._peers_get, self._new_index)
         self.bind: Bind | None = None
         self.drops: Counter[str] = Counter()  # handshake messages dropped, by reason
         self._now = monotonic_ns
         self._wall = wall_ns
         self._rand_below = rand_below
         self._max_peers = max_peers
-        self._peers: dict[PublicKey, _Peer] = {}
-        self._slots: dict[int, _Peer] = {}
+        self._peers: dict[bytes, Peer] = {}  # by public key
+        self._slots: dict[int, Peer] = {}
         # Slots never used are counted, not listed: 65,536 ints would cost 2 MB at rest.
         self._free_slots: list[int] = []  # slots of removed peers, reused first
         self._unused_slot = 0  # slots from here to max_peers have never held a peer
@@ -210,7 +190,7 @@ class Device:
         stats = {}
         for peer in self._peers.values():
             info = self.dp.peer_info(peer.slot)
-            stats[peer.key] = PeerStats(
+            stats[PublicKey(peer.public_key)] = PeerStats(
                 endpoint=_config_endpoint(info.endpoint),
                 last_handshake_time_ns=peer.last_handshake_wall_ns,
                 rx_bytes=info.rx_bytes,
@@ -228,7 +208,7 @@ class Device:
             self._carry_out(effect, new, now, touched)
         self.config = new
         for key in touched:
-            peer = self._peers.get(key)
+            peer = self._peers.get(key.raw)
             if peer is not None:
                 self._evaluate(peer, now)
 
@@ -246,23 +226,24 @@ class Device:
                 self.core.set_private_key(key.raw if key else None)
                 for peer in self._peers.values():
                     self._zero_keys(peer)
+                    peer.handshake.precompute(self.core.identity)
             case PresharedKeyChanged(public_key=key, preshared_key=psk):
-                self.core.set_preshared_key(key.raw, psk.raw if psk else None)
+                self._peers[key.raw].handshake.set_preshared_key(psk.raw if psk else None)
             case EndpointChanged(public_key=key, endpoint=endpoint):
-                self.dp.set_endpoint(self._peers[key].slot, _dp_endpoint(endpoint))
+                self.dp.set_endpoint(self._peers[key.raw].slot, _dp_endpoint(endpoint))
             case PersistentKeepaliveChanged(public_key=key, interval=interval):
-                timers.set_persistent_keepalive(self._peers[key].timers,
+                timers.set_persistent_keepalive(self._peers[key.raw].timers,
                                                 interval * constants.NSEC_PER_SEC)
                 touched.add(key)
             case AllowedIPsRemoved(public_key=key, networks=networks):
-                slot = self._peers[key].slot
+                slot = self._peers[key.raw].slot
                 for network in networks:
                     self.dp.remove_allowed_ip(slot, network)
             case PeerAdded(peer=config):
                 self._add_peer(config)
                 touched.add(config.public_key)
             case AllowedIPsAdded(public_key=key, networks=networks):
-                slot = self._peers[key].slot
+                slot = self._peers[key.raw].slot
                 for network in networks:
                     self.dp.insert_allowed_ip(slot, network)
             case SendKeepalive():
@@ -303,11 +284,12 @@ class Device:
     def _add_peer(self, config: PeerConfig) -> None:
         slot = self._take_slot()
         self.dp.add_peer(slot)
-        self.core.add_peer(config.public_key.raw,
-                           config.preshared_key.raw if config.preshared_key else None)
         state = TimerState(timing=self.timing, rng=self._rand_below)
-        peer = _Peer(config.public_key, slot, state)
-        self._peers[config.public_key] = peer
+        peer = Peer(config.public_key.raw, slot, state)
+        peer.handshake.set_preshared_key(config.preshared_key.raw if config.preshared_key
+                                         else None)
+        peer.handshake.precompute(self.core.identity)
+        self._peers[peer.public_key] = peer
         self._slots[slot] = peer
         if config.endpoint is not None:
             self.dp.set_endpoint(slot, _dp_endpoint(config.endpoint))
@@ -327,27 +309,24 @@ class Device:
         raise UapiError(errno.ENOSPC, "too many peers")
 
     def _remove_peer(self, key: PublicKey) -> None:
-        peer = self._peers.pop(key)
+        peer = self._peers.pop(key.raw)
         del self._slots[peer.slot]
-        self.dp.remove_peer(peer.slot)
-        self.core.remove_peer(key.raw)
+        self.dp.remove_peer(peer.slot)  # its keypairs and indices go with it
+        peer.wipe()
         self._free_slots.append(peer.slot)
         peer.deadline_ns = None
         log.info("%s - UAPI: Removing", peer.name)
 
-    def _sync_indices(self, peer: _Peer, info: PeerInfo | None = None) -> None:
-        """Free, in the protocol core, the indices of keypairs the data plane dropped."""
-        info = info or self.dp.peer_info(peer.slot)
-        alive = {i for i in (info.previous_index, info.current_index, info.next_index)
-                 if i is not None}
-        for index in peer.indices - alive:
-            self.core.release_index(index)
-        peer.indices = alive
-
-    def _zero_keys(self, peer: _Peer) -> None:
+    def _zero_keys(self, peer: Peer) -> None:
         self.dp.clear_keypairs(peer.slot)
-        self.core.clear_handshake(peer.raw)
-        self._sync_indices(peer)
+        peer.handshake.clear()
+
+    # The handshake core's view of the peers (see HandshakeCore).
+    def _peers_get(self, public_key: bytes) -> Peer | None:
+        return self._peers.get(public_key)
+
+    def _new_index(self, peer: HandshakePeer) -> int:
+        return self.dp.new_index(self._peers[peer.public_key].slot)
 
     # ---- events from the data plane --------------------------------------------------------
 
@@ -381,7 +360,6 @@ class Device:
                 timers.request_last_minute_handshake(peer.timers)
             case EventType.KEYPAIR_CONFIRMED:
                 self._handshake_complete(peer, now)
-                self._sync_indices(peer)
             case EventType.ENDPOINT_CHANGED:
                 log.info("%s - Endpoint changed to %s", peer.name, _show(event.source))
         self._evaluate(peer, now)
@@ -390,7 +368,8 @@ class Device:
         source = event.source
         if source is None:
             return
-        actions = self.core.receive(event.data, ProtocolEndpoint(source.address, source.port),
+        peer = self._slots.get(event.peer) if event.peer is not None else None
+        actions = self.core.receive(event.data, Endpoint(source.address, source.port), peer,
                                     now, under_load)
         for action in actions:
             match action:
@@ -401,21 +380,21 @@ class Device:
                 case SendCookieReply(packet=packet):
                     self._send(functools.partial(self.dp.send_to, source, packet))
                     log.debug("Sending cookie reply to %s", _show(source))
-                case UpdateEndpoint(peer=raw):
+                case UpdateEndpoint(peer=key):
                     # Only an authenticated initiation or response says this.
-                    slot = self._peers[PublicKey(raw)].slot
+                    slot = self._peers[key].slot
                     self.dp.set_endpoint(slot, source)
                     self.dp.handshake_received(slot, len(event.data), now)
                 case InstallSession(session=session):
-                    self._install(self._peers[PublicKey(session.peer)], session, now)
-                case SendHandshakeResponse(peer=raw, packet=packet):
-                    peer = self._peers[PublicKey(raw)]
-                    self._send(functools.partial(self.dp.send_to_peer, peer.slot, packet))
-                    log.debug("%s - Sending handshake response", peer.name)
+                    self._install(self._peers[session.peer], session, now)
+                case SendHandshakeResponse(peer=key, packet=packet):
+                    responder = self._peers[key]
+                    self._send(functools.partial(self.dp.send_to_peer, responder.slot, packet))
+                    log.debug("%s - Sending handshake response", responder.name)
                 case CookieConsumed(peer=raw):
                     log.debug("%s - Received cookie reply", peer_name(raw))
 
-    def _install(self, peer: _Peer, session: Session, now: int) -> None:
+    def _install(self, peer: Peer, session: Session, now: int) -> None:
         try:
             self.dp.install_keypair(
                 peer.slot, local_index=session.local_index, remote_index=session.remote_index,
@@ -423,17 +402,15 @@ class Device:
                 initiator=session.initiator, birth_ns=session.birth_ns)
         finally:
             session.wipe()
-        peer.indices.add(session.local_index)
         timers.session_derived(peer.timers, now)
         if session.initiator:
             self._handshake_complete(peer, now)
             # The staged packets, or else a keepalive that confirms the session to the
             # responder (the kernel's receive.c after wg_noise_handshake_begin_session).
             self._send(lambda: self.dp.send_keepalive(peer.slot))
-        self._sync_indices(peer)
         self._evaluate(peer, now)
 
-    def _handshake_complete(self, peer: _Peer, now: int) -> None:
+    def _handshake_complete(self, peer: Peer, now: int) -> None:
         timers.handshake_complete(peer.timers, now)
         peer.last_handshake_wall_ns = self._wall()
         log.info("%s - Handshake completed, keys rotated", peer.name)
@@ -469,7 +446,7 @@ class Device:
             self._next_link_poll_ns = now + constants.LINK_POLL_NS
             self._poll_link()
 
-    def _evaluate(self, peer: _Peer, now: int) -> None:
+    def _evaluate(self, peer: Peer, now: int) -> None:
         try:
             info = self.dp.peer_info(peer.slot)
             decision = timers.evaluate(peer.timers, _facts(info), now)
@@ -480,7 +457,7 @@ class Device:
             return
         self._schedule(peer, decision.next_deadline_ns)
 
-    def _timer_action(self, peer: _Peer, action: TimerAction, now: int) -> None:
+    def _timer_action(self, peer: Peer, action: TimerAction, now: int) -> None:
         match action:
             case TimerAction.SEND_INITIATION:
                 self._send_initiation(peer, now)
@@ -497,14 +474,14 @@ class Device:
                 log.info("%s - Removing all keys, since we haven't received a new one in %d "
                          "seconds", peer.name, self.timing.zero_key_material_ns // 10**9)
 
-    def _send_initiation(self, peer: _Peer, now: int) -> None:
+    def _send_initiation(self, peer: Peer, now: int) -> None:
         if self.core.public_key is None:
             return
-        message = self.core.create_initiation(peer.raw, now, self._wall())
+        message = self.core.create_initiation(peer, now, self._wall())
         self._send(lambda: self.dp.send_to_peer(peer.slot, message))
         log.debug("%s - Sending handshake initiation", peer.name)
 
-    def _schedule(self, peer: _Peer, deadline: int | None) -> None:
+    def _schedule(self, peer: Peer, deadline: int | None) -> None:
         peer.deadline_ns = deadline
         if deadline is None:
             return
@@ -557,7 +534,7 @@ class Device:
 
 # ---- conversions between the three planes' ideas of an endpoint ------------------------------
 
-def _dp_endpoint(endpoint: ConfigEndpoint) -> datapath.Endpoint:
+def _dp_endpoint(endpoint: Endpoint) -> datapath.Endpoint:
     ip = endpoint.ip
     scope = 0
     if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
@@ -569,10 +546,10 @@ def _scope_index(scope: str) -> int:
     return int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
 
 
-def _config_endpoint(endpoint: datapath.Endpoint | None) -> ConfigEndpoint | None:
+def _config_endpoint(endpoint: datapath.Endpoint | None) -> Endpoint | None:
     if endpoint is None:
         return None
-    return ConfigEndpoint(endpoint.address, endpoint.port)
+    return Endpoint(endpoint.address, endpoint.port)
 
 
 def _show(endpoint: datapath.Endpoint | None) -> str:

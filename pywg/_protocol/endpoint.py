@@ -1,9 +1,10 @@
 """Where a datagram came from or goes to: an IP address and a UDP port.
 
-The core treats it as opaque except in two places: the cookie is a MAC over its bytes, and
-the rate limiter keys on its IP. IPv4-mapped IPv6 addresses (what a dual-stack socket
-reports for IPv4 peers) are stored as IPv4, so one host is one rate-limiter bucket however
-the driver's socket is set up.
+The one endpoint value of the Python side: the configuration's (`wg set ... endpoint`), the
+UAPI's and the protocol core's. Printed as the UAPI spells it: IPv4 `a.b.c.d:port`, IPv6
+`[addr]:port`; an IPv6 address keeps its scope (`fe80::1%eth0`, needed to reach a link-local
+peer) and an IPv4-mapped address stays IPv6, as wireguard-go keeps both. (The data plane's
+view, with the sticky source address, is pywg._driver.datapath.Endpoint.)
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["Endpoint", "IPAddress"]
+__all__ = ["Endpoint", "IPAddress", "format_ip"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def format_ip(ip: IPAddress) -> str:
+    """An address as Go's netip prints it: Python agrees except on IPv4-mapped IPv6."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        scope = f"%{ip.scope_id}" if ip.scope_id else ""
+        return f"::ffff:{ip.ipv4_mapped}{scope}"
+    return str(ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,20 +33,12 @@ class Endpoint:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 0xFFFF:
             raise ValueError(f"not a UDP port: {self.port}")
-        if isinstance(self.ip, ipaddress.IPv6Address) and self.ip.ipv4_mapped is not None:
-            object.__setattr__(self, "ip", self.ip.ipv4_mapped)
-
-    @classmethod
-    def from_sockaddr(cls, address: tuple[str, int] | tuple[str, int, int, int]) -> Endpoint:
-        """From the address tuple `socket.recvfrom` returns (IPv4 or IPv6). A link-local
-        IPv6 address keeps its scope ("fe80::1%eth0"): replies must leave by that link."""
-        return cls(ipaddress.ip_address(address[0]), address[1])
 
     def to_bytes(self) -> bytes:
-        """The address then the port, big endian: the cookie's input."""
+        """The address then the port, big endian: what a cookie is a MAC of."""
         return self.ip.packed + self.port.to_bytes(2, "big")
 
     def __str__(self) -> str:
         if isinstance(self.ip, ipaddress.IPv6Address):
-            return f"[{self.ip}]:{self.port}"
+            return f"[{format_ip(self.ip)}]:{self.port}"
         return f"{self.ip}:{self.port}"

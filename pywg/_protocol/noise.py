@@ -420,6 +420,9 @@ def consume_response(
     """Accept the response to our initiation; the handshake becomes CONSUMED_RESPONSE."""
     if handshake.state is not HandshakeState.CREATED_INITIATION or handshake.sym is None:
         raise RemoteProtocolError(DropReason.WRONG_STATE)
+    if message.receiver != handshake.local_index:
+        # An answer to an initiation a newer one has replaced.
+        raise RemoteProtocolError(DropReason.UNKNOWN_INDEX)
     sym = handshake.sym.copy()
     try:
         read_response(

@@ -115,8 +115,9 @@ class PyPeer:
         self.rekey(int.from_bytes(os.urandom(4), "little"),
                    int.from_bytes(os.urandom(4), "little"))
 
-    def rekey(self, local_index: int, remote_index: int) -> None:
-        """Fresh keys, as after another handshake."""
+    def rekey(self, local_index: int, remote_index: int = 0) -> None:
+        """Fresh keys, as after another handshake. `remote_index` (the data plane's index
+        for this keypair) is the one install_on gets from the data plane."""
         self.local_index, self.remote_index = local_index, remote_index
         self.send_key, self.receive_key = os.urandom(32), os.urandom(32)
         self.keypair = transport.Keypair(self.send_key, self.receive_key,
@@ -128,7 +129,9 @@ class PyPeer:
 
     def install_on(self, dp: DataPlane, peer: int, *, initiator: bool,
                    birth_ns: int | None = None) -> None:
-        """Give the data plane the mirror image of our keypair."""
+        """Give the data plane the mirror image of our keypair, under an index it draws (as
+        for a handshake it took part in)."""
+        self.remote_index = self.keypair.remote_index = dp.new_index(peer)
         dp.install_keypair(peer, local_index=self.remote_index, remote_index=self.local_index,
                            send_key=self.receive_key, receive_key=self.send_key,
                            initiator=initiator,

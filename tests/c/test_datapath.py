@@ -1,9 +1,9 @@
 """The C data plane's packet paths with real UDP sockets, checked by independent code.
 
 The UDP sockets live in a network namespace made for this module (root only); the TUN is a
-socketpair (see dpnet.py). The far side is pywg/protocol/transport.py, the pure-Python
-reference, so every sealed datagram is opened by other code and every datagram the C side
-opens was sealed by other code.
+socketpair (see dpnet.py). The far side is tests/support/transport.py, which seals and opens
+with libsodium, so every sealed datagram is opened by other code and every datagram the C
+side opens was sealed by other code.
 """
 
 from __future__ import annotations
@@ -130,14 +130,15 @@ def test_replay_and_bad_source_and_forgery_are_dropped(side) -> None:
 
 
 def expected_class(datagram: bytes) -> str:
-    """How WireGuard classifies a datagram when no keypair is installed."""
+    """How WireGuard classifies a datagram when no index of ours is in use: initiations go
+    up to the handshake; responses, cookie replies and data name an index, so they drop."""
     sizes = {1: 148, 2: 92, 3: 64}
     if len(datagram) < 4:
         return "drop_malformed"
     kind = struct.unpack_from("<I", datagram)[0]
-    if sizes.get(kind) == len(datagram):
+    if kind == 1 and len(datagram) == sizes[1]:
         return "handshakes_rx"
-    if kind == 4 and len(datagram) >= 32:
+    if sizes.get(kind) == len(datagram) or (kind == 4 and len(datagram) >= 32):
         return "drop_unknown_index"
     return "drop_malformed"
 
@@ -219,36 +220,45 @@ def test_staging_then_flush(side) -> None:
 
 def test_responder_keypair_is_confirmed_by_its_first_packet(side) -> None:
     n, far = side
-    old_keys = (far.local_index, far.remote_index)
     far.install_on(n.dp, PEER, initiator=True)
+    old = (far.local_index, far.remote_index)
     info = n.dp.peer_info(PEER)
-    assert info.current_index == old_keys[1] and info.next_index is None
+    assert info.current_index == old[1] and info.next_index is None
     # A new handshake in which the data plane answered: its keypair waits in `next`.
-    far.rekey(old_keys[0] ^ 1, old_keys[1] ^ 1)
+    far.rekey(old[0] ^ 1)
     far.install_on(n.dp, PEER, initiator=False)
     info = n.dp.peer_info(PEER)
     assert (info.previous_index, info.current_index, info.next_index) == (
-        None, old_keys[1], old_keys[1] ^ 1)
+        None, old[1], far.remote_index)
     # Until confirmed the data plane still sends with the old keypair.
     n.tun.send(ipv4("10.9.9.9", "10.0.0.1", b"a"))
-    assert struct.unpack_from("<I", far.receive(), 4)[0] == old_keys[0]
+    assert struct.unpack_from("<I", far.receive(), 4)[0] == old[0]
     far.send(far.seal(ipv4("10.0.0.1", "10.9.9.9", b"b")), n.endpoint())
     assert n.read_tun().endswith(b"b")
     assert wait_for(lambda: any(e.type == EventType.KEYPAIR_CONFIRMED and e.peer == PEER
                                 for e in n.dp.read_events()))
     info = n.dp.peer_info(PEER)
     assert (info.previous_index, info.current_index, info.next_index) == (
-        old_keys[1], old_keys[1] ^ 1, None)
+        old[1], far.remote_index, None)
     assert not info.current_initiator
     n.tun.send(ipv4("10.9.9.9", "10.0.0.1", b"c"))
     assert struct.unpack_from("<I", far.receive(), 4)[0] == far.local_index
 
 
-def test_index_in_use_is_refused(side) -> None:
+def test_a_handshake_index_takes_no_data(side) -> None:
+    """A data message naming a pending handshake's index (not a keypair's) is dropped as
+    an unknown index; a response naming it goes up to Python with its peer."""
     n, far = side
-    far.install_on(n.dp, PEER, initiator=True)
-    with pytest.raises(FileExistsError):
-        far.install_on(n.dp, PEER, initiator=True)
+    pending = n.dp.new_index(PEER)
+    data = struct.pack("<IIQ", 4, pending, 0) + bytes(32)
+    far.send(data, n.endpoint())
+    assert stats_settle(n, "drop_unknown_index", 1)
+    response = struct.pack("<III", 2, 77, pending) + bytes(80)
+    far.send(response, n.endpoint())
+    assert wait_for(lambda: any(e.type == EventType.HANDSHAKE and e.peer == PEER
+                                and e.data == response for e in n.dp.read_events()))
+    far.send(struct.pack("<III", 2, 77, pending ^ 1) + bytes(80), n.endpoint())
+    assert stats_settle(n, "drop_unknown_index", 2)
 
 
 def test_expired_keypair_neither_sends_nor_receives(ns) -> None:
@@ -302,7 +312,7 @@ def rekey_events(n: Node) -> set[EventType]:
 
 def install_aged(n: Node, far: PyPeer, age_ns: int, *, initiator: bool) -> None:
     """A fresh keypair born age_ns ago, current on both sides."""
-    far.rekey(int.from_bytes(os.urandom(4), "little"), int.from_bytes(os.urandom(4), "little"))
+    far.rekey(int.from_bytes(os.urandom(4), "little"))
     far.install_on(n.dp, PEER, initiator=initiator, birth_ns=time.monotonic_ns() - age_ns)
     if not initiator:  # a responder's keypair waits for the initiator's first data
         far.send(far.seal(ipv4("10.0.0.1", "10.9.9.9", b"confirm")), n.endpoint())
@@ -417,7 +427,7 @@ def test_event_ring_overflow_is_counted(ns) -> None:
     sender = PyPeer(ns)
     try:
         n.dp.start()
-        msg = struct.pack("<I", 3) + bytes(60)
+        msg = struct.pack("<I", 1) + bytes(144)  # initiations: no index to look up
         for _ in range(40):
             sender.send(msg, n.endpoint())
         assert stats_settle(n, "udp_rx_packets", 40)

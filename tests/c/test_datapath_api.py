@@ -22,10 +22,13 @@ def dp():
         yield plane
 
 
-def keypair(dp: DataPlane, peer: int, index: int, initiator: bool) -> None:
-    dp.install_keypair(peer, local_index=index, remote_index=index + 100, send_key=os.urandom(32),
+def keypair(dp: DataPlane, peer: int, initiator: bool) -> int:
+    """A handshake's index from the data plane, then the keypair under it; the index."""
+    index = dp.new_index(peer)
+    dp.install_keypair(peer, local_index=index, remote_index=index ^ 1, send_key=os.urandom(32),
                        receive_key=os.urandom(32), initiator=initiator,
                        birth_ns=time.monotonic_ns())
+    return index
 
 
 def test_bad_settings_are_refused() -> None:
@@ -79,19 +82,45 @@ def test_sending_without_sockets(dp: DataPlane) -> None:
 
 
 def test_keypair_slots_follow_the_rotation(dp: DataPlane) -> None:
-    keypair(dp, 1, 10, initiator=True)
-    keypair(dp, 1, 11, initiator=False)
+    k10 = keypair(dp, 1, initiator=True)
+    k11 = keypair(dp, 1, initiator=False)
     info = dp.peer_info(1)
-    assert (info.previous_index, info.current_index, info.next_index) == (None, 10, 11)
+    assert (info.previous_index, info.current_index, info.next_index) == (None, k10, k11)
     assert info.current_initiator and info.current_birth_ns > 0
-    keypair(dp, 1, 12, initiator=True)
+    k12 = keypair(dp, 1, initiator=True)
     info = dp.peer_info(1)
-    assert (info.previous_index, info.current_index, info.next_index) == (11, 12, None)
+    assert (info.previous_index, info.current_index, info.next_index) == (k11, k12, None)
+    assert len({k10, k11, k12}) == 3
     with pytest.raises(ValueError):
         dp.install_keypair(1, local_index=1, remote_index=2, send_key=bytes(31),
                            receive_key=bytes(32), initiator=True, birth_ns=0)
     dp.clear_keypairs(1)
     assert dp.peer_info(1).current_index is None
+
+
+def test_a_keypair_needs_its_handshakes_index(dp: DataPlane) -> None:
+    """The data plane owns the indices: a keypair goes in only under the index of the
+    peer's pending handshake, and a newer handshake supersedes the older one's."""
+    def install(index: int) -> None:
+        dp.install_keypair(1, local_index=index, remote_index=7, send_key=os.urandom(32),
+                           receive_key=os.urandom(32), initiator=True,
+                           birth_ns=time.monotonic_ns())
+
+    with pytest.raises(OSError) as e:
+        install(1234)  # never drawn
+    assert e.value.errno == errno.ESTALE
+    older = dp.new_index(1)
+    newer = dp.new_index(1)
+    with pytest.raises(OSError) as e:
+        install(older)
+    assert e.value.errno == errno.ESTALE
+    install(newer)
+    assert dp.peer_info(1).current_index == newer
+    with pytest.raises(OSError) as e:
+        install(newer)  # a handshake's index serves one keypair
+    assert e.value.errno == errno.ESTALE
+    with pytest.raises(FileNotFoundError):
+        dp.new_index(2)
 
 
 def test_keepalive_without_keypair_is_staged_once(dp: DataPlane) -> None:

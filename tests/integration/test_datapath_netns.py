@@ -129,7 +129,7 @@ def connect(a: Side, b: Side, outer: int) -> None:
 
 def install_keys(initiator: Side, responder: Side) -> None:
     k1, k2 = os.urandom(32), os.urandom(32)
-    i1, i2 = (int.from_bytes(os.urandom(4), "little") for _ in range(2))
+    i1, i2 = initiator.dp.new_index(0), responder.dp.new_index(0)  # as for a handshake
     now = time.monotonic_ns()
     # The responder's first, so that it can open what the initiator sends at once.
     responder.dp.install_keypair(0, local_index=i2, remote_index=i1, send_key=k2,

@@ -32,8 +32,9 @@ from collections.abc import Iterator
 
 from pywg._protocol import crypto, messages
 from pywg._protocol.endpoint import Endpoint
-from pywg._protocol.handshake import HandshakeCore, InstallSession, SendHandshakeResponse
+from pywg._protocol.handshake import InstallSession, SendHandshakeResponse
 from pywg._tools import keys
+from tests.support.handshake import Side
 from tests.support.netns import namespace, require_root, require_tools, sh, socket_in, unique
 
 LOOPBACK = "127.0.0.1"
@@ -41,6 +42,10 @@ TIMEOUT_S = 10.0
 
 
 # ---- plumbing: a socket inside the namespace, wireguard-go under our control ----------------
+
+def endpoint_of(sockaddr: tuple[str, int]) -> Endpoint:
+    return Endpoint(ipaddress.ip_address(sockaddr[0]), sockaddr[1])
+
 
 def _udp_socket_in(ns: str) -> socket.socket:
     """A UDP socket on 127.0.0.1 (random port) inside namespace `ns`."""
@@ -150,8 +155,7 @@ def test_handshakes_both_ways_with_wireguard_go():
     subnet = f"10.{secrets.randbelow(200) + 20}.0"
     ifname = unique("wgh")
     theirs = keys.generate_private_key()
-    us1, us2 = HandshakeCore(crypto.generate_private_key()), HandshakeCore(
-        crypto.generate_private_key())
+    us1, us2 = (Side(crypto.generate_private_key(), crypto.random_bytes) for _ in range(2))
     their_public = keys.public_key(theirs)
     us1.add_peer(their_public)
     us2.add_peer(their_public)
@@ -173,12 +177,12 @@ def test_handshakes_both_ways_with_wireguard_go():
 
 
 def _we_initiate(ns, ifname, subnet, core, sock, their_endpoint):
-    their_public = next(core.peers())
-    sock.sendto(core.create_initiation(their_public, time.monotonic_ns(), time.time_ns()),
+    (their_public,) = core.peers
+    sock.sendto(core.initiation(their_public, time.monotonic_ns(), time.time_ns()),
                 their_endpoint)
     response, source = sock.recvfrom(65535)
     assert len(response) == 92 and source == their_endpoint
-    actions = core.receive(response, Endpoint.from_sockaddr(source), time.monotonic_ns())
+    actions = core.receive(response, endpoint_of(source), time.monotonic_ns())
     sessions = [a.session for a in actions if isinstance(a, InstallSession)]
     assert len(sessions) == 1 and sessions[0].initiator, actions
     session = sessions[0]
@@ -205,7 +209,7 @@ def _they_initiate(ns, ifname, subnet, core, sock):
     try:
         initiation, source = sock.recvfrom(65535)
         assert len(initiation) == 148
-        actions = core.receive(initiation, Endpoint.from_sockaddr(source), time.monotonic_ns())
+        actions = core.receive(initiation, endpoint_of(source), time.monotonic_ns())
         sessions = [a.session for a in actions if isinstance(a, InstallSession)]
         responses = [a for a in actions if isinstance(a, SendHandshakeResponse)]
         assert len(sessions) == 1 and not sessions[0].initiator and len(responses) == 1, actions

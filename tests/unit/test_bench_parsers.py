@@ -6,6 +6,7 @@ hook detection. No root, no network."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import shutil
 import struct
@@ -223,7 +224,7 @@ def test_cookie_reply_for_our_initiation_counts():
     checker = CookieChecker(responder_public)
     j = 3  # an index past the 32-bit wrap of the sender indexes
     index = (pool.base_index + j) & 0xFFFFFFFF
-    source = Endpoint.from_sockaddr(("10.201.0.1", 4000))
+    source = Endpoint(ipaddress.ip_address("10.201.0.1"), 4000)
     reply = checker.create_reply(pool.packets[j], index, source, 0)
     counts = hsload.Counts()
     assert hsload.classify(reply, pool, counts) == j

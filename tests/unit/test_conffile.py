@@ -1,4 +1,4 @@
-"""wg(8) / wg-quick(8) configuration files (pywg/config/conffile.py).
+"""wg(8) / wg-quick(8) configuration files (pywg/_tools/conffile.py).
 
 tests/integration/test_uapi_wg.py checks the same files against the real `wg`: what it
 accepts, what it refuses, and the exact `set` it sends for setconf and addconf.

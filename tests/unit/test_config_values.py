@@ -1,4 +1,4 @@
-"""Value parsers (pywg/config/values.py) and the key and endpoint types.
+"""Value parsers (pywg/_config/values.py) and the key and endpoint types.
 
 Expected results are wireguard-go's and wg(8)'s, as run against Debian's wireguard-go
 0.0.20220316 and wireguard-tools 1.0.20210914 (see the comments), and RFC 7748 for X25519.
