@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import procs, syscalls
+from bench import syscalls
 from bench.figures import DATA_ROWS, Row, aead_table, allowedips_rows, control_rows, fmt
-from bench.impls import BASELINE, Impl
 from bench.runner import BARE, Results
 from bench.settings import Scale
+from tests.harness import procs
+from tests.harness.impls import BASELINE, Impl
 
 SCHEMA = 1
 JSON_NAME = "results.json"
@@ -104,7 +105,10 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]],
 def build_document(results: Results, impls: list[Impl], topologies: list[tuple[str, str, str]],
                    scale_name: str, scale: Scale, groups: tuple[str, ...],
                    started: float, finished: float, netns: list[str],
-                   load_at_start: float) -> dict[str, Any]:
+                   load_at_start: float, versions: dict[str, str] | None = None,
+                   ) -> dict[str, Any]:
+    """The run as one JSON document; `versions` maps implementation names to what their
+    `--version` said."""
     summary = {s: _medians(v) for s, v in results.sections.items()}
     return {
         "schema": SCHEMA,
@@ -112,7 +116,8 @@ def build_document(results: Results, impls: list[Impl], topologies: list[tuple[s
         "duration_s": round(finished - started, 1),
         "machine": machine_info(load_at_start),
         "settings": {"scale": scale_name, **dataclasses.asdict(scale), "groups": list(groups)},
-        "implementations": [{"name": i.name, "binary": i.binary, "version": i.version}
+        "implementations": [{"name": i.name, "binary": i.binary,
+                             "version": (versions or {}).get(i.name, "unknown")}
                             for i in impls],
         "topologies": [{"name": n, "a": a, "b": b} for n, a, b in topologies],
         "netns": netns,
@@ -309,3 +314,4 @@ def write(doc: dict[str, Any], outdir: Path, plots: bool = True) -> None:
         (outdir / name).unlink(missing_ok=True)  # a previous run's, in a reused directory
     (outdir / JSON_NAME).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     (outdir / MD_NAME).write_text(render_markdown(doc), encoding="utf-8")
+
