@@ -36,6 +36,8 @@ figure groups (--figures), in the order each repetition runs them:
   micro      AEAD and allowed-IPs loops in pywg's C extension (needs its bench hooks)
 
 Results go to {RESULTS_DIR}/<timestamp>/: results.json, results.md, PNG plots, logs/.
+`--record` keeps the JSON in bench/history/ and adds the tables to bench/RESULTS.md;
+`python -m bench.report JSON` draws the markdown and the plots again from a JSON.
 Needs root (network namespaces). Cleans up its namespaces and processes on exit and Ctrl-C.
 """
 
@@ -61,7 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output directory (default: bench/results/<timestamp>)")
     p.add_argument("--record", action="store_true",
-                   help="add this run to bench/RESULTS.md and bench/history/")
+                   help="add this run's tables to bench/RESULTS.md and its JSON to "
+                        "bench/history/")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--list", action="store_true",
                    help="list the implementations found, and exit")

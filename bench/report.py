@@ -1,4 +1,5 @@
-"""Results out: results.json (every run), results.md (medians and ratios), PNG plots.
+"""Results out: results.json (every run), results.md (medians and ratios), PNG plots; and
+`python -m bench.report JSON`, which draws the last two again from a recorded JSON.
 
 The ratio columns divide each implementation's median by the baseline's (wireguard-go): for
 the data plane, the implementation talking to itself over the baseline talking to itself.
@@ -7,11 +8,13 @@ Whether a ratio above 1 is good depends on the figure; the "better" column says 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -315,3 +318,22 @@ def write(doc: dict[str, Any], outdir: Path, plots: bool = True) -> None:
     (outdir / JSON_NAME).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     (outdir / MD_NAME).write_text(render_markdown(doc), encoding="utf-8")
 
+
+# ---- drawn again from a recorded JSON ----------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.report JSON [--out DIR]`: results.md and the plots of a run, again."""
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    parser.add_argument("json", type=Path, help="a run's results.json (bench/history/*/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write (default: bench/results/<the run's directory>)")
+    args = parser.parse_args(argv)
+    doc: dict[str, Any] = json.loads(args.json.read_text(encoding="utf-8"))
+    outdir = args.out or Path(__file__).resolve().parent / "results" / args.json.parent.name
+    write(doc, outdir)
+    print(outdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

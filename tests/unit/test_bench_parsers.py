@@ -373,10 +373,18 @@ def test_history_is_newest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         run = tmp_path / "results" / stamp
         report.write(_document(gbps), run)
         history.record(run)
-        assert (tmp_path / "history" / stamp / "throughput.png").exists()
+        # Only the JSON is kept; what is drawn from it is drawn again, the same.
+        assert sorted(p.name for p in (tmp_path / "history" / stamp).iterdir()) == \
+            ["results.json"]
+        again = tmp_path / "again" / stamp
+        assert report.main([str(tmp_path / "history" / stamp / "results.json"),
+                            "--out", str(again)]) == 0
+        assert (again / "results.md").read_text() == (run / "results.md").read_text()
+        assert (again / "throughput.png").exists()
     text = (tmp_path / "RESULTS.md").read_text()
     assert text.index(history.MARKER) < text.index("3.00") < text.index("| 1.00 |")
-    assert "![throughput](history/20260102-000000/throughput.png)" in text
+    assert ".png" not in text
+    assert "[history/20260102-000000/results.json](history/20260102-000000/results.json)" in text
 
 
 def _memory_run(rss_a: list[int]) -> memory.Run:
