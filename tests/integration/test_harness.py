@@ -1,8 +1,8 @@
 """The harness's own topologies beyond the pair the other tests use, with real daemons of
-mixed implementations: a gateway with several clients (star), and two peers that reach each
-other only through a routing namespace (chain). Each must carry traffic, show the endpoints
-the addressing plan promises, and leave nothing behind: no namespace, process, socket or
-interface.
+mixed implementations: a gateway with several clients (star; WG_IMPLS's implementations
+join as more clients), and two peers that reach each other only through a routing
+namespace (chain). Each must carry traffic, show the endpoints the addressing plan
+promises, and leave nothing behind: no namespace, process, socket or interface.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import daemons, files, links, netns, topology
+from tests.harness import daemons, files, impls, links, netns, topology
+from tests.harness.impls import Impl
 from tests.harness.probes import ping
 from tests.harness.skips import require_impls, require_root, require_tools
 from tests.harness.topology import Topology
@@ -34,10 +35,17 @@ def workdir() -> Iterator[Path]:
         yield d
 
 
+def _extra_impls() -> list[Impl]:
+    """WG_IMPLS's implementations that are here: each joins the star as one more client."""
+    found, _ = impls.available()
+    return [i for i in found if i.name not in (impls.WGGO.name, impls.PYWG.name)]
+
+
 @pytest.mark.parametrize("hub_impl", ["pywg", "wggo"])
-def test_star_gateway_with_clients_of_both_implementations(workdir: Path,
+def test_star_gateway_with_clients_of_every_implementation(workdir: Path,
                                                            hub_impl: str) -> None:
     hub_kind, *client_kinds = require_impls(hub_impl, "wggo", "pywg")
+    client_kinds += _extra_impls()
     with topology.star("hstar", workdir, clients=len(client_kinds)) as t:
         hub = t.nodes["hub"]
         clients = [t.nodes[f"c{i + 1}"] for i in range(len(client_kinds))]
