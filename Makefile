@@ -99,8 +99,9 @@ lint: install
 	$(CC) $(CFLAGS_LINT) -fsyntax-only $(DP_C) csrc/selftest/*.c
 	$(CC) $(CFLAGS_LINT) -fsyntax-only -Wno-unused-function csrc/fuzz/*.c
 
+# The live tunnel of the README (bench/demo.py, built from the tests' namespace harness).
 demo: deps install
-	$(VPY) -m pywg.demo
+	$(VPY) -m bench.demo
 
 bench: deps install
 	$(VPY) -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)

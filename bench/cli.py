@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench import history, impls, procs, report
+from bench import history, report
 from bench.progress import Progress
 from bench.runner import Results, Runner, topology_specs
 from bench.settings import GROUPS, SCALES
+from tests.harness import impls, procs
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TOOLS = ("ip", "iperf3", "wg", "ping")
@@ -21,8 +22,8 @@ EPILOG = f"""
 implementations:
   wggo   Debian's wireguard-go (the baseline of every ratio), if installed
   pywg   this checkout's pywg (.venv/bin/pywg), if it exists and runs
-  more:  WG_IMPLS="name=/path/to/binary ..." adds any daemon with wireguard-go's
-         command line (`BINARY -f IFNAME`, UAPI socket, configured by `wg setconf`)
+  more:  WG_IMPLS="name=/path/to/binary,..." adds any daemon with wireguard-go's
+         command line (`BINARY -f IFNAME`, UAPI socket, configured by `wg`)
 
 figure groups (--figures), in the order each repetition runs them:
   tcp        TCP throughput, 1 and 4 streams, both directions, with CPU per GB
@@ -35,6 +36,8 @@ figure groups (--figures), in the order each repetition runs them:
   micro      AEAD and allowed-IPs loops in pywg's C extension (needs its bench hooks)
 
 Results go to {RESULTS_DIR}/<timestamp>/: results.json, results.md, PNG plots, logs/.
+`--record` keeps the JSON in bench/history/ and adds the tables to bench/RESULTS.md;
+`python -m bench.report JSON` draws the markdown and the plots again from a JSON.
 Needs root (network namespaces). Cleans up its namespaces and processes on exit and Ctrl-C.
 """
 
@@ -60,7 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output directory (default: bench/results/<timestamp>)")
     p.add_argument("--record", action="store_true",
-                   help="add this run to bench/RESULTS.md and bench/history/")
+                   help="add this run's tables to bench/RESULTS.md and its JSON to "
+                        "bench/history/")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--list", action="store_true",
                    help="list the implementations found, and exit")
@@ -80,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def select_impls(wanted: str) -> tuple[list[impls.Impl], list[str]]:
-    found, notes = impls.discover(os.environ.get("WG_IMPLS", ""))
+    found, notes = impls.available()
     if not wanted:
         return found, notes
     names = [n.strip() for n in wanted.split(",") if n.strip()]
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}", file=sys.stderr)
     if args.list:
         for i in chosen:
-            print(f"{i.name:12} {i.version}  ({i.binary})")
+            print(f"{i.name:12} {impls.version(i)}  ({i.binary})")
         return 0
     problem = _preflight(args)
     if problem:
@@ -122,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                 [(n, a.name if a else "", b.name if b else "")
                                  for n, a, b in topology_specs(chosen)],
                                 args.scale, scale, args.groups, started, time.time(),
-                                runner.netns_names(), load_at_start)
+                                runner.netns_names(), load_at_start,
+                                {i.name: impls.version(i) for i in chosen})
     report.write(doc, outdir, plots=not args.no_plots)
     print(report.render_markdown(doc))
     print(f"bench: results in {outdir}", file=sys.stderr)
@@ -144,7 +149,7 @@ def run(runner: Runner, results: Results) -> int:
     except KeyboardInterrupt as exc:
         results.notes.append(f"interrupted ({str(exc) or 'Ctrl-C'}): partial results")
         code = 130
-    except procs.BenchError as exc:
+    except procs.HarnessError as exc:
         results.notes.append(f"stopped: {exc}")
         print(f"bench: {exc}", file=sys.stderr)
         code = 1

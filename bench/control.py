@@ -2,12 +2,14 @@
 and the time and memory to take a configuration of thousands of peers through the UAPI.
 
 Every measurement gets a freshly started daemon (so one figure's state never leaks into the
-next) in ns B of a netns pair kept for the whole run; the load generator runs in ns A.
+next) in ns b of a netns pair (tests/harness) kept for the whole run; the load generator runs
+in ns a. Keys here are raw X25519 bytes made in-process: the load generator needs thousands.
 Configurations are generated once per run and given to every implementation unchanged.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import os
@@ -15,18 +17,33 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import procs, sysstat
-from bench.impls import REPO, Impl
-from bench.netns import OUTER_B, NetnsPair
-from bench.topology import LISTEN_PORT, Daemon, b64, keypair
+import nacl.public
+
+from bench import sysstat
+from bench.target import LABEL
+from tests.harness import daemons, links, netns, procs, topology, wg
+from tests.harness.daemons import Daemon
+from tests.harness.impls import REPO, Impl
+from tests.harness.topology import TUNNEL_MTU, Topology
 
 # Peers of the big configurations get one /32 each from here (a /9: room for 8M peers).
 CONFIG_PEER_NET = ipaddress.IPv4Network("10.128.0.0/9")
 HS_WINDOW = 32
 HS_TIMEOUT_S = 1.0
 HS_SLACK_S = 60.0
+LISTEN_PORT = 51820
 
 Figures = dict[str, float]
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def keypair() -> tuple[bytes, bytes]:
+    """A fresh X25519 (private, public) pair. Bench keys are throwaway and never printed."""
+    key = nacl.public.PrivateKey.generate()
+    return bytes(key), bytes(key.public_key)
 
 
 def big_config(private: bytes, peers: list[bytes]) -> str:
@@ -45,21 +62,32 @@ class ControlBench:
 
     tag: str
     logdir: Path
-    pair: NetnsPair = field(init=False)
+    net: Topology | None = None
+    namespaces: list[str] = field(default_factory=list)
     configs: dict[int, str] = field(default_factory=dict)
     starts: int = 0
 
-    def __post_init__(self) -> None:
-        self.pair = NetnsPair(self.tag)
-
     def setup(self) -> None:
-        self.pair.create()
+        self.net = topology.pair(LABEL, self.logdir, self.tag)
+        self.namespaces = self.net.namespaces()
+
+    def teardown(self) -> None:
+        if self.net is not None:
+            self.net.close()
+
+    @property
+    def pair(self) -> Topology:
+        if self.net is None:
+            raise procs.HarnessError("control-plane namespaces: not set up")
+        return self.net
 
     def _daemon(self, impl: Impl) -> Daemon:
+        """A fresh daemon in ns b, its interface up (as a tunnel's would be), unconfigured."""
         self.starts += 1
-        ifname = f"wgc{self.starts}{self.tag}"
-        daemon = Daemon(impl, ifname, self.pair.name_b, self.logdir / f"{ifname}.log")
-        daemon.start()
+        ns = self.pair.b.ns
+        daemon = daemons.start(impl, ns, f"wgc{self.starts}{self.tag}"[:netns.IFNAME_MAX],
+                               self.logdir, foreground=True)
+        links.configure(ns, daemon.ifname, mtu=TUNNEL_MTU)
         return daemon
 
     def config_of(self, size: int) -> str:
@@ -74,10 +102,10 @@ class ControlBench:
         daemon = self._daemon(impl)
         try:
             idle = sysstat.rss_kib(daemon.pid)
-            seconds = daemon.setconf(config)
+            seconds = wg.setconf(None, daemon.ifname, config)
             after = sysstat.rss_kib(daemon.pid)
             if not daemon.alive():
-                raise procs.BenchError(daemon.why_dead())
+                raise procs.HarnessError(daemon.why_dead())
         finally:
             daemon.stop()
         out: Figures = {f"config{size}_apply_s": seconds}
@@ -98,31 +126,33 @@ class ControlBench:
         responder_private, responder_public = keypair()
         daemon = self._daemon(impl)
         try:
-            daemon.setconf(big_config(responder_private, publics))
+            wg.setconf(None, daemon.ifname, big_config(responder_private, publics))
             result = self._generate(responder_public, privates, count, duration,
                                     flood_count, flood_duration)
             rss = sysstat.rss_kib(daemon.pid)
             if not daemon.alive():
-                raise procs.BenchError(daemon.why_dead())
+                raise procs.HarnessError(daemon.why_dead())
         finally:
             daemon.stop()
         return _handshake_figures(result, rss)
 
     def _generate(self, responder_public: bytes, privates: list[bytes], count: int,
                   duration: float, flood_count: int, flood_duration: float) -> dict[str, object]:
-        spec = {"host": OUTER_B, "port": LISTEN_PORT, "responder_public": responder_public.hex(),
+        spec = {"host": self.pair.b.outer4, "port": LISTEN_PORT,
+                "responder_public": responder_public.hex(),
                 "peer_privates": [k.hex() for k in privates],
                 "closed": {"count": count, "window": HS_WINDOW, "duration": duration,
                            "timeout": HS_TIMEOUT_S},
                 "flood": {"count": flood_count, "duration": flood_duration}}
-        cmd = self.pair.exec_a("env", f"PYTHONPATH={REPO}", sys.executable, "-m", "bench.hsload")
-        done = procs.run(cmd, duration + flood_duration + HS_SLACK_S, stdin=json.dumps(spec))
+        cmd = netns.exec_argv(self.pair.a.ns, ["env", f"PYTHONPATH={REPO}", sys.executable,
+                                               "-m", "bench.hsload"])
+        done = procs.run(cmd, duration + flood_duration + HS_SLACK_S, input=json.dumps(spec))
         try:
             result = json.loads(done.stdout)
         except json.JSONDecodeError as exc:
-            raise procs.BenchError(f"hsload printed no JSON: {done.stderr[-300:]}") from exc
+            raise procs.HarnessError(f"hsload printed no JSON: {done.stderr[-300:]}") from exc
         if not isinstance(result, dict):
-            raise procs.BenchError("hsload output is not an object")
+            raise procs.HarnessError("hsload output is not an object")
         return result
 
 

@@ -1,8 +1,10 @@
 """bench/RESULTS.md: the dated history of recorded full runs, newest first.
 
-`python -m bench --record` copies a finished run's JSON, markdown and plots into
-bench/history/<timestamp>/ (tracked by git, unlike bench/results/) and inserts its report at
-the top of RESULTS.md, below the fixed introduction, with the image links pointing there.
+`python -m bench --record` copies a finished run's JSON (every repetition, the machine,
+every version) into bench/history/<timestamp>/, tracked by git unlike bench/results/, and
+inserts its tables at the top of RESULTS.md, below the fixed introduction. Nothing generated
+from the JSON is kept: `python -m bench.report bench/history/<timestamp>/results.json`
+draws the markdown and the plots again, into bench/results/.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bench.report import JSON_NAME, MD_NAME, render_markdown
+from bench.report import JSON_NAME, render_markdown
 
 BENCH = Path(__file__).resolve().parent
 RESULTS_MD = BENCH / "RESULTS.md"
@@ -21,8 +23,10 @@ MARKER = "<!-- newest run below this line; `python -m bench --record` inserts he
 INTRO = f"""# Benchmark history
 
 Recorded full runs of `make bench` (`python -m bench --record`), newest first. Each run's
-JSON (every repetition, the machine, every version) and plots are in bench/history/. Figures
-are medians; compare implementations within one run, not across runs or machines.
+JSON (every repetition, the machine, every version) is in bench/history/; the plots are not
+kept: `python -m bench.report bench/history/<run>/results.json` draws them (and the tables)
+again into bench/results/. Figures are medians; compare implementations within one run, not
+across runs or machines.
 
 How to read them:
 
@@ -42,14 +46,15 @@ How to read them:
 
 
 def record(outdir: Path) -> Path:
-    """Copies a run into the history and adds its section to RESULTS.md; returns the copy."""
+    """Copies a run's JSON into the history and adds its tables to RESULTS.md (with a line
+    saying where its JSON is, and no plots); returns the history directory."""
     doc: dict[str, Any] = json.loads((outdir / JSON_NAME).read_text(encoding="utf-8"))
     stamp = outdir.name
     dest = HISTORY / stamp
     dest.mkdir(parents=True, exist_ok=True)
-    for name in [JSON_NAME, MD_NAME, *doc.get("plots", [])]:
-        shutil.copy2(outdir / name, dest / name)
-    section = render_markdown(doc, image_dir=f"history/{stamp}/", title_level=2)
+    shutil.copy2(outdir / JSON_NAME, dest / JSON_NAME)
+    section = render_markdown({**doc, "plots": []}, title_level=2)
+    section += f"\nThe run's JSON: [history/{stamp}/{JSON_NAME}](history/{stamp}/{JSON_NAME}).\n"
     text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else INTRO
     if MARKER not in text:
         text = INTRO + "\n" + text

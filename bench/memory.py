@@ -2,7 +2,7 @@
 
     python -m bench.memory [--minutes 10] [--interval 10] [--impl NAME=BINARY] [--out DIR]
 
-One tunnel between two namespaces (bench.topology), iperf3 --bidir through it for the whole
+One tunnel between two namespaces (bench.target), iperf3 --bidir through it for the whole
 run, so that both daemons seal and open at full rate at once, with a short UDP flood at
 1372-byte and at 64-byte payloads every few minutes on top (the paths that queue and stage
 the most). Every `--interval` seconds it records each daemon's resident set size
@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import procs, sysstat
-from bench.impls import Impl, discover
-from bench.topology import IPERF_PORT, Topology
+from bench import sysstat
+from bench.target import IPERF_PORT, Target
+from tests.harness import procs
+from tests.harness.impls import Impl, available
 
 WARMUP_S = 30.0
 UDP_EVERY_S = 120.0
@@ -46,15 +47,15 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
 
-def _interface_bytes(topo: Topology) -> float:
+def _interface_bytes(topo: Target) -> float:
     """Bytes the tunnel interface in namespace A has sent and received, in GB."""
     counters = sysstat.net_dev_of(topo.pids[0]).get(topo.daemons[0].ifname)
     return (counters.rx_bytes + counters.tx_bytes) / 1e9 if counters else 0.0
 
 
-def _udp_flood(topo: Topology, payload: int) -> None:
-    procs.run(topo.pair.exec_a("iperf3", "-c", topo.server_addr, "-p", str(IPERF_PORT + 1),
-                               "-u", "-b", "0", "-l", str(payload), "-t", str(UDP_SECONDS)),
+def _udp_flood(topo: Target, payload: int) -> None:
+    procs.run(topo.exec_a("iperf3", "-c", topo.server_addr, "-p", str(IPERF_PORT + 1),
+                          "-u", "-b", "0", "-l", str(payload), "-t", str(UDP_SECONDS)),
               UDP_SECONDS + 30, check=False)
 
 
@@ -62,14 +63,13 @@ def measure(impl: Impl, minutes: float, interval: float, logdir: Path) -> Run:
     run = Run(impl.name, minutes)
     # A fresh tag per run, as bench.runner does: a run killed before its cleanup must not
     # block the next one with namespaces of the same name.
-    topo = Topology(f"{impl.name}-{impl.name}", f"m{os.urandom(3).hex()[:5]}", impl, impl,
-                    logdir)
-    topo.setup()
+    topo = Target(f"{impl.name}-{impl.name}", f"m{os.urandom(3).hex()[:5]}", impl, impl, logdir)
     try:
-        udp_server = procs.start(topo.pair.exec_b("iperf3", "-s", "-p", str(IPERF_PORT + 1)),
+        topo.setup()
+        udp_server = procs.start(topo.exec_b("iperf3", "-s", "-p", str(IPERF_PORT + 1)),
                                  logdir / "iperf3-udp.log")
         seconds = int(minutes * 60)
-        stream = procs.start(topo.pair.exec_a(
+        stream = procs.start(topo.exec_a(
             "iperf3", "-c", topo.server_addr, "-p", str(IPERF_PORT), "--bidir",
             "-t", str(seconds), "-J"), logdir / "iperf3-bidir.json")
         start = time.monotonic()
@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
     if not procs.is_root():
         print("bench.memory: needs root (network namespaces)", file=sys.stderr)
         return 2
-    impls, notes = discover(os.environ.get("WG_IMPLS", ""))
+    impls, notes = available()
     chosen = next((i for i in impls if i.name == args.impl), None)
     if chosen is None:
         print(f"bench.memory: no implementation {args.impl!r}: {notes}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Results out: results.json (every run), results.md (medians and ratios), PNG plots.
+"""Results out: results.json (every run), results.md (medians and ratios), PNG plots; and
+`python -m bench.report JSON`, which draws the last two again from a recorded JSON.
 
 The ratio columns divide each implementation's median by the baseline's (wireguard-go): for
 the data plane, the implementation talking to itself over the baseline talking to itself.
@@ -7,20 +8,23 @@ Whether a ratio above 1 is good depends on the figure; the "better" column says 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import procs, syscalls
+from bench import syscalls
 from bench.figures import DATA_ROWS, Row, aead_table, allowedips_rows, control_rows, fmt
-from bench.impls import BASELINE, Impl
 from bench.runner import BARE, Results
 from bench.settings import Scale
+from tests.harness import procs
+from tests.harness.impls import BASELINE, Impl
 
 SCHEMA = 1
 JSON_NAME = "results.json"
@@ -104,7 +108,10 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]],
 def build_document(results: Results, impls: list[Impl], topologies: list[tuple[str, str, str]],
                    scale_name: str, scale: Scale, groups: tuple[str, ...],
                    started: float, finished: float, netns: list[str],
-                   load_at_start: float) -> dict[str, Any]:
+                   load_at_start: float, versions: dict[str, str] | None = None,
+                   ) -> dict[str, Any]:
+    """The run as one JSON document; `versions` maps implementation names to what their
+    `--version` said."""
     summary = {s: _medians(v) for s, v in results.sections.items()}
     return {
         "schema": SCHEMA,
@@ -112,7 +119,8 @@ def build_document(results: Results, impls: list[Impl], topologies: list[tuple[s
         "duration_s": round(finished - started, 1),
         "machine": machine_info(load_at_start),
         "settings": {"scale": scale_name, **dataclasses.asdict(scale), "groups": list(groups)},
-        "implementations": [{"name": i.name, "binary": i.binary, "version": i.version}
+        "implementations": [{"name": i.name, "binary": i.binary,
+                             "version": (versions or {}).get(i.name, "unknown")}
                             for i in impls],
         "topologies": [{"name": n, "a": a, "b": b} for n, a, b in topologies],
         "netns": netns,
@@ -309,3 +317,23 @@ def write(doc: dict[str, Any], outdir: Path, plots: bool = True) -> None:
         (outdir / name).unlink(missing_ok=True)  # a previous run's, in a reused directory
     (outdir / JSON_NAME).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     (outdir / MD_NAME).write_text(render_markdown(doc), encoding="utf-8")
+
+
+# ---- drawn again from a recorded JSON ----------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.report JSON [--out DIR]`: results.md and the plots of a run, again."""
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    parser.add_argument("json", type=Path, help="a run's results.json (bench/history/*/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write (default: bench/results/<the run's directory>)")
+    args = parser.parse_args(argv)
+    doc: dict[str, Any] = json.loads(args.json.read_text(encoding="utf-8"))
+    outdir = args.out or Path(__file__).resolve().parent / "results" / args.json.parent.name
+    write(doc, outdir)
+    print(outdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

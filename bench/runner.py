@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import micro, procs, syscalls, sysstat, traffic
+from bench import micro, syscalls, sysstat, traffic
 from bench.control import ControlBench
-from bench.impls import BASELINE, Impl
 from bench.progress import Progress
 from bench.settings import CONTROL_GROUPS, DATA_GROUPS, Scale
-from bench.topology import Topology
+from bench.target import Target
+from tests.harness import procs
+from tests.harness.impls import BASELINE, Impl
 
 Figures = dict[str, float]
 BARE = "veth"
@@ -81,7 +82,7 @@ class Runner:
         self.logdir = logdir
         self.results = results
         rid = os.urandom(3).hex()[:5]
-        self.topologies = {name: Topology(name, f"{n}{rid}", left, right, logdir)
+        self.topologies = {name: Target(name, f"{n}{rid}", left, right, logdir)
                            for n, (name, left, right) in enumerate(topology_specs(impls))}
         self.control = ControlBench(f"c{rid}", logdir)
         self.failed: set[str] = set()
@@ -90,12 +91,12 @@ class Runner:
                                  "per syscall are not measured")
 
     def netns_names(self) -> list[str]:
-        pairs = [t.pair for t in self.topologies.values()] + [self.control.pair]
-        return [name for p in pairs for name in (p.name_a, p.name_b)]
+        made = [t.namespaces for t in self.topologies.values()] + [self.control.namespaces]
+        return [name for names in made for name in names]
 
     # ---- plan ----------------------------------------------------------------------
 
-    def _data_tasks(self, group: str, topo: Topology) -> list[Task]:
+    def _data_tasks(self, group: str, topo: Target) -> list[Task]:
         s, name = self.scale, topo.name
         d = traffic.Length(s.duration_s, s.iperf_bytes)
         run_s = 0.5 if s.iperf_bytes else s.duration_s + 1.0
@@ -162,16 +163,16 @@ class Runner:
                 try:
                     topo.setup()
                     self._record_rss(topo, "idle")
-                except procs.BenchError as exc:
+                except procs.HarnessError as exc:
                     self._fail(topo.name, f"set-up failed: {exc}")
-                    topo.teardown()  # its namespaces go at clean-up, with everything else
+                    topo.teardown()
                 progress.end()
         else:
             self.topologies.clear()
         if any(g in self.groups for g in CONTROL_GROUPS) and self.impls:
             self.control.setup()
 
-    def _record_rss(self, topo: Topology, when: str) -> None:
+    def _record_rss(self, topo: Target, when: str) -> None:
         figures: Figures = {}
         for side, daemon in zip("ab", topo.daemons, strict=False):
             rss = sysstat.rss_kib(daemon.pid)
@@ -192,7 +193,7 @@ class Runner:
                 try:
                     self.results.add(task.section, task.target, task.run())
                 except Exception as exc:  # one broken measurement must not lose the run
-                    why = str(exc) if isinstance(exc, procs.BenchError) else \
+                    why = str(exc) if isinstance(exc, procs.HarnessError) else \
                         f"{type(exc).__name__}: {exc}"
                     self._fail(task.target, f"{task.label}: {why}")
                     progress.note(f"    failed: {why}")
@@ -203,6 +204,7 @@ class Runner:
             if topo.name not in self.failed and topo.daemons:
                 self._record_rss(topo, "load")
             topo.teardown()
+        self.control.teardown()
 
     def _micro(self) -> Figures:
         hooks = micro.find_hooks()

@@ -21,9 +21,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import procs, sysstat
-from bench.topology import TUNNEL_MTU, Topology
+from bench import sysstat
+from bench.target import Target
 from bench.traffic import Figures, background_stream
+from tests.harness import procs
+from tests.harness.topology import TUNNEL_MTU
 
 WG_OVERHEAD = 32
 VETH_FRAME = TUNNEL_MTU + WG_OVERHEAD + 8 + 20 + 14
@@ -167,7 +169,7 @@ def figures_from(window: Window, pid_a: int, pid_b: int, if_a: str, if_b: str,
     return out
 
 
-def measure(topo: Topology, seconds: float) -> Figures:
+def measure(topo: Target, seconds: float) -> Figures:
     """Packets per syscall on the four paths while one TCP stream runs A->B."""
     perf = perf_path()
     if perf is None or len(topo.daemons) != 2:
@@ -178,4 +180,4 @@ def measure(topo: Topology, seconds: float) -> Figures:
         window = count_window([a.pid, b.pid], seconds, perf)
     topo.check_alive()
     return figures_from(window, a.pid, b.pid, a.ifname, b.ifname,
-                        topo.pair.veth_a, topo.pair.veth_b)
+                        topo.pair.a.veth, topo.pair.b.veth)

@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench import procs, sysstat
-from bench.topology import IPERF_PORT, Topology
+from bench import sysstat
+from bench.target import IPERF_PORT, Target
+from tests.harness import procs, wait
 
 UDP_PAYLOAD = 1372  # 1372 + 8 + 20 = 1400 bytes of IP packet: fits the 1420 tunnel MTU
 PPS_PAYLOAD = 64
@@ -70,29 +71,29 @@ class Length:
         return (0 if self.nbytes else self.seconds) + IPERF_SLACK_S
 
 
-def iperf_cmd(topo: Topology, length: Length, *extra: str) -> list[str]:
-    return topo.pair.exec_a("iperf3", "-c", topo.server_addr, "-p", str(IPERF_PORT),
-                            *length.args(), "-J", "--connect-timeout",
-                            str(CONNECT_TIMEOUT_MS), *extra)
+def iperf_cmd(topo: Target, length: Length, *extra: str) -> list[str]:
+    return topo.exec_a("iperf3", "-c", topo.server_addr, "-p", str(IPERF_PORT),
+                       *length.args(), "-J", "--connect-timeout",
+                       str(CONNECT_TIMEOUT_MS), *extra)
 
 
 def parse_iperf(text: str) -> dict[str, Any]:
-    """iperf3 -J output -> its `end` section; raises BenchError on iperf3's own errors."""
+    """iperf3 -J output -> its `end` section; raises HarnessError on iperf3's own errors."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise procs.BenchError(f"iperf3 printed no JSON: {text[:200]!r}") from exc
+        raise procs.HarnessError(f"iperf3 printed no JSON: {text[:200]!r}") from exc
     if not isinstance(doc, dict):
-        raise procs.BenchError("iperf3 JSON is not an object")
+        raise procs.HarnessError("iperf3 JSON is not an object")
     if doc.get("error"):
-        raise procs.BenchError(f"iperf3: {doc['error']}")
+        raise procs.HarnessError(f"iperf3: {doc['error']}")
     end = doc.get("end")
     if not isinstance(end, dict):
-        raise procs.BenchError("iperf3 JSON has no 'end' section")
+        raise procs.HarnessError("iperf3 JSON has no 'end' section")
     return end
 
 
-def run_iperf(topo: Topology, length: Length, *extra: str) -> tuple[dict[str, Any], CpuWindow]:
+def run_iperf(topo: Target, length: Length, *extra: str) -> tuple[dict[str, Any], CpuWindow]:
     """One iperf3 client run with CPU accounting; restarts the server and retries once."""
     for attempt in (1, 2):
         window = CpuWindow(topo.pids)
@@ -101,7 +102,7 @@ def run_iperf(topo: Topology, length: Length, *extra: str) -> tuple[dict[str, An
         window.end()
         try:
             return parse_iperf(done.stdout), window
-        except procs.BenchError:
+        except procs.HarnessError:
             topo.check_alive()
             if attempt == 2:
                 raise
@@ -116,17 +117,17 @@ def section(end: dict[str, Any], *names: str) -> dict[str, Any]:
         found = end.get(name)
         if isinstance(found, dict):
             return found
-    raise procs.BenchError(f"iperf3 JSON has none of {', '.join(names)}")
+    raise procs.HarnessError(f"iperf3 JSON has none of {', '.join(names)}")
 
 
 def number(summary: dict[str, Any], key: str, default: float | None = None) -> float:
     value = summary.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise procs.BenchError(f"iperf3 JSON: {key} is {value!r}, not a number")
+        raise procs.HarnessError(f"iperf3 JSON: {key} is {value!r}, not a number")
     return float(value)
 
 
-def tcp(topo: Topology, length: Length, streams: int, reverse: bool) -> Figures:
+def tcp(topo: Target, length: Length, streams: int, reverse: bool) -> Figures:
     extra = ["-P", str(streams)] + (["-R"] if reverse else [])
     end, window = run_iperf(topo, length, *extra)
     return tcp_figures(end, window, f"tcp{streams}_{'rev' if reverse else 'fwd'}")
@@ -142,7 +143,7 @@ def tcp_figures(end: dict[str, Any], window: CpuWindow, prefix: str) -> Figures:
     return out
 
 
-def udp(topo: Topology, length: Length, payload: int, prefix: str) -> Figures:
+def udp(topo: Target, length: Length, payload: int, prefix: str) -> Figures:
     end, window = run_iperf(topo, length, "-u", "-b", "0", "-l", str(payload))
     return udp_figures(end, window, payload, prefix)
 
@@ -153,7 +154,7 @@ def udp_figures(end: dict[str, Any], window: CpuWindow, payload: int, prefix: st
     nbytes = int(number(received, "bytes"))
     seconds = number(received, "seconds")
     if seconds <= 0:
-        raise procs.BenchError("iperf3 UDP JSON: the receiver saw no time pass")
+        raise procs.HarnessError("iperf3 UDP JSON: the receiver saw no time pass")
     sent = int(number(section(end, "sum_sent", "sum"), "packets", 0))
     delivered = nbytes // payload
     out: Figures = {
@@ -179,27 +180,27 @@ def parse_ping(text: str) -> list[float]:
     return [float(m.group(1)) for m in _RTT.finditer(text)]
 
 
-def ping(topo: Topology, count: int, interval: float, prefix: str) -> Figures:
+def ping(topo: Target, count: int, interval: float, prefix: str) -> Figures:
     deadline = math.ceil(count * interval + 3)
-    done = procs.run(topo.pair.exec_a("ping", "-n", "-c", str(count), "-i", f"{interval:g}",
-                                      "-w", str(deadline), "-W", "1", topo.server_addr),
+    done = procs.run(topo.exec_a("ping", "-n", "-c", str(count), "-i", f"{interval:g}",
+                                 "-w", str(deadline), "-W", "1", topo.server_addr),
                      deadline + 10, check=False)
     rtts = parse_ping(done.stdout)
     if not rtts:
         topo.check_alive()
-        raise procs.BenchError(f"{topo.name}: no ping replies ({done.stderr.strip()[:200]})")
+        raise procs.HarnessError(f"{topo.name}: no ping replies ({done.stderr.strip()[:200]})")
     return {f"{prefix}_p50_ms": percentile(rtts, 50), f"{prefix}_p99_ms": percentile(rtts, 99),
             f"{prefix}_loss_pct": 100.0 * (1 - len(rtts) / count)}
 
 
 @contextlib.contextmanager
-def background_stream(topo: Topology, seconds: float) -> Iterator[None]:
+def background_stream(topo: Target, seconds: float) -> Iterator[None]:
     """One TCP stream A->B for about `seconds` (plus the settling time) around the body."""
     load_s = math.ceil(seconds + SETTLE_S + 1)
     load = procs.start(iperf_cmd(topo, Length(load_s)))
     try:
         # Let the stream leave slow start before measuring anything.
-        procs.wait_for(lambda: load.poll() is not None, SETTLE_S)
+        wait.poll(lambda: load.poll() is not None, SETTLE_S)
         yield
     finally:
         # SIGINT makes the client end the test properly, so the server is ready for the next.
@@ -210,7 +211,7 @@ def background_stream(topo: Topology, seconds: float) -> Iterator[None]:
         procs.stop(load)
 
 
-def ping_under_load(topo: Topology, count: int, interval: float) -> Figures:
+def ping_under_load(topo: Target, count: int, interval: float) -> Figures:
     """Ping while one TCP stream fills the path A->B (the pings share its queues)."""
     with background_stream(topo, count * interval + 1):
         return ping(topo, count, interval, "ping_load")

@@ -21,8 +21,8 @@ from pywg._driver.datapath import DataPlane, Endpoint, Settings
 from pywg._driver.offload import ALL as ALL_OFFLOADS
 from pywg._driver.offload import Offload
 from pywg._protocol.timers import Timing
+from tests.harness.netns import inside
 from tests.support import transport
-from tests.support.setns import inside
 
 TUN_QUEUE = 2048
 LOOP4 = ipaddress.IPv4Address("127.0.0.1")

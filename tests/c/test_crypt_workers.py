@@ -29,8 +29,10 @@ from tests.c.test_offload import (
     send_gso,
     tun_writes,
 )
-from tests.support import netns, transport
+from tests.harness import netns
+from tests.harness.skips import require_root
 from tests.support import offload_ref as ref
+from tests.support import transport
 
 THREADS = 4
 
@@ -47,7 +49,7 @@ def side(ns):
 
 @pytest.fixture(scope="module")
 def ns():
-    netns.require_root()
+    require_root()
     with netns.namespace("pcw") as name:
         yield name
 

@@ -21,7 +21,9 @@ from pywg import _constants as constants
 from pywg._driver.datapath import EventType
 from pywg._protocol.timers import Timing
 from tests.c.dpnet import Node, PyPeer, node, udp_socket, wait_for
-from tests.support import netns, transport
+from tests.harness import netns
+from tests.harness.skips import require_root
+from tests.support import transport
 from tests.support.packets import ipv4, ipv4_of_size, ipv6, ipv6_of_size
 
 PEER = 3
@@ -31,7 +33,7 @@ NET6 = ipaddress.ip_network("fd00::/64")
 
 @pytest.fixture(scope="module")
 def ns():
-    netns.require_root()
+    require_root()
     with netns.namespace("pdp") as name:
         yield name
 

@@ -27,9 +27,11 @@ from hypothesis import strategies as st
 from pywg._driver.datapath import DataPlane, Endpoint, Settings
 from pywg._driver.offload import ALL, Offload
 from tests.c.dpnet import SO_RCVBUFFORCE, Node, PyPeer, node, tun_pair, wait_for
-from tests.support import netns, transport
+from tests.harness import links, netns
+from tests.harness.netns import inside
+from tests.harness.skips import require_root
 from tests.support import offload_ref as ref
-from tests.support.setns import inside
+from tests.support import transport
 
 PEER = 3
 NET4 = ipaddress.ip_network("10.0.0.0/24")
@@ -44,7 +46,7 @@ SO_NO_CHECK = 11  # asm-generic/socket.h
 
 @pytest.fixture(scope="module")
 def ns():
-    netns.require_root()
+    require_root()
     with netns.namespace("pof") as name:
         yield name
 
@@ -544,7 +546,7 @@ def test_udp_gso_larger_than_the_path_mtu(ns) -> None:
     """A path MTU below the datagram size: segmentation is refused, and the datagrams go one
     by one, fragmented by the kernel, and arrive."""
     with netns.namespace("pom") as small:
-        netns.sh("ip link set lo mtu 1300", ns=small)       # IPv6 needs 1280
+        links.set_mtu(small, "lo", 1300)       # IPv6 needs 1280
         n, far = make_side(small)
         try:
             segs = burst_from_tun(n, 20, size=1300)
@@ -571,8 +573,8 @@ def test_udp_gso_through_a_device_without_checksum_offload(ns) -> None:
     """A device without transmit checksum offload: kernels before 6.11 refuse UDP_SEGMENT
     with EIO (udp_send_skb) and the datagrams go one by one; later ones checksum in
     software. Either way every datagram arrives, and at most the one send was refused."""
-    with (netns.namespace("pea") as ns_a, netns.namespace("peb") as ns_b,
-          netns.veth_pair(ns_a, ns_b) as (veth_a, _veth_b)):
+    with netns.namespace("pea") as ns_a, netns.namespace("peb") as ns_b:
+        veth_a, _veth_b = links.veth_pair(ns_a, ns_b)
         tx_checksum_off(ns_a, veth_a)
         with inside(ns_a):
             udp4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

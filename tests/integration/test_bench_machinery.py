@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from bench import impls
-from tests.support.netns import require_root, require_tools
+from tests.harness import impls
+from tests.harness.skips import require_root, require_tools
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 240
@@ -44,7 +44,7 @@ TUNNEL_KEYS = ("tcp1_fwd_cpu_daemons_s_per_gb", "rss_idle_a_kib", "rss_idle_b_ki
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     require_root()
     require_tools("wireguard-go", "wg", "iperf3", "ping")
-    found, _ = impls.discover("")
+    found, _ = impls.available("")
     other = "pywg" if any(i.name == "pywg" for i in found) else ALIAS
     out = tmp_path_factory.mktemp("bench") / "run"
     done = subprocess.run(

@@ -18,7 +18,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,41 +28,15 @@ from pywg._driver.datapath import DataPlane, Endpoint, EventType, Settings
 from pywg._driver.offload import ALL as ALL_OFFLOADS
 from pywg._driver.offload import TUN_OFFLOADS, Offload
 from pywg._driver.tun import IFF_TUN, TUNSETIFF, Tun
-from tests.support import netns
-from tests.support.setns import inside
+from tests.harness import links, netns
+from tests.harness.netns import inside
+from tests.harness.skips import require_root, require_tools
+from tests.harness.transfer import checked_transfer
 
 PORT = 51820
 MTU = 1420
 TRANSFER = 100 * 1024 * 1024
 SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32
-
-SERVER = r"""
-import hashlib, socket, sys
-srv = socket.create_server((sys.argv[1], int(sys.argv[2])), family=socket.AF_INET)
-srv.settimeout(60)
-print("listening", flush=True)
-conn, _ = srv.accept()
-conn.settimeout(60)
-h, n = hashlib.sha256(), 0
-while chunk := conn.recv(1 << 20):
-    h.update(chunk)
-    n += len(chunk)
-print(n, h.hexdigest(), flush=True)
-"""
-
-CLIENT = r"""
-import hashlib, os, socket, sys
-total, h = int(sys.argv[3]), hashlib.sha256()
-block = bytearray(os.urandom(1 << 20))
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
-for i in range(total // len(block)):
-    block[:8] = i.to_bytes(8, "little")  # no two chunks alike
-    h.update(block)
-    s.sendall(block)
-s.close()
-print(total, h.hexdigest(), flush=True)
-"""
-
 
 @dataclass
 class Side:
@@ -108,9 +81,7 @@ def make_side(ns: str, inner4: str, inner6: str, outer4: str, outer6: str,
         tun = tun_with_packet_info(name) if pi else Tun.create(name, mtu=MTU, offloads=offloads)
         udp4 = bound_socket(socket.AF_INET, "0.0.0.0")
         udp6 = bound_socket(socket.AF_INET6, "::")
-    netns.sh(f"ip addr add {inner4}/24 dev {tun.name} && "
-             f"ip -6 addr add {inner6}/64 dev {tun.name} nodad && ip link set {tun.name} up",
-             ns=ns)
+    links.configure(ns, tun.name, f"{inner4}/24", f"{inner6}/64")
     dp = DataPlane(Settings(tun_fd=tun.fd, udp4_fd=udp4.fileno(), udp6_fd=udp6.fileno(),
                             mtu=MTU, max_peers=4, tun_pi=pi, tun_vnet_hdr=tun.vnet_hdr,
                             offloads=(offloads & ~TUN_OFFLOADS) | tun.offloads))
@@ -141,10 +112,10 @@ def install_keys(initiator: Side, responder: Side) -> None:
 @contextlib.contextmanager
 def two_sides(outer: int, b_pi: bool = False, offloads: Offload = Offload.NONE,
               ) -> Iterator[tuple[Side, Side]]:
-    netns.require_root()
-    netns.require_tools("ping")
-    with (netns.namespace("pda") as ns_a, netns.namespace("pdb") as ns_b,
-          netns.veth_pair(ns_a, ns_b)):
+    require_root()
+    require_tools("ping")
+    with netns.namespace("pda") as ns_a, netns.namespace("pdb") as ns_b:
+        links.veth_pair(ns_a, ns_b)
         a = make_side(ns_a, "10.77.0.1", "fd77::1", "10.99.0.1", "fd99::1", offloads=offloads)
         b = make_side(ns_b, "10.77.0.2", "fd77::2", "10.99.0.2", "fd99::2", pi=b_pi,
                       offloads=offloads)
@@ -159,7 +130,9 @@ def two_sides(outer: int, b_pi: bool = False, offloads: Offload = Offload.NONE,
 
 
 def ping(src: Side, dst: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return netns.sh(f"ping -c 2 -i 0.2 -W 2 {' '.join(extra)} {dst}", ns=src.ns, check=False)
+    # Two echoes and no deadline (-w would send more than two): the drop counts are exact.
+    return netns.run(src.ns, ["ping", "-c", "2", "-i", "0.2", "-W", "2", *extra, dst],
+                     check=False)
 
 
 @pytest.mark.parametrize(("outer", "b_pi"), [(4, False), (6, False), (4, True)],
@@ -189,22 +162,7 @@ def test_tcp_transfer_with_checksum(offloads: Offload) -> None:
     them whole), and B writes them to its TUN coalesced again, which B's kernel TCP takes."""
     with two_sides(4, offloads=offloads) as (a, b):
         install_keys(a, b)
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", b.ns, sys.executable, "-c", SERVER, b.inner4, "5001"],
-            stdout=subprocess.PIPE, text=True)
-        try:
-            assert server.stdout is not None
-            assert server.stdout.readline().strip() == "listening"
-            client = subprocess.run(
-                ["ip", "netns", "exec", a.ns, sys.executable, "-c", CLIENT, b.inner4, "5001",
-                 str(TRANSFER)], capture_output=True, text=True, timeout=120)
-            assert client.returncode == 0, client.stderr
-            received, _ = server.communicate(timeout=60)
-        finally:
-            server.kill()
-            server.wait()
-        assert received.split() == client.stdout.split()
-        assert int(received.split()[0]) == TRANSFER
+        checked_transfer(a.ns, b.ns, b.inner4, TRANSFER)
         sa, sb = a.dp.stats(), b.dp.stats()
         used = (sa.tun_rx_gso, sa.udp_tx_gso, sb.udp_rx_gro, sb.tun_tx_gro)
         assert all(used) if offloads else not any(used), used
@@ -214,8 +172,8 @@ def test_source_outside_allowed_ips_is_dropped() -> None:
     with two_sides(4) as (a, b):
         install_keys(a, b)
         assert ping(a, b.inner4).returncode == 0
-        netns.sh(f"ip addr add 10.88.0.1/32 dev {a.tun.name}", ns=a.ns)
-        result = ping(a, b.inner4, "-I 10.88.0.1")
+        netns.run(a.ns, ["ip", "addr", "add", "10.88.0.1/32", "dev", a.tun.name])
+        result = ping(a, b.inner4, "-I", "10.88.0.1")
         assert result.returncode != 0
         deadline = time.monotonic() + 5
         while b.dp.stats().drop_bad_src < 2 and time.monotonic() < deadline:
@@ -227,7 +185,7 @@ def test_source_outside_allowed_ips_is_dropped() -> None:
 def test_staging_until_a_keypair_is_installed() -> None:
     with two_sides(4) as (a, b):
         pinger = subprocess.Popen(
-            ["ip", "netns", "exec", b.ns, "ping", "-c", "1", "-W", "10", a.inner4],
+            netns.exec_argv(b.ns, ["ping", "-c", "1", "-W", "10", a.inner4]),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             deadline = time.monotonic() + 10
@@ -247,7 +205,7 @@ def test_staging_until_a_keypair_is_installed() -> None:
 
 def test_deleting_the_interface_raises_tun_gone() -> None:
     with two_sides(4) as (a, _b):
-        netns.sh(f"ip link del {a.tun.name}", ns=a.ns)
+        netns.run(a.ns, ["ip", "link", "del", a.tun.name])
         deadline = time.monotonic() + 10
         events: list[EventType] = []
         while EventType.TUN_GONE not in events and time.monotonic() < deadline:

@@ -19,29 +19,29 @@ Transport messages are sealed and opened by hand here (AEAD, counter, padding) s
 depends on nothing but the handshake core.
 """
 
-import contextlib
 import ipaddress
-import os
 import secrets
 import socket
 import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 
 from pywg._protocol import crypto, messages
 from pywg._protocol.endpoint import Endpoint
 from pywg._protocol.handshake import InstallSession, SendHandshakeResponse
 from pywg._tools import keys
+from tests.harness import daemons, files, links, wg
+from tests.harness.impls import WGGO
+from tests.harness.netns import namespace, socket_in, unique
+from tests.harness.skips import require_root, require_tools
 from tests.support.handshake import Side
-from tests.support.netns import namespace, require_root, require_tools, sh, socket_in, unique
 
 LOOPBACK = "127.0.0.1"
 TIMEOUT_S = 10.0
 
 
-# ---- plumbing: a socket inside the namespace, wireguard-go under our control ----------------
+# ---- plumbing: a socket inside the namespace ------------------------------------------------
 
 def endpoint_of(sockaddr: tuple[str, int]) -> Endpoint:
     return Endpoint(ipaddress.ip_address(sockaddr[0]), sockaddr[1])
@@ -53,32 +53,6 @@ def _udp_socket_in(ns: str) -> socket.socket:
     sock.bind((LOOPBACK, 0))
     sock.settimeout(TIMEOUT_S)
     return sock
-
-
-@contextlib.contextmanager
-def _wireguard_go(ns: str, ifname: str) -> Iterator[None]:
-    with tempfile.TemporaryFile() as log:
-        env = dict(os.environ, LOG_LEVEL="verbose")
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, "wireguard-go", "-f", ifname],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            deadline = time.monotonic() + TIMEOUT_S
-            while sh(f"wg show {ifname}", ns=ns, check=False).returncode != 0:
-                assert proc.poll() is None, "wireguard-go exited"
-                assert time.monotonic() < deadline, "wireguard-go did not come up"
-                time.sleep(0.05)
-            yield
-        except BaseException:
-            log.seek(0)
-            print(log.read().decode(errors="replace"))  # pytest shows it when the test fails
-            raise
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=TIMEOUT_S)
 
 
 # ---- transport data, by hand ----------------------------------------------------------------
@@ -139,7 +113,7 @@ def _receive_data(sock: socket.socket, deadline: float) -> bytes:
 
 def _wg_show(ns: str, ifname: str, what: str, public_key: bytes) -> list[int]:
     """`wg show IF latest-handshakes|transfer` numbers for one peer."""
-    out = sh(f"wg show {ifname} {what}", ns=ns).stdout
+    out = wg.wg(ns, "show", ifname, what).stdout
     for line in out.splitlines():
         fields = line.split("\t")
         if fields[0] == keys.to_base64(public_key):
@@ -159,18 +133,19 @@ def test_handshakes_both_ways_with_wireguard_go():
     their_public = keys.public_key(theirs)
     us1.add_peer(their_public)
     us2.add_peer(their_public)
-    with namespace("hs") as ns, _wireguard_go(ns, ifname):
+    with files.workdir("hs") as work, namespace("hs") as ns, daemons.running(
+            WGGO, ns, ifname, work, foreground=True, env={"LOG_LEVEL": "verbose"}):
         sock1, sock2 = _udp_socket_in(ns), _udp_socket_in(ns)
         with sock1, sock2, tempfile.NamedTemporaryFile("w") as key_file:
             key_file.write(keys.to_base64(theirs))
             key_file.flush()
             port = 20000 + secrets.randbelow(20000)
-            sh(f"wg set {ifname} private-key {key_file.name} listen-port {port} "
-               f"peer {keys.to_base64(us1.public_key)} allowed-ips {subnet}.2/32 "
-               f"endpoint {LOOPBACK}:{sock1.getsockname()[1]} "
-               f"peer {keys.to_base64(us2.public_key)} allowed-ips {subnet}.3/32 "
-               f"endpoint {LOOPBACK}:{sock2.getsockname()[1]}", ns=ns)
-            sh(f"ip addr add {subnet}.1/24 dev {ifname} && ip link set {ifname} up", ns=ns)
+            wg.wg(ns, "set", ifname, "private-key", key_file.name, "listen-port", str(port),
+                  "peer", keys.to_base64(us1.public_key), "allowed-ips", f"{subnet}.2/32",
+                  "endpoint", f"{LOOPBACK}:{sock1.getsockname()[1]}",
+                  "peer", keys.to_base64(us2.public_key), "allowed-ips", f"{subnet}.3/32",
+                  "endpoint", f"{LOOPBACK}:{sock2.getsockname()[1]}")
+            links.configure(ns, ifname, f"{subnet}.1/24")
             their_endpoint = (LOOPBACK, port)
             _we_initiate(ns, ifname, subnet, us1, sock1, their_endpoint)
             _they_initiate(ns, ifname, subnet, us2, sock2)

@@ -20,9 +20,10 @@ import pytest
 
 from pywg._driver.offload import ALL, TUN_OFFLOADS, Offload
 from pywg._driver.tun import Tun
+from tests.harness import netns
+from tests.harness.netns import inside
+from tests.harness.skips import require_root
 from tests.integration.test_datapath_netns import Side, install_keys, two_sides
-from tests.support import netns
-from tests.support.setns import inside
 
 SOL_UDP = 17
 UDP_SEGMENT = 103
@@ -115,7 +116,7 @@ def test_udp_super_packets_through_the_tunnel(version: int, gro: bool) -> None:
 @pytest.mark.parametrize("wanted", [ALL, Offload.NONE, ALL & ~(Offload.TUN_TSO | Offload.TUN_USO),
                                     Offload.TUN_TSO], ids=["all", "none", "gro-only", "tso-only"])
 def test_tun_negotiates_what_is_asked_and_the_kernel_has(wanted: Offload) -> None:
-    netns.require_root()
+    require_root()
     with netns.namespace("pon") as ns, inside(ns):
         tun = Tun.create(netns.unique("wgo"), offloads=wanted)
         try:

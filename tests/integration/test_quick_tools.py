@@ -34,7 +34,7 @@ from pywg._tools.quick.conf import strip
 from pywg._tools.quick.report import QuickError
 from pywg._tools.quick.saveconfig import format_showconf
 from pywg._tools.uapi_client import get
-from tests.support.netns import require_root, require_tools
+from tests.harness.skips import require_root, require_tools
 from tests.support.uapi import serving
 
 TOOL_TIMEOUT_S = 10.0

@@ -9,12 +9,14 @@ import pytest
 
 from pywg import _constants as constants
 from pywg._driver.tun import Tun, TunError, get_mtu
-from tests.support.netns import namespace, require_root, sh, unique
+from tests.harness import netns
+from tests.harness.netns import namespace, unique
+from tests.harness.skips import require_root
 
 
 def _in_ns(ns: str, code: str) -> str:
     out = subprocess.run(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", code],
+        netns.exec_argv(ns, [sys.executable, "-c", code]),
         capture_output=True, text=True, timeout=30, cwd=os.getcwd(),
     )
     assert out.returncode == 0, out.stderr
@@ -52,5 +54,5 @@ except OSError as e:
         assert lines[2] == "True None"  # moved: the fd still works, the name is elsewhere
         assert lines[3] == "False"
         assert int(lines[4]) == errno.EBADFD
-        assert "wgt" not in sh("ip link", ns=ns_b).stdout
+        assert "wgt" not in netns.run(ns_b, ["ip", "link"]).stdout
     assert get_mtu(10**6) is None

@@ -16,11 +16,8 @@ setconf and addconf, and which files it accepts.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,44 +27,24 @@ from pywg._config.errors import ConfigError
 from pywg._config.model import Change
 from pywg._config.uapi import MemoryDevice
 from pywg._tools.conffile import parse_conf
-from tests.support.netns import namespace, require_root, require_tools, unique
+from tests.harness import daemons, files
+from tests.harness import wg as wg_tool
+from tests.harness.impls import WGGO
+from tests.harness.netns import namespace, unique
+from tests.harness.skips import require_root, require_tools
 from tests.support.uapi import Client, serving
 
 TIMEOUT_S = 10.0
 
 
 def wg(*args: str, stdin: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run(["wg", *args], input=stdin, capture_output=True, text=True,
-                          timeout=TIMEOUT_S, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"wg {' '.join(args)} failed: {proc.stderr}")
-    return proc.stdout
+    """`wg ARGS` here (it finds both sockets by name), its output."""
+    return wg_tool.wg(None, *args, input=stdin, check=check).stdout
 
 
 def genkey() -> tuple[str, str]:
-    private = wg("genkey").strip()
-    return private, wg("pubkey", stdin=private + "\n").strip()
-
-
-@contextlib.contextmanager
-def wireguard_go(ns: str, ifname: str) -> Iterator[None]:
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "wireguard-go", "-f", ifname],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, LOG_LEVEL="error"))
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while not os.path.exists(f"/var/run/wireguard/{ifname}.sock"):
-            assert proc.poll() is None, "wireguard-go exited"
-            assert time.monotonic() < deadline, "wireguard-go did not come up"
-            time.sleep(0.05)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=TIMEOUT_S)
+    pair = wg_tool.KeyPair.generate()
+    return pair.private, pair.public
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +53,9 @@ def pair() -> Iterator[tuple[str, str]]:
     require_root()
     require_tools("wg", "wireguard-go")
     ours, theirs = unique("wgp"), unique("wgg")
-    with namespace("uw") as ns, wireguard_go(ns, theirs), \
+    with files.workdir("uw") as work, namespace("uw") as ns, \
+            daemons.running(WGGO, ns, theirs, work, foreground=True,
+                            env={"LOG_LEVEL": "error"}), \
             serving(MemoryDevice(), ours):
         yield ours, theirs
 

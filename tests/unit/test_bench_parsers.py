@@ -1,5 +1,5 @@
 """The benchmark suite's parsers of tool output (iperf3, ping, perf, /proc) and of its own
-inputs (WG_IMPLS), on real samples and on arbitrary input: bad input is a BenchError (or is
+inputs (WG_IMPLS), on real samples and on arbitrary input: bad input is a HarnessError (or is
 skipped), never a crash. Also the load generator's reply checking and the micro-benchmark
 hook detection. No root, no network."""
 
@@ -19,14 +19,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import history, hsload, impls, memory, micro, procs, report, syscalls, sysstat, traffic
-from bench.impls import Impl
+from bench import history, hsload, memory, micro, report, syscalls, sysstat, traffic
 from bench.initiation import Initiator, Responder, cookie_receiver, response_receiver
 from bench.runner import Results, topology_specs
 from bench.settings import SCALES
 from pywg._protocol import crypto
 from pywg._protocol.cookie import CookieChecker
 from pywg._protocol.endpoint import Endpoint
+from tests.harness import impls, procs
+from tests.harness.impls import Impl
 
 # From real runs: iperf3 3.12 -J through Debian's wireguard-go (the `end` sections).
 UDP_END = {"sum_sent": {"seconds": 2.000791, "bytes": 94410240, "packets": 1475160,
@@ -92,7 +93,7 @@ def test_iperf_udp_sample():
 @pytest.mark.parametrize("text", ["", "not json", "[]", '{"error": "unable to connect"}',
                                   '{"start": {}}', '{"end": 3}'])
 def test_iperf_bad_output(text: str):
-    with pytest.raises(procs.BenchError):
+    with pytest.raises(procs.HarnessError):
         traffic.parse_iperf(text)
 
 
@@ -100,9 +101,9 @@ def test_iperf_bad_output(text: str):
                                  {"sum_received": {"bytes": 1, "seconds": 0.0}},
                                  {"sum_received": {"bits_per_second": True, "bytes": 1}}])
 def test_iperf_bad_sections(end: dict[str, Any]):
-    with pytest.raises(procs.BenchError):
+    with pytest.raises(procs.HarnessError):
         traffic.tcp_figures(end, NoPids(), "tcp1_fwd")
-    with pytest.raises(procs.BenchError):
+    with pytest.raises(procs.HarnessError):
         traffic.udp_figures(end, NoPids(), 64, "udp64")
 
 
@@ -115,7 +116,7 @@ def test_iperf_arbitrary_json(doc: object):
         end = traffic.parse_iperf(json.dumps({"end": doc}))
         traffic.tcp_figures(end, NoPids(), "t")
         traffic.udp_figures(end, NoPids(), 64, "u")
-    except procs.BenchError:
+    except procs.HarnessError:
         pass
 
 
@@ -185,8 +186,8 @@ def test_syscall_figures_correct_for_receive_drops():
 
 def test_wg_impls_parsing():
     pairs, errors = impls.parse_wg_impls(
-        "new=/opt/wg-go  bad  =/x wggo=/y new=/z white space=/q x!=/w n=/a")
-    assert pairs == [("new", "/opt/wg-go"), ("space", "/q"), ("n", "/a")]
+        "new=/opt/wg-go  bad  =/x wggo=/y new=/z white space=/q x!=/w,n=/a, m=/b,")
+    assert pairs == [("new", "/opt/wg-go"), ("space", "/q"), ("n", "/a"), ("m", "/b")]
     assert len(errors) == 6
 
 
@@ -194,17 +195,21 @@ def test_wg_impls_parsing():
 @given(st.text())
 def test_wg_impls_arbitrary(text: str):
     pairs, errors = impls.parse_wg_impls(text)
-    assert len(pairs) + len(errors) == len(text.split())
+    assert len(pairs) + len(errors) == len(text.replace(",", " ").split())
 
 
-def test_probe_needs_only_an_executable(tmp_path: Path):
-    impl, why = impls.probe("x", str(tmp_path / "missing"))
-    assert impl is None and "not an executable" in why
+def test_an_implementation_needs_only_an_executable(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
     script = tmp_path / "fails"
     script.write_text("#!/bin/sh\nexit 3\n")
     script.chmod(0o755)
-    impl, why = impls.probe("x", str(script))
-    assert impl is not None and impl.version == "unknown" and not why
+    monkeypatch.setenv("WG_IMPLS", f"gone={tmp_path / 'missing'},fails={script}")
+    why = impls.get("gone")
+    assert isinstance(why, str) and "not an executable" in why
+    assert "not known" in str(impls.get("other"))
+    found = impls.get("fails")
+    assert isinstance(found, Impl) and found.argv == (str(script),)
+    assert impls.version(found) == "unknown"
 
 
 # ---- the handshake load generator's checks of what comes back -------------------------------
@@ -344,7 +349,8 @@ def _document(tcp_gbps: float) -> dict[str, Any]:
     results.add("data", "x-x", {"tcp1_fwd_gbps": 2 * tcp_gbps})
     results.add("control", "wggo", {"hs_per_s": 100.0})
     results.add("control", "x", {"hs_per_s": 50.0})
-    chosen = [Impl("wggo", "/usr/bin/wireguard-go", "v1"), Impl("x", "/x", "v2")]
+    chosen = [Impl("wggo", ("/usr/bin/wireguard-go",), frozenset()),
+              Impl("x", ("/x",), frozenset())]
     return report.build_document(
         results, chosen, [(n, a.name if a else "", b.name if b else "")
                           for n, a, b in topology_specs(chosen)],
@@ -368,10 +374,18 @@ def test_history_is_newest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         run = tmp_path / "results" / stamp
         report.write(_document(gbps), run)
         history.record(run)
-        assert (tmp_path / "history" / stamp / "throughput.png").exists()
+        # Only the JSON is kept; what is drawn from it is drawn again, the same.
+        assert sorted(p.name for p in (tmp_path / "history" / stamp).iterdir()) == \
+            ["results.json"]
+        again = tmp_path / "again" / stamp
+        assert report.main([str(tmp_path / "history" / stamp / "results.json"),
+                            "--out", str(again)]) == 0
+        assert (again / "results.md").read_text() == (run / "results.md").read_text()
+        assert (again / "throughput.png").exists()
     text = (tmp_path / "RESULTS.md").read_text()
     assert text.index(history.MARKER) < text.index("3.00") < text.index("| 1.00 |")
-    assert "![throughput](history/20260102-000000/throughput.png)" in text
+    assert ".png" not in text
+    assert "[history/20260102-000000/results.json](history/20260102-000000/results.json)" in text
 
 
 def _memory_run(rss_a: list[int]) -> memory.Run:

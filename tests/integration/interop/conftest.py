@@ -1,5 +1,5 @@
 """Fixtures of the interoperability suite: every test runs against real implementations
-(Debian's wireguard-go, and pywg once its daemon exists) in namespaces it creates."""
+(Debian's wireguard-go and pywg) in namespaces it creates, through tests/harness."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.interop import harness, topology
-from tests.integration.interop.harness import IMPLS, PAIRS, Impl
-from tests.support.netns import namespace, require_root, require_tools
+from tests.harness import files, netns, topology
+from tests.harness.impls import PYWG, WGGO, Impl
+from tests.harness.skips import require_impls, require_root, require_tools
+from tests.harness.topology import Topology
+
+IMPLS = {impl.name: impl for impl in (WGGO, PYWG)}
+# (a, b): a runs in the first namespace, b in the second; both roles for every pairing.
+PAIRS = [("wggo", "wggo"), ("wggo", "pywg"), ("pywg", "wggo"), ("pywg", "pywg")]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -26,17 +31,17 @@ def _pair_id(pair: tuple[str, str]) -> str:
 
 
 @pytest.fixture(scope="module", params=PAIRS, ids=_pair_id)
-def pair(request: pytest.FixtureRequest) -> tuple[str, str]:
+def pair(request: pytest.FixtureRequest) -> tuple[Impl, Impl]:
     require_root()
     require_tools("wg", "ping")
-    harness.require_impls(*request.param)
-    return request.param  # type: ignore[no-any-return]
+    a, b = require_impls(*request.param)
+    return a, b
 
 
 @pytest.fixture(scope="module")
-def tunnel(pair: tuple[str, str]) -> Iterator[topology.Tunnel]:
+def tunnel(pair: tuple[Impl, Impl]) -> Iterator[Topology]:
     """One tunnel per pair for a whole module: tests reconfigure peers as they need."""
-    with topology.tunnel(pair, "tunnel") as t:
+    with files.workdir("tunnel") as work, topology.tunnel(pair, "interop", work) as t:
         yield t
 
 
@@ -48,7 +53,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None],
     the daemons' own failure output would come too late, or never."""
     report = yield
     tunnel = getattr(item, "funcargs", {}).get("tunnel")
-    if call.when != "call" or not report.failed or not isinstance(tunnel, topology.Tunnel):
+    if call.when != "call" or not report.failed or not isinstance(tunnel, Topology):
         return report
     for side in tunnel.sides():
         d = side.daemon
@@ -62,13 +67,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None],
 def impl(request: pytest.FixtureRequest) -> Impl:
     require_root()
     require_tools("wg")
-    harness.require_impls(request.param)
-    return IMPLS[request.param]
+    return require_impls(request.param)[0]
 
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
-    with harness.workdir("t") as d:
+    with files.workdir("t") as d:
         yield d
 
 
@@ -76,5 +80,5 @@ def workdir() -> Iterator[Path]:
 def scratch_ns() -> Iterator[str]:
     """A namespace shared by a module's single-daemon tests (names are unique anyway)."""
     require_root()
-    with namespace("is") as ns:
+    with netns.namespace("is") as ns:
         yield ns

@@ -6,37 +6,38 @@ C because /var/run/wireguard is shared; deleting the interface in C ends the dae
 
 from __future__ import annotations
 
-from tests.integration.interop import harness
-from tests.integration.interop.topology import Tunnel, address_interface
-from tests.support.netns import namespace
+from tests.harness import daemons, links, netns
+from tests.harness.probes import ping
+from tests.harness.topology import TUNNEL_MTU, Topology
 
 
-def test_interface_moved_into_another_namespace(tunnel: Tunnel) -> None:
+def test_interface_moved_into_another_namespace(tunnel: Topology) -> None:
     host, far = tunnel.a, tunnel.b
     tunnel.configure()
     d = host.daemon
-    with namespace("ic") as container:
+    with netns.namespace("ic") as container:
         try:
-            harness.run(host.ns, ["ip", "link", "set", "dev", d.ifname, "netns", container])
+            netns.run(host.ns, ["ip", "link", "set", "dev", d.ifname, "netns", container])
             d.link_ns = container
-            address_interface(container, d.ifname, host.inner4, host.inner6)
-            links = harness.run(container, ["ip", "-o", "link"]).stdout
-            assert sorted(line.split(":")[1].strip() for line in links.splitlines()) == \
+            links.configure(container, d.ifname, f"{host.inner4}/24", f"{host.inner6}/64",
+                            mtu=TUNNEL_MTU)
+            listed = netns.run(container, ["ip", "-o", "link"]).stdout
+            assert sorted(line.split(":")[1].strip() for line in listed.splitlines()) == \
                 sorted(["lo", d.ifname])
-            assert not harness.link_exists(host.ns, d.ifname)
+            assert not links.exists(host.ns, d.ifname)
 
-            harness.ping(container, far.inner4)
-            harness.ping(container, far.inner6)
-            harness.ping(far.ns, host.inner4)
+            ping(container, far.inner4)
+            ping(container, far.inner6)
+            ping(far.ns, host.inner4)
             # The UDP socket stayed in A: the far side sees A's veth address.
             seen = far.daemon.dump().peers[d.keys.public]
             assert seen.endpoint == host.endpoint(4)
             assert d.dump().peers[far.daemon.keys.public].latest_handshake > 0
             assert d.alive()
 
-            harness.run(container, ["ip", "link", "del", "dev", d.ifname])
+            netns.run(container, ["ip", "link", "del", "dev", d.ifname])
             assert d.wait_exit(), "the daemon outlived its interface"
-            assert not harness.socket_path(d.ifname).exists()
+            assert not daemons.socket_path(d.ifname).exists()
         finally:
             # Before C goes: a TUN left in a dying namespace is moved to the root one.
             d.stop()

@@ -20,11 +20,13 @@ from collections.abc import Iterator
 import pytest
 
 from pywg import _constants as C
-from tests.integration.interop import harness, topology
-from tests.integration.interop.harness import Daemon
-from tests.integration.interop.topology import Tunnel
-from tests.integration.interop.transfer import transfer
-from tests.support.netns import require_root, require_tools
+from tests.harness import daemons, files, nat, topology, wait, wg
+from tests.harness.daemons import Daemon
+from tests.harness.impls import PYWG
+from tests.harness.probes import ping
+from tests.harness.skips import require_impls, require_root, require_tools
+from tests.harness.topology import Topology
+from tests.harness.transfer import transfer
 
 SCALE = 0.025
 FAR_NAT_PORT = 40102
@@ -39,14 +41,14 @@ EVENTS = {
 
 
 @pytest.fixture(params=["wggo", "pywg"])
-def logged(request: pytest.FixtureRequest) -> Iterator[Tunnel]:
+def logged(request: pytest.FixtureRequest) -> Iterator[Topology]:
     """Subject (side a, foreground, verbose) against wireguard-go."""
     require_root()
     require_tools("nft")
-    harness.require_impls(request.param, "wggo")
-    with topology.tunnel((request.param, "wggo"), "logs", foreground=True,
-                         env={"PYWG_TIMING_SCALE": str(SCALE)},
-                         env_all={"LOG_LEVEL": "verbose"}) as t:
+    impls = require_impls(request.param, "wggo")
+    with files.workdir("logs") as work, topology.tunnel(
+            (impls[0], impls[1]), "logs", work, foreground=True,
+            env={"PYWG_TIMING_SCALE": str(SCALE)}, env_all={"LOG_LEVEL": "verbose"}) as t:
         yield t
 
 
@@ -62,41 +64,42 @@ class Log:
 
     def expect(self, event: str, timeout: float) -> None:
         """Wait (bounded) for a new line about `event`, then move the mark to the end."""
-        if self.daemon.impl is harness.PYWG:
+        if self.daemon.impl is PYWG:
             pattern = re.compile(EVENTS[event], re.IGNORECASE)
-            harness.wait_for(lambda: any(pattern.search(x) for x in self.new_lines()),
-                             f"a log line about {event!r}", timeout)
+            wait.wait_for(lambda: any(pattern.search(x) for x in self.new_lines()),
+                          f"a log line about {event!r}", timeout)
         self.mark = len(self.daemon.log().splitlines())
 
 
 def _uapi_raw(d: Daemon, request: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
-        s.connect(str(harness.socket_path(d.ifname)))
+        s.connect(str(daemons.socket_path(d.ifname)))
         s.sendall(request)
         return s.recv(4096)
 
 
-def test_log_lines_and_never_a_key(logged: Tunnel) -> None:
+def test_log_lines_and_never_a_key(logged: Topology) -> None:
     subject, far = logged.a, logged.b
-    pywg = subject.daemon.impl is harness.PYWG
+    pywg = subject.daemon.impl is PYWG
     scale = SCALE if pywg else 1.0
-    psk = harness.genpsk()
+    psk = wg.genpsk()
     log = Log(subject.daemon)
     log.mark = len(subject.daemon.log().splitlines())
 
     logged.configure(psk=psk)
-    harness.ping(subject.ns, far.inner4)
+    ping(subject.ns, far.inner4)
     log.expect("handshake", 5 + SLACK_S)
 
     try:
-        moved = topology.nat_source_port(far, FAR_NAT_PORT)
-        harness.ping(far.ns, subject.inner4)
+        nat.rewrite_source_port(far.ns, far.port, FAR_NAT_PORT)
+        ping(far.ns, subject.inner4)
+        moved = f"{far.outer4}:{FAR_NAT_PORT}"
         assert subject.daemon.dump().peers[far.daemon.keys.public].endpoint == moved
         log.expect("endpoint", SLACK_S)
     finally:
-        topology.undo_nat(far)
-    harness.ping(far.ns, subject.inner4)  # the subject learns the real endpoint back
+        nat.undo(far.ns)
+    ping(far.ns, subject.inner4)  # the subject learns the real endpoint back
     assert subject.daemon.dump().peers[far.daemon.keys.public].endpoint == far.endpoint(4)
 
     assert _uapi_raw(subject.daemon, b"set=1\nno_such_key=1\n\n").startswith(b"errno=-")
@@ -110,7 +113,7 @@ def test_log_lines_and_never_a_key(logged: Tunnel) -> None:
         log.expect("rotated", SLACK_S)
 
         far.daemon.wg("set", far.ifname, "peer", subject.daemon.keys.public, "remove")
-        harness.ping(subject.ns, far.inner4, count=1, check=False, deadline=1)
+        ping(subject.ns, far.inner4, count=1, check=False, deadline=1)
         log.expect("gave-up", (C.REKEY_ATTEMPT_TIME_S + 3 * C.REKEY_TIMEOUT_S) * scale + SLACK_S)
 
     text = subject.daemon.log()
@@ -118,5 +121,5 @@ def test_log_lines_and_never_a_key(logged: Tunnel) -> None:
     secrets = [subject.daemon.keys.private, subject.daemon.keys.public,
                far.daemon.keys.private, far.daemon.keys.public, psk]
     for key in secrets:
-        for form in harness.key_forms(key):
+        for form in wg.key_forms(key):
             assert form not in text, "a key appears in the log"

@@ -19,10 +19,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.interop import harness
-from tests.integration.interop.topology import Side, Tunnel
-from tests.integration.interop.transfer import checked_transfer
-from tests.support.setns import inside
+from tests.harness import links
+from tests.harness.netns import inside
+from tests.harness.probes import ping
+from tests.harness.topology import Node, Topology
+from tests.harness.transfer import checked_transfer
 
 MB = 1 << 20
 SOL_UDP = 17
@@ -33,26 +34,24 @@ ATTEMPTS = 5
 
 
 @contextlib.contextmanager
-def link_mtu(tunnel: Tunnel, which: str, mtu: int) -> Iterator[None]:
+def link_mtu(tunnel: Topology, which: str, mtu: int) -> Iterator[None]:
     """Both sides' tunnel interfaces (`which` = "tunnel") or veths ("path") at `mtu`, then
     back."""
-    def name(side: Side) -> str:
+    def name(side: Node) -> str:
         return side.ifname if which == "tunnel" else side.veth
 
     before = {}
     for side in tunnel.sides():
-        out = harness.run(side.ns, ["cat", f"/sys/class/net/{name(side)}/mtu"]).stdout
-        before[side.ns] = int(out)
-        harness.run(side.ns, ["ip", "link", "set", "dev", name(side), "mtu", str(mtu)])
+        before[side.ns] = links.mtu(side.ns, name(side))
+        links.set_mtu(side.ns, name(side), mtu)
     try:
         yield
     finally:
         for side in tunnel.sides():
-            harness.run(side.ns, ["ip", "link", "set", "dev", name(side), "mtu",
-                                  str(before[side.ns])], check=False)
+            links.set_mtu(side.ns, name(side), before[side.ns], check=False)
 
 
-def transfers(tunnel: Tunnel, nbytes: int, family: int = 4) -> None:
+def transfers(tunnel: Topology, nbytes: int, family: int = 4) -> None:
     """A checked TCP transfer each way."""
     for me in tunnel.sides():
         other = tunnel.other(me)
@@ -60,26 +59,26 @@ def transfers(tunnel: Tunnel, nbytes: int, family: int = 4) -> None:
                          nbytes)
 
 
-def test_tcp_over_inner_ipv6_both_ways(tunnel: Tunnel) -> None:
+def test_tcp_over_inner_ipv6_both_ways(tunnel: Topology) -> None:
     tunnel.configure(family=6)
-    harness.ping(tunnel.a.ns, tunnel.b.inner6)
+    ping(tunnel.a.ns, tunnel.b.inner6)
     transfers(tunnel, 20 * MB, family=6)
 
 
-def test_tunnel_mtu_1280(tunnel: Tunnel) -> None:
+def test_tunnel_mtu_1280(tunnel: Topology) -> None:
     tunnel.configure()
     with link_mtu(tunnel, "tunnel", 1280):
-        harness.ping(tunnel.a.ns, tunnel.b.inner4)
+        ping(tunnel.a.ns, tunnel.b.inner4)
         transfers(tunnel, 20 * MB)
         transfers(tunnel, 10 * MB, family=6)
 
 
-def test_path_mtu_below_the_datagrams(tunnel: Tunnel) -> None:
+def test_path_mtu_below_the_datagrams(tunnel: Topology) -> None:
     """A 1400-byte outer path under a 1420-byte tunnel: full datagrams (1480 bytes on the
     wire) are fragmented, and UDP_SEGMENT sends of them are refused."""
     tunnel.configure()
     with link_mtu(tunnel, "path", 1400):
-        harness.ping(tunnel.a.ns, tunnel.b.inner4)
+        ping(tunnel.a.ns, tunnel.b.inner4)
         transfers(tunnel, 20 * MB)
 
 
@@ -102,12 +101,12 @@ def _receive(receiver: socket.socket, want: set[int], size: int) -> set[int]:
 
 
 @pytest.mark.parametrize("family", [4, 6], ids=["inner4", "inner6"])
-def test_udp_super_packets_from_an_application(tunnel: Tunnel, family: int) -> None:
+def test_udp_super_packets_from_an_application(tunnel: Topology, family: int) -> None:
     """An application's UDP_SEGMENT sends: pywg's TUN hands them over whole (USO) and pywg
     splits them; every datagram must arrive intact (bursts a peer lost are sent again)."""
     tunnel.configure()
     a, b = tunnel.a, tunnel.b
-    harness.ping(a.ns, b.inner4)
+    ping(a.ns, b.inner4)
     af = socket.AF_INET if family == 4 else socket.AF_INET6
     dest = (b.inner4 if family == 4 else b.inner6, UDP_PORT)
     size = 1000

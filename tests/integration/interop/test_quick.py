@@ -27,9 +27,14 @@ import pytest
 
 from pywg._tools.quick.saveconfig import format_showconf
 from pywg._tools.uapi_client import get
-from tests.integration.interop import harness, topology
-from tests.integration.interop.harness import PYWG, WGGO, Daemon, KeyPair
-from tests.support.netns import namespace, require_root, require_tools, veth_pair
+from tests.harness import daemons, files, links, netns, topology, wait, wg
+from tests.harness.daemons import Daemon
+from tests.harness.files import write_private
+from tests.harness.impls import PYWG
+from tests.harness.probes import ping
+from tests.harness.skips import require_impls, require_root, require_tools
+from tests.harness.topology import Node
+from tests.harness.wg import KeyPair
 
 BEYOND4, BEYOND6 = "192.0.2.77", "2001:db8::77"
 CLIENT_LINK_MTU = 1400  # so that the automatic MTU (this minus 80) is not the default one
@@ -39,36 +44,35 @@ FULL_TUNNEL_MARK = "0xca6c"  # 51820, the first table wg-quick and pywg try
 
 @dataclass
 class Site:
-    ns: str
-    server: Daemon
+    client: Node         # `pywg up` runs here; the harness starts no daemon on it
+    far: Node            # the server, Debian's wireguard-go
     workdir: Path
+
+    @property
+    def ns(self) -> str:
+        return self.client.ns
+
+    @property
+    def server(self) -> Daemon:
+        return self.far.daemon
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
     require_root()
     require_tools("wg", "wg-quick", "nft", "ping", "bash")
-    harness.require_impls("pywg", "wggo")
-    with contextlib.ExitStack() as stack:
-        work = stack.enter_context(harness.workdir("pywg-quick"))
-        ns_a = stack.enter_context(namespace("pqa"))
-        ns_b = stack.enter_context(namespace("pqb"))
-        veth_a, _ = stack.enter_context(veth_pair(ns_a, ns_b, f"{topology.OUTER4[0]}/32",
-                                                  f"{topology.OUTER4[1]}/24"))
-        harness.run(ns_a, ["ip", "link", "set", "dev", veth_a, "mtu", str(CLIENT_LINK_MTU)])
-        harness.run(ns_a, ["ip", "route", "add", "default", "dev", veth_a])
+    _, server_impl = require_impls("pywg", "wggo")
+    with files.workdir("pywg-quick") as work, topology.pair("pquick", work) as t:
+        links.set_mtu(t.a.ns, t.a.veth, CLIENT_LINK_MTU)
+        topology.default_route_only(t.a)
         # The state the tests compare includes the veth's link-local route, which appears
         # once its duplicate address detection is over: wait for that first.
-        harness.wait_for(lambda: "tentative" not in harness.run(
-            ns_a, ["ip", "-6", "address", "show", "dev", veth_a]).stdout,
+        wait.wait_for(lambda: "tentative" not in netns.run(
+            t.a.ns, ["ip", "-6", "address", "show", "dev", t.a.veth]).stdout,
             "the client veth's IPv6 addresses to settle")
-        server = stack.enter_context(harness.daemon(WGGO, ns_b, harness.ifname("wgB"), work))
-        server.set_private_key()
-        server.wg("set", server.ifname, "listen-port", str(topology.PORTS[1]))
-        topology.address_interface(ns_b, server.ifname, topology.INNER4[1], topology.INNER6[1])
-        harness.run(ns_b, ["ip", "addr", "add", f"{BEYOND4}/32", "dev", "lo"])
-        harness.run(ns_b, ["ip", "-6", "addr", "add", f"{BEYOND6}/128", "dev", "lo"])
-        yield Site(ns_a, server, work)
+        t.start_daemon(t.b, server_impl)
+        links.configure(t.b.ns, "lo", f"{BEYOND4}/32", f"{BEYOND6}/128")
+        yield Site(t.a, t.b, work)
 
 
 @dataclass
@@ -81,16 +85,9 @@ class Client:
 
 def _config(site: Site, keys: KeyPair, allowed: str, extra: str = "") -> str:
     return (f"[Interface]\nPrivateKey = {keys.private}\n"
-            f"Address = {topology.INNER4[0]}/24, {topology.INNER6[0]}/64\n{extra}\n"
+            f"Address = {site.client.inner4}/24, {site.client.inner6}/64\n{extra}\n"
             f"[Peer]\nPublicKey = {site.server.keys.public}\n"
-            f"Endpoint = {topology.OUTER4[1]}:{topology.PORTS[1]}\nAllowedIPs = {allowed}\n")
-
-
-def _write(path: Path, text: str) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
+            f"Endpoint = {site.far.outer4}:{site.far.port}\nAllowedIPs = {allowed}\n")
 
 
 @contextlib.contextmanager
@@ -98,10 +95,10 @@ def client(site: Site, allowed: str, extra: str = "") -> Iterator[Client]:
     """A configuration file for a fresh client the server knows; whatever happens, its
     interface and daemon are gone afterwards (namespace state is the test's to check)."""
     keys = KeyPair.generate()
-    name = harness.ifname("wgP")
-    conf = _write(site.workdir / f"{name}.conf", _config(site, keys, allowed, extra))
+    name = netns.unique("wgP")
+    conf = write_private(site.workdir / f"{name}.conf", _config(site, keys, allowed, extra))
     site.server.wg("set", site.server.ifname, "peer", keys.public, "allowed-ips",
-                   f"{topology.INNER4[0]}/32,{topology.INNER6[0]}/128")
+                   f"{site.client.inner4}/32,{site.client.inner6}/128")
     d = Daemon(PYWG, site.ns, name, site.workdir / "quick.log", keys=keys)
     try:
         yield Client(name, keys, conf, d)
@@ -118,7 +115,7 @@ def pywg(site: Site, verb: str, conf: Path, *, ok: bool = True,
     with open(log, "wb") as out:
         done = subprocess.run(["ip", "netns", "exec", site.ns, *PYWG.argv, verb, str(conf)],
                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              env=harness.clean_env(**(env or {})), timeout=QUICK_TIMEOUT_S)
+                              env=daemons.clean_env(**(env or {})), timeout=QUICK_TIMEOUT_S)
     text = log.read_text(errors="replace")
     if ok and done.returncode != 0:
         pytest.fail(f"pywg {verb} exited {done.returncode}:\n{text}")
@@ -127,7 +124,7 @@ def pywg(site: Site, verb: str, conf: Path, *, ok: bool = True,
 
 def wg_quick(site: Site, verb: str, conf: Path, env: dict[str, str] | None = None) -> None:
     log = site.workdir / f"wg-quick-{verb}.out"
-    env = harness.clean_env(WG_QUICK_USERSPACE_IMPLEMENTATION=PYWG.command(), **(env or {}))
+    env = daemons.clean_env(WG_QUICK_USERSPACE_IMPLEMENTATION=PYWG.binary, **(env or {}))
     with open(log, "wb") as out:
         done = subprocess.run(["ip", "netns", "exec", site.ns, "wg-quick", verb, str(conf)],
                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -137,7 +134,7 @@ def wg_quick(site: Site, verb: str, conf: Path, env: dict[str, str] | None = Non
 
 
 def _out(site: Site, *argv: str) -> str:
-    return harness.run(site.ns, list(argv)).stdout
+    return netns.run(site.ns, list(argv)).stdout
 
 
 _INDEX = re.compile(r"^\d+: ", re.MULTILINE)  # link numbers change with every new link
@@ -153,7 +150,7 @@ def state(site: Site, name: str) -> dict[str, str]:
         "routes6": _out(site, "ip", "-d", "-6", "route", "show", "table", "all"),
         "addresses": _INDEX.sub("", _out(site, "ip", "-d", "address", "show")),
         "nft": _out(site, "nft", "list", "ruleset"),
-        "device": harness.wg(site.ns, "showconf", name, check=False).stdout,
+        "device": wg.wg(site.ns, "showconf", name, check=False).stdout,
         "src_valid_mark": _out(site, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark"),
     }
     snap = {k: _LINK_LOCAL.sub("fe80::(link-local)", v) for k, v in snap.items()}
@@ -171,8 +168,7 @@ def assert_same(got: dict[str, str], want: dict[str, str], what: str, *,
 
 def assert_gone(site: Site, c: Client) -> None:
     assert c.daemon.wait_exit(), "the daemon outlived its interface"
-    assert not harness.link_exists(site.ns, c.name)
-    assert not harness.socket_path(c.name).exists()
+    assert not c.daemon.leftovers()
 
 
 def test_split_tunnel_hooks_save_down(site: Site) -> None:
@@ -180,7 +176,7 @@ def test_split_tunnel_hooks_save_down(site: Site) -> None:
     extra = "".join(f"{key} = echo {key} %i >> {hooks}\n"
                     for key in ("PreUp", "PostUp", "PreDown", "PostDown"))
     extra += "Table = auto\nSaveConfig = true\n"
-    with client(site, f"{topology.INNER4[1]}/32, {topology.INNER6[1]}/128, {BEYOND4}/32",
+    with client(site, f"{site.far.inner4}/32, {site.far.inner6}/128, {BEYOND4}/32",
                 extra) as c:
         pywg(site, "up", c.conf)
         assert c.daemon.alive()
@@ -188,12 +184,12 @@ def test_split_tunnel_hooks_save_down(site: Site) -> None:
         assert f"mtu {CLIENT_LINK_MTU - 80} " in link and ",UP," in link
         routes = _out(site, "ip", "route")
         assert f"{BEYOND4} dev {c.name} scope link" in routes
-        assert f"{topology.INNER4[1]} dev" not in routes, "its address's route covers it"
-        harness.ping(site.ns, topology.INNER4[1])
-        harness.ping(site.ns, topology.INNER6[1])
-        harness.ping(site.ns, BEYOND4)
+        assert f"{site.far.inner4} dev" not in routes, "its address's route covers it"
+        ping(site.ns, site.far.inner4)
+        ping(site.ns, site.far.inner6)
+        ping(site.ns, BEYOND4)
         assert "fwmark" not in _out(site, "ip", "rule")
-        assert format_showconf(get(c.name)) == harness.wg(site.ns, "showconf", c.name).stdout
+        assert format_showconf(get(c.name)) == wg.wg(site.ns, "showconf", c.name).stdout
 
         status, output = pywg(site, "up", c.conf, ok=False)
         assert status == 1 and f"`{c.name}' already exists" in output
@@ -214,7 +210,7 @@ def test_full_tunnel(site: Site) -> None:
     with client(site, "0.0.0.0/0, ::/0") as c:
         before = state(site, c.name)
         pywg(site, "up", c.conf)
-        assert harness.wg(site.ns, "show", c.name, "fwmark").stdout.strip() == FULL_TUNNEL_MARK
+        assert wg.wg(site.ns, "show", c.name, "fwmark").stdout.strip() == FULL_TUNNEL_MARK
         for family in ("-4", "-6"):
             rules = _out(site, "ip", family, "rule")
             assert f"not from all fwmark {FULL_TUNNEL_MARK} lookup 51820" in rules
@@ -222,13 +218,13 @@ def test_full_tunnel(site: Site) -> None:
         assert f"wg-quick-{c.name}" in _out(site, "nft", "list", "tables")
         # Everything goes through the tunnel, except what carries the fwmark: the
         # tunnel's own UDP, so the endpoint stays reachable.
-        server = topology.OUTER4[1]
+        server = site.far.outer4
         assert f"dev {c.name}" in _out(site, "ip", "route", "get", server)
         marked = _out(site, "ip", "route", "get", server, "mark", FULL_TUNNEL_MARK)
         assert f"dev {c.name}" not in marked and "dev va" in marked
-        harness.ping(site.ns, BEYOND4)
-        harness.ping(site.ns, BEYOND6)
-        harness.ping(site.ns, topology.INNER4[1])
+        ping(site.ns, BEYOND4)
+        ping(site.ns, BEYOND6)
+        ping(site.ns, site.far.inner4)
         pywg(site, "down", c.conf)
         assert_gone(site, c)
         assert_same(state(site, c.name), before, "after down", sysctl=False)
@@ -267,10 +263,10 @@ def test_same_state_as_wg_quick_and_each_takes_down_the_other(site: Site, case: 
 
 def test_bad_line_named_and_nothing_done(site: Site) -> None:
     marker = site.workdir / "pre-up-ran"
-    with client(site, f"{topology.INNER4[1]}/32") as c:
+    with client(site, f"{site.far.inner4}/32") as c:
         lines = c.conf.read_text().split("\n")
         lines.insert(3, f"PreUp = touch {marker}")  # becomes line 4
-        bad = lines.index(f"AllowedIPs = {topology.INNER4[1]}/32") + 1
+        bad = lines.index(f"AllowedIPs = {site.far.inner4}/32") + 1
         lines[bad - 1] = "AllowedIPs = 10.72.0.300/32"
         c.conf.write_text("\n".join(lines))
         before = state(site, c.name)
@@ -333,10 +329,10 @@ def test_sigterm_during_up_undoes_everything(site: Site) -> None:
         with open(site.workdir / "pywg-sigterm.out", "wb") as out:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", site.ns, *PYWG.argv, "up", str(c.conf)], stdout=out,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=harness.clean_env())
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=daemons.clean_env())
         try:
-            harness.wait_for(lambda: started.exists() or proc.poll() is not None,
-                             "the PostUp hook to start", QUICK_TIMEOUT_S)
+            wait.wait_for(lambda: started.exists() or proc.poll() is not None,
+                          "the PostUp hook to start", QUICK_TIMEOUT_S)
             assert proc.poll() is None, "pywg up ended before its hook"
             assert c.daemon.alive() and "fwmark" in _out(site, "ip", "rule")
             proc.terminate()

@@ -17,61 +17,67 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.integration.interop import harness, topology
-from tests.integration.interop.topology import Side, Tunnel
-from tests.integration.interop.transfer import transfer
-from tests.support.netns import require_root, require_tools
+from tests.harness import files, nat, netns, topology, wait
+from tests.harness.probes import ping
+from tests.harness.skips import require_impls, require_root, require_tools
+from tests.harness.topology import Node, Topology
+from tests.harness.transfer import transfer
 
 MB = 1 << 20
 NEW_ADDRESS = "10.71.0.3"
 NAT_PORT = 40101
 
 
-def _move_address(client: Side) -> str:
+def _move_address(client: Node) -> str:
     # Deleting the primary address must not take the new (secondary) one with it.
-    harness.run(client.ns, ["sysctl", "-q", "-w",
-                            f"net.ipv4.conf.{client.veth}.promote_secondaries=1"])
-    harness.run(client.ns, ["ip", "addr", "add", f"{NEW_ADDRESS}/24", "dev", client.veth])
-    harness.run(client.ns, ["ip", "addr", "del", f"{client.outer4}/24", "dev", client.veth])
+    netns.run(client.ns, ["sysctl", "-q", "-w",
+                          f"net.ipv4.conf.{client.veth}.promote_secondaries=1"])
+    netns.run(client.ns, ["ip", "addr", "add", f"{NEW_ADDRESS}/24", "dev", client.veth])
+    netns.run(client.ns, ["ip", "addr", "del", f"{client.outer4}/24", "dev", client.veth])
     return f"{NEW_ADDRESS}:{client.port}"
 
 
-def _undo(client: Side) -> None:
-    topology.undo_nat(client)
-    harness.run(client.ns, ["ip", "addr", "add", f"{client.outer4}/24", "dev", client.veth],
-                check=False)
-    harness.run(client.ns, ["ip", "addr", "del", f"{NEW_ADDRESS}/24", "dev", client.veth],
-                check=False)
+def _nat_port(client: Node) -> str:
+    nat.rewrite_source_port(client.ns, client.port, NAT_PORT)
+    return f"{client.outer4}:{NAT_PORT}"
+
+
+def _undo(client: Node) -> None:
+    nat.undo(client.ns)
+    netns.run(client.ns, ["ip", "addr", "add", f"{client.outer4}/24", "dev", client.veth],
+              check=False)
+    netns.run(client.ns, ["ip", "addr", "del", f"{NEW_ADDRESS}/24", "dev", client.veth],
+              check=False)
 
 
 @pytest.fixture(scope="module", params=[("pywg", "wggo"), ("pywg", "pywg")],
                 ids=["pywg-wggo", "pywg-pywg"])
-def pywg_client_tunnel(request: pytest.FixtureRequest) -> Iterator[Tunnel]:
+def pywg_client_tunnel(request: pytest.FixtureRequest) -> Iterator[Topology]:
     require_root()
-    harness.require_impls(*request.param)
-    with topology.tunnel(request.param, "roam") as t:
+    a, b = require_impls(*request.param)
+    with files.workdir("roam") as work, topology.tunnel((a, b), "roam", work) as t:
         yield t
 
 
-def test_client_source_port_natted_during_transfer(tunnel: Tunnel) -> None:
+def test_client_source_port_natted_during_transfer(tunnel: Topology) -> None:
     require_tools("nft")
-    _roam(tunnel, lambda client: topology.nat_source_port(client, NAT_PORT))
+    _roam(tunnel, _nat_port)
 
 
-def test_client_address_moves_during_transfer(pywg_client_tunnel: Tunnel) -> None:
+def test_client_address_moves_during_transfer(pywg_client_tunnel: Topology) -> None:
     _roam(pywg_client_tunnel, _move_address)
 
 
-def _roam(tunnel: Tunnel, move: Callable[[Side], str]) -> None:
+def _roam(tunnel: Topology, move: Callable[[Node], str]) -> None:
     client, server = tunnel.a, tunnel.b
     tunnel.configure(endpoints="a")
-    harness.ping(client.ns, server.inner4)
+    ping(client.ns, server.inner4)
     old = server.daemon.dump().peers[client.daemon.keys.public]
     assert old.endpoint == client.endpoint(4)
     try:
         # Paced, so the move lands in the middle whatever the implementations' speed.
         with transfer(client.ns, server.ns, server.inner4, 40 * MB, seconds=4.0) as t:
-            harness.wait_for(
+            wait.wait_for(
                 lambda: server.daemon.dump().peers[client.daemon.keys.public].rx
                 > old.rx + 4 * MB, "the transfer to get going", timeout=20)
             new_endpoint = move(client)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import pytest
 
 from pywg import _constants as C
-from tests.integration.interop import harness, topology
-from tests.integration.interop.capture import (
+from tests.harness import files, topology, wait
+from tests.harness.capture import (
     DATA,
     INITIATION,
     RESPONSE,
@@ -33,9 +33,11 @@ from tests.integration.interop.capture import (
     Message,
     capture,
 )
-from tests.integration.interop.topology import Side, Tunnel
-from tests.integration.interop.transfer import transfer
-from tests.support.netns import require_root, socket_in
+from tests.harness.netns import socket_in
+from tests.harness.probes import ping
+from tests.harness.skips import require_impls, require_root
+from tests.harness.topology import Node, Topology
+from tests.harness.transfer import transfer
 
 SCALE = 0.025
 SINK_PORT = 7777
@@ -45,7 +47,7 @@ MB = 1 << 20
 
 @dataclass
 class Timed:
-    tunnel: Tunnel
+    tunnel: Topology
     scale: float
 
     def s(self, protocol_seconds: float) -> float:
@@ -53,11 +55,11 @@ class Timed:
         return protocol_seconds * self.scale
 
     @property
-    def subject(self) -> Side:
+    def subject(self) -> Node:
         return self.tunnel.a
 
     @property
-    def far(self) -> Side:
+    def far(self) -> Node:
         return self.tunnel.b
 
 
@@ -72,9 +74,10 @@ def _subjects() -> list[tuple[str, float]]:
 def timed(request: pytest.FixtureRequest) -> Iterator[Timed]:
     require_root()
     name, scale = request.param
-    harness.require_impls(name, "wggo")
+    subject, far = require_impls(name, "wggo")
     env = {"PYWG_TIMING_SCALE": str(scale)} if name == "pywg" else None
-    with topology.tunnel((name, "wggo"), "timers", env=env) as t:
+    with files.workdir("timers") as work, \
+            topology.tunnel((subject, far), "timers", work, env=env) as t:
         yield Timed(t, scale)
 
 
@@ -83,7 +86,7 @@ def _watch(timed: Timed) -> contextlib.AbstractContextManager[Capture]:
     return capture(far.ns, far.veth, {timed.subject.port, far.port})
 
 
-def _sink(side: Side) -> socket.socket:
+def _sink(side: Node) -> socket.socket:
     """A UDP socket on the side's tunnel address that swallows what it gets: data that
     arrives there calls for no reply, so the side's next packet can only be a timer's."""
     s = socket_in(side.ns, socket.AF_INET, socket.SOCK_DGRAM)
@@ -91,24 +94,24 @@ def _sink(side: Side) -> socket.socket:
     return s
 
 
-def _send_one(from_side: Side, to_side: Side) -> None:
+def _send_one(from_side: Node, to_side: Node) -> None:
     with socket_in(from_side.ns, socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"timer test datagram", (to_side.inner4, SINK_PORT))
 
 
-def _src(side: Side) -> str:
+def _src(side: Node) -> str:
     return side.endpoint(4)
 
 
 def _wait_messages(cap: Capture, what: str, timeout: float, *, src: str, kind: int | None = None,
                    since: float = 0.0) -> list[Message]:
-    return harness.wait_for(lambda: cap.messages(src=src, kind=kind, since=since), what, timeout)
+    return wait.wait_for(lambda: cap.messages(src=src, kind=kind, since=since), what, timeout)
 
 
 def test_passive_keepalive_after_received_data(timed: Timed) -> None:
     subject, far = timed.subject, timed.far
     timed.tunnel.configure()
-    harness.ping(subject.ns, far.inner4, count=1)
+    ping(subject.ns, far.inner4, count=1)
     with _sink(subject), _watch(timed) as cap:
         time.sleep(timed.s(2 * C.KEEPALIVE_TIMEOUT_S))  # earlier timers have fired by now
         start = time.monotonic()
@@ -127,7 +130,7 @@ def test_rekey_after_time_during_transfer_loses_nothing(timed: Timed) -> None:
     subject, far = timed.subject, timed.far
     timed.tunnel.configure()
     with _watch(timed) as cap:
-        harness.ping(subject.ns, far.inner4, count=1)  # the subject initiates: it rekeys
+        ping(subject.ns, far.inner4, count=1)  # the subject initiates: it rekeys
         before = far.daemon.dump().peers[subject.daemon.keys.public].latest_handshake
         seconds = timed.s(C.REKEY_AFTER_TIME_S) * 1.6
         with transfer(subject.ns, far.ns, far.inner4, 8 * MB, seconds=seconds) as t:
@@ -148,11 +151,11 @@ def test_handshake_retries_then_give_up_then_recovery(timed: Timed) -> None:
     far.daemon.wg("set", far.ifname, "peer", subject.daemon.keys.public, "remove")
     with _watch(timed) as cap:
         start = time.monotonic()
-        harness.ping(subject.ns, far.inner4, count=1, check=False, deadline=1)
+        ping(subject.ns, far.inner4, count=1, check=False, deadline=1)
         give_up = timed.s(C.REKEY_ATTEMPT_TIME_S + 2 * C.REKEY_TIMEOUT_S) + 1.0
-        harness.wait_for(lambda: len(cap.messages(src=_src(subject), kind=INITIATION))
-                         >= C.MAX_TIMER_HANDSHAKES + 1,
-                         "the subject's retries", give_up + SLACK_S)
+        wait.wait_for(lambda: len(cap.messages(src=_src(subject), kind=INITIATION))
+                      >= C.MAX_TIMER_HANDSHAKES + 1,
+                      "the subject's retries", give_up + SLACK_S)
         time.sleep(timed.s(2 * C.REKEY_TIMEOUT_S) + 0.5)  # room for a last one (+ jitter)
         settled = cap.messages(src=_src(subject), kind=INITIATION, since=start)
         time.sleep(timed.s(3 * C.REKEY_TIMEOUT_S) + 0.5)  # then a quiet window
@@ -167,7 +170,7 @@ def test_handshake_retries_then_give_up_then_recovery(timed: Timed) -> None:
     # The far side knows the subject again; the subject's peer, which gave up, is left as
     # it is: its next packet starts a handshake that works.
     topology.add_peer(far, subject, endpoint=subject.endpoint(4))
-    harness.ping(subject.ns, far.inner4, count=2)
+    ping(subject.ns, far.inner4, count=2)
     assert subject.daemon.dump().peers[far.daemon.keys.public].latest_handshake > 0
 
 
@@ -175,7 +178,7 @@ def test_keys_unused_after_reject_time(timed: Timed) -> None:
     subject, far = timed.subject, timed.far
     timed.tunnel.configure()
     with _sink(far), _watch(timed) as cap:
-        harness.ping(subject.ns, far.inner4, count=1)
+        ping(subject.ns, far.inner4, count=1)
         old = {m.receiver for m in cap.messages(src=_src(subject), kind=DATA)}
         time.sleep(timed.s(C.REJECT_AFTER_TIME_S) * 1.1 + 0.5)
         start = time.monotonic()
@@ -190,11 +193,11 @@ def test_keys_unused_after_reject_time(timed: Timed) -> None:
         "the datagram waited for a new handshake"
 
 
-def test_persistent_keepalive_cadence(tunnel: Tunnel) -> None:
+def test_persistent_keepalive_cadence(tunnel: Topology) -> None:
     subject, far = tunnel.a, tunnel.b
     interval = 1
     tunnel.configure()
-    harness.ping(subject.ns, far.inner4, count=1)
+    ping(subject.ns, far.inner4, count=1)
     window = 3.5 * interval
     with capture(far.ns, far.veth, {subject.port, far.port}) as cap:
         subject.daemon.wg("set", subject.ifname, "peer", far.daemon.keys.public,

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.interop import harness
-from tests.integration.interop.harness import Daemon, Impl, KeyPair
-from tests.support.netns import namespace
+from tests.harness import daemons, netns, wait, wg
+from tests.harness.daemons import Daemon
+from tests.harness.impls import PYWG, WGGO, Impl
+from tests.harness.skips import require_impls
+from tests.harness.wg import KeyPair
 
 UAPI_TIMEOUT_S = 5.0
 MAX_REPLY = 1 << 20
@@ -22,7 +24,7 @@ MAX_REPLY = 1 << 20
 
 @pytest.fixture
 def dev(impl: Impl, scratch_ns: str, workdir: Path) -> Iterator[Daemon]:
-    with harness.daemon(impl, scratch_ns, harness.ifname("wgW"), workdir) as d:
+    with daemons.running(impl, scratch_ns, netns.unique("wgW"), workdir) as d:
         yield d
 
 
@@ -50,7 +52,7 @@ def _allowed(d: Daemon) -> dict[str, set[str]]:
 # ---- set / show / showconf -------------------------------------------------------------------
 
 def test_set_then_show_and_showconf(dev: Daemon) -> None:
-    peer, psk = KeyPair.generate(), harness.genpsk()
+    peer, psk = KeyPair.generate(), wg.genpsk()
     dev.set_private_key()
     dev.wg("set", dev.ifname, "listen-port", "41000", "fwmark", "0x1234",
            "peer", peer.public, "preshared-key", "/dev/stdin", "endpoint", "10.9.8.7:51820",
@@ -119,7 +121,7 @@ def test_fwmark_set_and_cleared(dev: Daemon) -> None:
 
 def _udp_ports(d: Daemon) -> set[int]:
     """The UDP ports the daemon's processes hold, as the kernel (ss) reports them."""
-    out = harness.run(d.ns, ["ss", "-H", "-u", "-l", "-n", "-p"]).stdout
+    out = netns.run(d.ns, ["ss", "-H", "-u", "-l", "-n", "-p"]).stdout
     pids = set(d.pids())
     ports = set()
     for line in out.splitlines():
@@ -131,13 +133,13 @@ def _udp_ports(d: Daemon) -> set[int]:
 
 def test_listen_port_really_moves(dev: Daemon) -> None:
     dev.wg("set", dev.ifname, "listen-port", "41010")
-    harness.wait_for(lambda: _udp_ports(dev) == {41010}, "the daemon to listen on 41010")
+    wait.wait_for(lambda: _udp_ports(dev) == {41010}, "the daemon to listen on 41010")
     dev.wg("set", dev.ifname, "listen-port", "41011")
-    harness.wait_for(lambda: _udp_ports(dev) == {41011}, "the socket to move to 41011")
+    wait.wait_for(lambda: _udp_ports(dev) == {41011}, "the socket to move to 41011")
     dev.wg("set", dev.ifname, "listen-port", "0")
     port = dev.dump().listen_port
     assert port not in (0, 41011)
-    harness.wait_for(lambda: _udp_ports(dev) == {port}, f"a random port ({port})")
+    wait.wait_for(lambda: _udp_ports(dev) == {port}, f"a random port ({port})")
 
 
 # ---- the same output as wireguard-go ---------------------------------------------------------
@@ -157,20 +159,20 @@ def _sections(showconf: str) -> dict[str, list[str]]:
 
 
 def test_dump_and_showconf_identical_to_wireguard_go(impl: Impl, workdir: Path) -> None:
-    harness.require_impls("wggo")
+    require_impls("wggo")
     own = KeyPair.generate()
     p1, p2, p3 = (KeyPair.generate() for _ in range(3))
     conf = _conf(own.private, 41020, [
-        {"PublicKey": p1.public, "PresharedKey": harness.genpsk(),
+        {"PublicKey": p1.public, "PresharedKey": wg.genpsk(),
          "AllowedIPs": "10.10.0.0/16, fd10::/48, 10.11.3.7/24", "Endpoint": "192.0.2.1:51820",
          "PersistentKeepalive": "17"},
         {"PublicKey": p2.public, "AllowedIPs": "10.12.0.1/32, 0.0.0.0/0, ::/0",
          "Endpoint": "[2001:db8::1]:51821"},
         {"PublicKey": p3.public}], fwmark="0x4d2")
     outputs = {}
-    with namespace("ir") as ns_ref, namespace("iu") as ns_impl:
-        for name, which, ns in (("ref", harness.WGGO, ns_ref), ("impl", impl, ns_impl)):
-            with harness.daemon(which, ns, harness.ifname("wgC"), workdir) as d:
+    with netns.namespace("ir") as ns_ref, netns.namespace("iu") as ns_impl:
+        for name, which, ns in (("ref", WGGO, ns_ref), ("impl", impl, ns_impl)):
+            with daemons.running(which, ns, netns.unique("wgC"), workdir) as d:
                 _setconf(d, "setconf", conf)
                 lines = d.wg("show", d.ifname, "dump").stdout.splitlines()
                 outputs[name] = (lines, d.wg("showconf", d.ifname).stdout)
@@ -189,7 +191,7 @@ def _uapi(d: Daemon, request: bytes, *, replies: int = 1) -> bytes:
     """Send `request` raw; read until `replies` replies (errno lines) or the end."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(UAPI_TIMEOUT_S)
-        s.connect(str(harness.socket_path(d.ifname)))
+        s.connect(str(daemons.socket_path(d.ifname)))
         s.sendall(request)
         reply = b""
         while not (reply.endswith(b"\n\n") and reply.count(b"errno=") >= replies) \
@@ -239,7 +241,7 @@ def test_several_requests_on_one_connection(dev: Daemon) -> None:
     # (its set parser reads ahead), and wg(8) never pipelines anyway.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(UAPI_TIMEOUT_S)
-        s.connect(str(harness.socket_path(dev.ifname)))
+        s.connect(str(daemons.socket_path(dev.ifname)))
         for port in (b"41030", b"41031"):
             s.sendall(b"set=1\nlisten_port=" + port + b"\n\n")
             assert _read_reply(s) == b"errno=0\n\n"
@@ -261,7 +263,7 @@ def _read_reply(s: socket.socket) -> bytes:
 
 def test_silent_client_does_not_block_others(dev: Daemon) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as idle:
-        idle.connect(str(harness.socket_path(dev.ifname)))
+        idle.connect(str(daemons.socket_path(dev.ifname)))
         dev.set_private_key()
         assert dev.dump().public_key == dev.keys.public
 
@@ -269,10 +271,10 @@ def test_silent_client_does_not_block_others(dev: Daemon) -> None:
 def test_unfinished_set_does_not_block_others(workdir: Path, scratch_ns: str) -> None:
     # pywg only: wireguard-go holds its configuration lock while it reads a set request,
     # so one client that stops half-way through a set stalls every other `wg set`.
-    harness.require_impls("pywg")
-    with harness.daemon(harness.PYWG, scratch_ns, harness.ifname("wgW"), workdir) as d, \
+    require_impls("pywg")
+    with daemons.running(PYWG, scratch_ns, netns.unique("wgW"), workdir) as d, \
             socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stalled:
-        stalled.connect(str(harness.socket_path(d.ifname)))
+        stalled.connect(str(daemons.socket_path(d.ifname)))
         stalled.sendall(b"set=1\nlisten_port=41040\n")  # and never finishes
         d.set_private_key()
         assert d.dump().public_key == d.keys.public

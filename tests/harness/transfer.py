@@ -1,4 +1,5 @@
-"""Run tcpcheck.py at both ends of a tunnel and compare what arrived with what was sent."""
+"""A TCP transfer checked end to end: tcpcheck.py runs at both ends (each in its namespace)
+and what arrived is compared with what was sent, by length and sha256."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.harness import netns
+from tests.harness.procs import HarnessError
 
 SCRIPT = str(Path(__file__).with_name("tcpcheck.py"))
 PORT = 5201
@@ -35,15 +37,15 @@ class Transfer:
             try:
                 out, err = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"the {name} did not finish within {timeout:.0f} s")
+                raise HarnessError(f"the {name} did not finish within {timeout:.0f} s") from None
             if proc.returncode != 0:
-                pytest.fail(f"the {name} exited {proc.returncode}: {err.strip()}")
+                raise HarnessError(f"the {name} exited {proc.returncode}: {err.strip()}")
             results.append(json.loads(out.strip().splitlines()[-1]))
         return results[0], results[1]
 
 
 def _popen(ns: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, SCRIPT, *args],
+    return subprocess.Popen(netns.exec_argv(ns, [sys.executable, SCRIPT, *args]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
 
@@ -67,9 +69,9 @@ def transfer(send_ns: str, recv_ns: str, recv_addr: str, nbytes: int,
         ready, _, _ = select.select([receiver.stdout], [], [], READY_TIMEOUT_S)
         line = receiver.stdout.readline() if ready else ""
         if line.strip() != "ready":
-            _stop(receiver)
-            pytest.fail(f"the receiver did not start: {line!r} {receiver.stderr.read()!r}"
-                        if receiver.stderr else "the receiver did not start")
+            receiver.kill()
+            _, err = receiver.communicate(timeout=READY_TIMEOUT_S)
+            raise HarnessError(f"the receiver did not start: {line!r} {err.strip()!r}")
         sender = _popen(send_ns, "send", recv_addr, str(PORT), str(nbytes),
                         str(secrets.randbits(32)), str(seconds))
         try:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tests.support.netns import socket_in
+from tests.harness.netns import socket_in
 
 ETH_P_ALL = 0x0003
 MAX_MESSAGES = 100_000
