@@ -10,7 +10,6 @@ draws the markdown and the plots again, into bench/results/.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,9 @@ def record(outdir: Path) -> Path:
     stamp = outdir.name
     dest = HISTORY / stamp
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(outdir / JSON_NAME, dest / JSON_NAME)
+    # One line: the history keeps the data, not a diff-friendly layout of it.
+    (dest / JSON_NAME).write_text(json.dumps(doc, separators=(",", ":")) + "\n",
+                                  encoding="utf-8")
     section = render_markdown({**doc, "plots": []}, title_level=2)
     section += f"\nThe run's JSON: [history/{stamp}/{JSON_NAME}](history/{stamp}/{JSON_NAME}).\n"
     text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else INTRO
