@@ -22,6 +22,12 @@ bool wg_replay_check(struct wg_replay *r, uint64_t counter, uint64_t reject_afte
 int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t seed,
                         uint64_t *elapsed_ns);
 
+/* ---- BLAKE2s (csrc/crypto/blake2s.h), for the differential test ------------ */
+void wg_blake2s(uint8_t *out, size_t outlen, const uint8_t *in, size_t inlen,
+                const uint8_t *key, size_t keylen);
+void wg_hmac_blake2s(uint8_t *out, const uint8_t *key, size_t keylen,
+                     const uint8_t *in, size_t inlen);
+
 /* ---- crypto backends (csrc/crypto/aead.h) -------------------------------- */
 
 /* Backends: "avx512", "avx2" (x86_64), "sodium" (once registered),

@@ -15,6 +15,7 @@ static const struct selftest tests[] = {
     { "indextable", selftest_indextable },
     { "keypair", selftest_keypair },
     { "checksum", selftest_checksum },
+    { "blake2s", selftest_blake2s },
 };
 
 int main(void)

@@ -21,3 +21,4 @@ void selftest_allowedips(void);
 void selftest_indextable(void);
 void selftest_keypair(void);
 void selftest_checksum(void);
+void selftest_blake2s(void);
