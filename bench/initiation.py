@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pywg._constants import LABEL_COOKIE, MESSAGE_MAC_LEN
+from pywg._constants import LABEL_COOKIE, LABEL_MAC1, MESSAGE_MAC_LEN
 from pywg._protocol import crypto, noise, tai64n
-from pywg._protocol.cookie import CookieChecker, CookieGenerator
+from pywg._protocol.cookie import CookieGenerator
 from pywg._protocol.errors import RemoteProtocolError
 from pywg._protocol.messages import MessageCookieReply, MessageResponse
 
@@ -40,8 +40,8 @@ class Initiator:
         self.handshake = noise.Handshake(remote_static=responder.public)
         self.handshake.precompute(self.identity)
         self.macs = CookieGenerator(responder.public)
-        # Checks mac1 of what is sent to us, i.e. of the responses.
-        self.checker = CookieChecker(self.public)
+        # What mac1 of a response sent to us is keyed with.
+        self.mac1_key = crypto.blake2s(LABEL_MAC1, self.public)
 
     def initiation(self, sender_index: int, wall_ns: int, ephemeral: bytes) -> bytes:
         """A complete 148-byte initiation with a valid mac1 and a zero mac2."""
@@ -51,7 +51,10 @@ class Initiator:
         return self.macs.add_macs(message.to_bytes(), now_ns=0)
 
     def response_ok(self, packet: bytes) -> bool:
-        return self.checker.check_mac1(packet)
+        """Whether a response's mac1 was made for us (keyed by our public key)."""
+        mac1_at = len(packet) - 2 * MESSAGE_MAC_LEN
+        expected = crypto.mac(self.mac1_key, packet[:mac1_at])
+        return crypto.constant_time_eq(expected, packet[mac1_at:mac1_at + MESSAGE_MAC_LEN])
 
 
 def response_receiver(packet: bytes) -> int | None:

@@ -211,6 +211,14 @@ uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t
     return slot;
 }
 
+/* ---- the handshake front line ------------------------------------------- */
+
+int wg_dp_set_public_key(struct wg_dp *dp, const uint8_t *public_key)
+{
+    wg_cookie_checker_set_key(&dp->cookies, public_key);
+    return 0;
+}
+
 /* ---- keypairs ------------------------------------------------------------ */
 
 int wg_dp_index_new(struct wg_dp *dp, uint32_t slot, uint32_t *index)
@@ -291,5 +299,6 @@ int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out)
     for (unsigned int i = 0; i < STAT_COUNT; i++)
         fields[i] = atomic_load_explicit(&dp->stats[i], memory_order_relaxed);
     out->event_ring_used = wg_events_used(&dp->events);
+    out->handshake_under_load = wg_device_under_load(dp, now_ns());
     return 0;
 }

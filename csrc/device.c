@@ -76,7 +76,8 @@ static int create_parts(struct wg_dp *dp, const struct wg_dp_settings *s)
     if ((ret = wg_allowedips_init(&dp->allowedips, s->max_peers, &dp->epoch)) ||
         (ret = wg_indextable_init(&dp->indextable, 4 * s->max_peers)) ||
         (ret = wg_events_init(&dp->events, s->event_ring_size)) ||
-        (ret = wg_active_init(&dp->active, s->max_peers)))
+        (ret = wg_active_init(&dp->active, s->max_peers)) ||
+        (ret = wg_ratelimiter_init(&dp->ratelimiter)))
         return ret;
     dp->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->rx_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -116,6 +117,7 @@ int wg_device_create(const struct wg_dp_settings *s, struct wg_dp **out)
                     s->offloads & (WG_DP_OFFLOAD_TUN_TCP_GRO | WG_DP_OFFLOAD_TUN_UDP_GRO) : 0);
     dp->crypto_threads = s->crypto_threads ? s->crypto_threads : wg_crypt_threads_default();
     pthread_mutex_init(&dp->control, NULL);
+    wg_cookie_checker_init(&dp->cookies);
     wg_epoch_init(&dp->epoch);
     ret = create_parts(dp, s);
     if (!ret && s->tun_fd >= 0)
@@ -152,6 +154,8 @@ void wg_device_free(struct wg_dp *dp)
         wg_events_free(&dp->events);
     if (dp->active.ring)
         wg_active_free(&dp->active);
+    wg_ratelimiter_free(&dp->ratelimiter);
+    wg_cookie_checker_free(&dp->cookies);
     if (dp->stop_fd >= 0)
         close(dp->stop_fd);
     if (dp->rx_wake_fd >= 0)

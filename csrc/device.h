@@ -19,9 +19,12 @@
 #include <time.h>
 
 #include "allowedips.h"
+#include "cookie.h"
 #include "epoch.h"
 #include "events.h"
 #include "indextable.h"
+#include "messages.h"
+#include "ratelimiter.h"
 #include "wg_dp.h"
 
 struct peer;
@@ -37,7 +40,8 @@ enum dp_stat {
     STAT_DROP_EVENT_OVERFLOW, STAT_DROP_SEND_ERROR, STAT_KEEPALIVES_RX, STAT_KEEPALIVES_TX,
     STAT_EVENT_RING_USED, STAT_DROP_NO_ENDPOINT, STAT_DROP_STAGED_CLEARED, STAT_DROP_TUN_WRITE,
     STAT_ICMP_TX, STAT_HANDSHAKES_RX, STAT_UDP_TX_GSO, STAT_UDP_GSO_REFUSED, STAT_UDP_RX_GRO,
-    STAT_TUN_RX_GSO, STAT_TUN_TX_GRO, STAT_TUN_GRO_REFUSED,
+    STAT_TUN_RX_GSO, STAT_TUN_TX_GRO, STAT_TUN_GRO_REFUSED, STAT_DROP_HANDSHAKE_MAC,
+    STAT_HANDSHAKE_COOKIES_TX, STAT_DROP_HANDSHAKE_RATELIMIT, STAT_HANDSHAKE_UNDER_LOAD,
     STAT_COUNT
 };
 
@@ -70,6 +74,9 @@ struct wg_dp {
     struct indextable indextable;
     struct event_ring events;
     struct active_list active;
+    struct cookie_checker cookies;      /* the handshake front line (receive.c) */
+    struct ratelimiter ratelimiter;     /* receive thread only */
+    _Atomic uint64_t last_under_load_ns; /* written by the receive thread */
     _Atomic uint32_t staged_total;
     _Atomic uint64_t staged_bytes;
     _Atomic uint64_t stats[STAT_COUNT];
@@ -133,6 +140,20 @@ static inline bool wg_device_event(struct wg_dp *dp, const struct wg_event *ev, 
         return true;
     stat_add(dp, STAT_DROP_EVENT_OVERFLOW, 1);
     return false;
+}
+
+/* Under load, as the kernel defines it: handshake messages queued for Python
+ * past an eighth of the ring, or less than UNDER_LOAD_AFTER_S since. */
+static inline bool wg_device_under_load(struct wg_dp *dp, uint64_t now)
+{
+    uint64_t last;
+
+    if (wg_events_handshakes(&dp->events) >= dp->events.size / 8) {
+        atomic_store_explicit(&dp->last_under_load_ns, now, memory_order_relaxed);
+        return true;
+    }
+    last = atomic_load_explicit(&dp->last_under_load_ns, memory_order_relaxed);
+    return last && now - last < (uint64_t)UNDER_LOAD_AFTER_S * 1000000000u;
 }
 
 /* An event that carries no more than its type, peer and time. */

@@ -62,6 +62,8 @@ int wg_events_push(struct event_ring *r, const struct wg_event *ev, bool droppab
         return -ENOSPC;
     }
     r->slots[(r->head + r->count) & r->mask] = *ev;
+    if (ev->type == WG_EV_HANDSHAKE)
+        atomic_fetch_add_explicit(&r->handshakes, 1, memory_order_relaxed);
     /* Signal only the change from empty: the fd then stays readable until
      * a pop empties the ring again. */
     if (r->count++ == 0)
@@ -76,7 +78,9 @@ uint32_t wg_events_pop(struct event_ring *r, struct wg_event *out, uint32_t max)
 
     pthread_mutex_lock(&r->lock);
     while (n < max && r->count) {
-        out[n++] = r->slots[r->head];
+        out[n] = r->slots[r->head];
+        if (out[n++].type == WG_EV_HANDSHAKE)
+            atomic_fetch_sub_explicit(&r->handshakes, 1, memory_order_relaxed);
         r->head = (r->head + 1) & r->mask;
         r->count--;
     }
@@ -94,4 +98,9 @@ uint32_t wg_events_used(struct event_ring *r)
     n = r->count;
     pthread_mutex_unlock(&r->lock);
     return n;
+}
+
+uint32_t wg_events_handshakes(struct event_ring *r)
+{
+    return atomic_load_explicit(&r->handshakes, memory_order_relaxed);
 }

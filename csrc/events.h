@@ -7,6 +7,7 @@
  */
 #pragma once
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,6 +17,7 @@ struct event_ring {
     pthread_mutex_t lock;
     struct wg_event *slots;
     uint32_t size, mask, head, count;
+    _Atomic uint32_t handshakes;        /* how many of them are handshake messages */
     int fd;
 };
 
@@ -25,3 +27,5 @@ void wg_events_free(struct event_ring *r);
 int wg_events_push(struct event_ring *r, const struct wg_event *ev, bool droppable);
 uint32_t wg_events_pop(struct event_ring *r, struct wg_event *out, uint32_t max);
 uint32_t wg_events_used(struct event_ring *r);
+/* Handshake messages queued: the kernel's handshake queue depth, the under-load signal. */
+uint32_t wg_events_handshakes(struct event_ring *r);

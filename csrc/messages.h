@@ -25,7 +25,13 @@ enum message_size {
     NOISE_SYMMETRIC_KEY_LEN = 32,
     NOISE_AUTHTAG_LEN = 16,
     COOKIE_LEN = 16,
+    COOKIE_NONCE_LEN = 24,
+    MESSAGE_MAC_LEN = 16,               /* mac1 and mac2 end types 1 and 2, in that order */
 };
+
+/* The labels hashed with a public key into the mac1 and cookie keys. */
+static const uint8_t LABEL_MAC1[8] = { 'm', 'a', 'c', '1', '-', '-', '-', '-' };
+static const uint8_t LABEL_COOKIE[8] = { 'c', 'o', 'o', 'k', 'i', 'e', '-', '-' };
 
 /* Where a message names one of our indices: after the type, a response has
  * its sender index then ours; a cookie reply and a data message only ours. */
@@ -53,6 +59,9 @@ enum limits {
     COOKIE_SECRET_MAX_AGE_S = 120,
     MAX_STAGED_PACKETS = 128,
     MAX_QUEUED_INCOMING_HANDSHAKES = 4096,
+    UNDER_LOAD_AFTER_S = 1,             /* under load lasts this long after the queue eased */
+    RATELIMIT_PACKETS_PER_SECOND = 20,  /* per source, for handshakes carrying a cookie */
+    RATELIMIT_PACKETS_BURSTABLE = 5,
     MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME_S / REKEY_TIMEOUT_S,
 };
 
@@ -142,4 +151,6 @@ enum dp_limits {
     DP_CRYPTO_FORK_PACKETS = 32,         /* a batch shared among threads has at least this many packets */
     DP_CRYPTO_FORK_BYTES = 16384,        /* and this many bytes */
     DP_CRYPTO_CHUNK_MIN = 4,             /* packets a thread claims at once, at least */
+    DP_RATELIMIT_SLOTS = 1 << 14,        /* sources the handshake rate limiter tracks (a power of two) */
+    DP_RATELIMIT_PROBE = 16,             /* slots looked at for a source before it is refused */
 };

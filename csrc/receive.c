@@ -52,8 +52,48 @@ static uint32_t entry_slot(struct index_entry *e)
     return ((struct keypair *)((char *)e - offsetof(struct keypair, entry)))->peer->slot;
 }
 
-/* Types 1-3 go up to Python; a response or cookie reply names its peer, or
- * is dropped here if it names no index of ours. */
+static void send_cookie_reply(struct wg_dp *dp, struct loop *l, const uint8_t *msg, size_t len,
+                              const struct wg_endpoint *src, uint64_t now)
+{
+    uint8_t reply[MESSAGE_COOKIE_REPLY_SIZE], *bufs[1] = { reply };
+    uint32_t lens[1] = { sizeof(reply) };
+    unsigned int flags = SEND_NO_WAIT;  /* a flood must never stall this thread */
+    struct wg_endpoint to = *src;
+
+    if (wg_cookie_reply(&dp->cookies, msg, len, src, now, reply))
+        return;
+    if (wg_socket_send(dp, &l->send, &to, bufs, lens, 1, &flags) == 1)
+        stat_add(dp, STAT_HANDSHAKE_COOKIES_TX, 1);
+}
+
+/* The front line for types 1 and 2, in the kernel's order: mac1 always; under
+ * load mac2 (without it, a cookie reply and nothing more) and the source's
+ * rate limit. Only what passes goes up to Python. */
+static bool admit(struct wg_dp *dp, struct loop *l, struct packet *p, const uint8_t *msg,
+                  const struct wg_endpoint *src, uint64_t now)
+{
+    bool under_load = wg_device_under_load(dp, now);
+
+    switch (wg_cookie_validate(&dp->cookies, msg, p->wire_len, src, under_load, now)) {
+    case COOKIE_MAC_INVALID:
+        p->drop = STAT_DROP_HANDSHAKE_MAC;
+        return false;
+    case COOKIE_MAC_VALID:
+        if (under_load)
+            send_cookie_reply(dp, l, msg, p->wire_len, src, now);
+        return !under_load;
+    case COOKIE_MAC_VALID_WITH_COOKIE:
+        if (wg_ratelimiter_allow(&dp->ratelimiter, src, now))
+            return true;
+        p->drop = STAT_DROP_HANDSHAKE_RATELIMIT;
+        return false;
+    }
+    return false;
+}
+
+/* Types 1-3 go up to Python once they pass the front line; a response or
+ * cookie reply names its peer, or is dropped here if it names no index of
+ * ours. A full ring drops the newest message. */
 static void queue_handshake(struct wg_dp *dp, struct loop *l, unsigned int i, uint32_t type,
                             uint64_t now)
 {
@@ -71,6 +111,8 @@ static void queue_handshake(struct wg_dp *dp, struct loop *l, unsigned int i, ui
         ev.peer = entry_slot(e);
     }
     wg_socket_source(l, p->msg, &ev.src);
+    if (type != MESSAGE_HANDSHAKE_COOKIE && !admit(dp, l, p, msg, &ev.src, now))
+        return;
     ev.len = p->wire_len;
     memcpy(ev.data, msg, p->wire_len);
     if (wg_device_event(dp, &ev, true))

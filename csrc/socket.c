@@ -248,9 +248,10 @@ int wg_socket_send(struct wg_dp *dp, struct send_scratch *s, struct wg_endpoint 
     socklen_t salen;
     size_t ctrl_len;
     int fd, ret, waited = 0;
-    bool mapped, gso;
+    bool mapped, gso, no_wait;
 
     gso = (*flags & SEND_GSO) != 0;
+    no_wait = (*flags & SEND_NO_WAIT) != 0;
     *flags = 0;
     s->err = 0;
     ret = destination(dp, ep, &s->dst, &salen, &fd, &mapped);
@@ -274,7 +275,7 @@ int wg_socket_send(struct wg_dp *dp, struct send_scratch *s, struct wg_endpoint 
         }
         if (ret == 0 || err == EINTR)
             continue;
-        if ((err == EAGAIN || err == ENOBUFS) && wait_writable(dp, fd, &waited))
+        if ((err == EAGAIN || err == ENOBUFS) && !no_wait && wait_writable(dp, fd, &waited))
             continue;
         if (s->segs[next] > 1 && err != EAGAIN && err != ENOBUFS) {
             /* The kernel or the path refused the segmentation (EIO: no

@@ -18,6 +18,8 @@ enum send_flags {
     SEND_GSO = 1,                       /* in: UDP_SEGMENT may be used */
     SEND_SRC_REJECTED = 2,              /* out: the sticky source was refused, dropped from ep */
     SEND_GSO_REFUSED = 4,               /* out: a UDP_SEGMENT send was refused (resent one by one) */
+    SEND_NO_WAIT = 8,                   /* in: a full send buffer drops, never waits (replies
+                                           from the receive thread) */
 };
 
 /* Sends n datagrams to ep, waiting (bounded) for room in the socket buffer;

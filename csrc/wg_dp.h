@@ -141,6 +141,16 @@ int wg_dp_allowedips_remove(struct wg_dp *dp, uint32_t peer, uint8_t family,
 int wg_dp_allowedips_remove_peer(struct wg_dp *dp, uint32_t peer);
 uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t *addr);
 
+/* ---- the handshake front line ------------------------------------------ */
+/* The receive thread checks mac1 of every handshake message, and under load
+ * (handshake messages queued for Python past an eighth of the ring, or less
+ * than a second since) mac2, answers with cookie replies and rate-limits each
+ * source, before anything goes up to Python. It needs our public key (NULL:
+ * none yet, every message fails mac1) and libsodium's
+ * crypto_aead_xchacha20poly1305_ietf_encrypt for the replies. */
+int wg_dp_set_public_key(struct wg_dp *dp, const uint8_t *public_key);
+int wg_cookie_register_sodium(void *xchacha_encrypt);
+
 /* ---- keypairs and their indices ----------------------------------------- */
 /* The data plane owns every receiver index (random, unique per device). A
  * handshake message we create carries one drawn by wg_dp_index_new, which
@@ -176,8 +186,9 @@ int wg_dp_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t 
 int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t peer);
 
 /* ---- events up to Python ----------------------------------------------- */
-#define WG_EV_HANDSHAKE 1          /* data/len: a type 1, 2 or 3 message; src: where from;
-                                      peer: for types 2 and 3, whose index it names */
+#define WG_EV_HANDSHAKE 1          /* data/len: a type 1, 2 or 3 message that passed the front
+                                      line; src: where from; peer: for types 2 and 3, whose
+                                      index it names */
 #define WG_EV_NEED_HANDSHAKE 2     /* packets staged and no usable keypair */
 #define WG_EV_KEYPAIR_CONFIRMED 3  /* responder's next keypair became current (time_ns) */
 #define WG_EV_REKEY_SEND 4         /* keepKeyFreshSending: current keypair old or worn */
@@ -225,7 +236,11 @@ struct wg_dp_stats {
     uint64_t tun_rx_gso;            /* super-packets read from the TUN and split */
     uint64_t tun_tx_gro;            /* super-packets written to the TUN (of more than one packet) */
     uint64_t tun_gro_refused;       /* super-packets the TUN refused, then written one by one */
-    uint64_t reserved[5];           /* room to grow without breaking the layout */
+    uint64_t drop_handshake_mac;    /* type 1 or 2 with a wrong mac1 (or no key of ours yet) */
+    uint64_t handshake_cookies_tx;  /* cookie replies sent (under load, mac2 missing or wrong) */
+    uint64_t drop_handshake_ratelimit; /* under load, valid mac2, source over its budget */
+    uint64_t handshake_under_load;  /* 1 while under load (the handshake queue, held 1 s) */
+    uint64_t reserved[1];           /* room to grow without breaking the layout */
 };
 int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out);
 

@@ -59,7 +59,7 @@ MAX_STAGED_PACKETS: Final = 128
 MAX_QUEUED_INCOMING_HANDSHAKES: Final = 4096
 UNDER_LOAD_AFTER_S: Final = 1
 
-# Per-source handshake rate limit while under load (token bucket).
+# Per-source handshake rate limit while under load (token bucket; csrc/ratelimiter.c).
 RATELIMIT_PACKETS_PER_SECOND: Final = 20
 RATELIMIT_PACKETS_BURSTABLE: Final = 5
 
@@ -75,10 +75,6 @@ AEAD_NONCE_LEN: Final = 12  # ChaCha20-Poly1305 IETF: 4 zero bytes + LE64 counte
 NOISE_PRIVATE_KEY_LEN: Final = 32
 MESSAGE_MAC_LEN: Final = 16  # mac1 and mac2 are each one keyed-BLAKE2s output
 WG_KEY_LEN_BASE64: Final = 44  # base64 of 32 bytes, with its one '=' of padding
-# The kernel keeps at most 8 entries per bucket of an (at most) 8192-bucket table.
-RATELIMIT_MAX_ENTRIES: Final = 65536
-RATELIMIT_GC_INTERVAL_S: Final = 1  # entries idle this long are collected (kernel: 1 s)
-RATELIMIT_IPV6_PREFIX_LEN: Final = 64  # IPv6 sources share a bucket per /64, as the kernel does
 
 # Timers (pywg/_protocol/timers.py) and the data plane's keypairs.
 NSEC_PER_SEC: Final = 1_000_000_000  # the core's clock is CLOCK_MONOTONIC in nanoseconds

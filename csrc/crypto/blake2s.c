@@ -148,7 +148,7 @@ void wg_blake2s(uint8_t *out, size_t outlen, const uint8_t *in, size_t inlen,
     wg_blake2s_final(&s, out);
 }
 
-void wg_hmac_blake2s(uint8_t out[BLAKE2S_HASH_SIZE], const uint8_t *key, size_t keylen,
+void wg_hmac_blake2s(uint8_t *out, const uint8_t *key, size_t keylen,
                      const uint8_t *in, size_t inlen)
 {
     uint8_t pad[BLAKE2S_BLOCK_SIZE] = { 0 }, inner[BLAKE2S_HASH_SIZE];

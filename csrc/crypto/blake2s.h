@@ -27,8 +27,8 @@ void wg_blake2s_update(struct blake2s_state *s, const uint8_t *in, size_t len);
 void wg_blake2s_final(struct blake2s_state *s, uint8_t *out);
 void wg_blake2s(uint8_t *out, size_t outlen, const uint8_t *in, size_t inlen,
                 const uint8_t *key, size_t keylen);
-/* HMAC (RFC 2104) over BLAKE2s, as the Noise KDF uses it: 32-byte output. */
-void wg_hmac_blake2s(uint8_t out[BLAKE2S_HASH_SIZE], const uint8_t *key, size_t keylen,
+/* HMAC (RFC 2104) over BLAKE2s, as the Noise KDF uses it: out gets 32 bytes. */
+void wg_hmac_blake2s(uint8_t *out, const uint8_t *key, size_t keylen,
                      const uint8_t *in, size_t inlen);
 /* Equal in time independent of where they differ (for MACs and tags). */
 int wg_memeq_ct(const void *a, const void *b, size_t len);

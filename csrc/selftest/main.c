@@ -16,6 +16,7 @@ static const struct selftest tests[] = {
     { "keypair", selftest_keypair },
     { "checksum", selftest_checksum },
     { "blake2s", selftest_blake2s },
+    { "cookie", selftest_cookie },
 };
 
 int main(void)

@@ -22,3 +22,4 @@ void selftest_indextable(void);
 void selftest_keypair(void);
 void selftest_checksum(void);
 void selftest_blake2s(void);
+void selftest_cookie(void);

@@ -161,6 +161,10 @@ class Stats:
     tun_rx_gso: int  # super-packets read from the TUN and split
     tun_tx_gro: int  # super-packets written to the TUN
     tun_gro_refused: int  # super-packets the TUN refused (then written one by one)
+    drop_handshake_mac: int  # type 1 or 2 with a wrong mac1 (or no key of ours yet)
+    handshake_cookies_tx: int  # cookie replies sent under load
+    drop_handshake_ratelimit: int  # under load, valid mac2, the source over its budget
+    handshake_under_load: int  # 1 while under load (a gauge)
 
 
 _STATS_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Stats))
@@ -299,6 +303,7 @@ class DataPlane:
     """
 
     def __init__(self, settings: Settings) -> None:
+        init_aead()  # libsodium's AEADs handed over before the first data plane
         out = _ffi.new("struct wg_dp **")
         _check(_lib.wg_dp_create(_settings_to_c(settings), out))
         self._dp: Any = out[0]
@@ -409,6 +414,14 @@ class DataPlane:
         peer = int(_lib.wg_dp_allowedips_lookup(self._handle(), address.version, self._addr))
         return None if peer == PEER_NONE else peer
 
+    # ---- the handshake front line -------------------------------------------------------
+    def set_public_key(self, public_key: bytes | None) -> None:
+        """Our static public key, for the receive thread's mac1 and cookie checks (None:
+        there is none, and every handshake message is dropped there)."""
+        if public_key is not None and len(public_key) != 32:
+            raise ValueError("a public key is 32 bytes")
+        _check(_lib.wg_dp_set_public_key(self._handle(), public_key or _ffi.NULL))
+
     # ---- keypairs and their indices -----------------------------------------------------
     def new_index(self, peer: int) -> int:
         """A fresh random receiver index for a handshake message to or from `peer`; the
@@ -485,18 +498,22 @@ class DataPlane:
 
 
 def init_aead() -> str:
-    """Offer libsodium (pynacl's bundled copy) to the C side as one more backend, let it
-    self-test every backend and pick the fastest that passed (or PYWG_AEAD's); returns
+    """Hand libsodium (pynacl's bundled copy) to the C side: its ChaCha20-Poly1305 as one
+    more AEAD backend and its XChaCha20-Poly1305 for cookie replies; let the C side
+    self-test every AEAD backend and pick the fastest that passed (or PYWG_AEAD's); returns
     the name of the one in use. Idempotent."""
     import nacl.bindings
     from nacl._sodium import ffi as sodium_ffi
     from nacl._sodium import lib as sodium_lib
 
+    def pointer(name: str) -> Any:
+        address = int(sodium_ffi.cast("uintptr_t", sodium_ffi.addressof(sodium_lib, name)))
+        return _ffi.cast("void *", address)
+
     nacl.bindings.sodium_init()  # before it, libsodium runs its slowest code paths
-    names = ("crypto_aead_chacha20poly1305_ietf_encrypt",
-             "crypto_aead_chacha20poly1305_ietf_decrypt")
-    pointers = [_ffi.cast("void *", int(sodium_ffi.cast(
-        "uintptr_t", sodium_ffi.addressof(sodium_lib, name)))) for name in names]
-    _check(_lib.wg_aead_register_sodium(*pointers))
+    _check(_lib.wg_aead_register_sodium(pointer("crypto_aead_chacha20poly1305_ietf_encrypt"),
+                                        pointer("crypto_aead_chacha20poly1305_ietf_decrypt")))
+    _check(_lib.wg_cookie_register_sodium(
+        pointer("crypto_aead_xchacha20poly1305_ietf_encrypt")))
     _check(_lib.wg_aead_init())
     return str(_ffi.string(_lib.wg_aead_name()).decode())

@@ -75,7 +75,6 @@ from pywg._protocol.handshake import (
     HandshakeCore,
     HandshakePeer,
     InstallSession,
-    SendCookieReply,
     SendHandshakeResponse,
     UpdateEndpoint,
 )
@@ -224,6 +223,7 @@ class Device:
                 self._remove_peer(key)
             case PrivateKeyChanged(private_key=key):
                 self.core.set_private_key(key.raw if key else None)
+                self.dp.set_public_key(self.core.public_key)
                 for peer in self._peers.values():
                     self._zero_keys(peer)
                     peer.handshake.precompute(self.core.identity)
@@ -331,21 +331,16 @@ class Device:
     # ---- events from the data plane --------------------------------------------------------
 
     def _on_events(self) -> None:
-        events = self.dp.read_events()
-        # The ring's fill is the "under load" signal for cookies, as the queue length is
-        # in the kernel and wireguard-go (an eighth of its capacity).
-        handshakes = sum(1 for e in events if e.type is EventType.HANDSHAKE)
-        under_load = handshakes >= self._ring_size // 8
         now = self._now()
-        for event in events:
+        for event in self.dp.read_events():
             try:
-                self._on_event(event, now, under_load)
+                self._on_event(event, now)
             except Exception:  # one bad event must not take the device down
                 log.exception("event %s failed", event.type.name)
 
-    def _on_event(self, event: Event, now: int, under_load: bool) -> None:
+    def _on_event(self, event: Event, now: int) -> None:
         if event.type is EventType.HANDSHAKE:
-            self._on_handshake_message(event, now, under_load)
+            self._on_handshake_message(event, now)
             return
         if event.type is EventType.TUN_GONE:
             self._on_link_gone()
@@ -364,22 +359,18 @@ class Device:
                 log.info("%s - Endpoint changed to %s", peer.name, _show(event.source))
         self._evaluate(peer, now)
 
-    def _on_handshake_message(self, event: Event, now: int, under_load: bool) -> None:
+    def _on_handshake_message(self, event: Event, now: int) -> None:
         source = event.source
         if source is None:
             return
         peer = self._slots.get(event.peer) if event.peer is not None else None
-        actions = self.core.receive(event.data, Endpoint(source.address, source.port), peer,
-                                    now, under_load)
+        actions = self.core.receive(event.data, peer, now)
         for action in actions:
             match action:
                 case Drop(reason=reason, detail=detail):
                     self.drops[reason.name] += 1
                     log.debug("Dropped handshake message from %s: %s %s", _show(source),
                               reason.name, detail)
-                case SendCookieReply(packet=packet):
-                    self._send(functools.partial(self.dp.send_to, source, packet))
-                    log.debug("Sending cookie reply to %s", _show(source))
                 case UpdateEndpoint(peer=key):
                     # Only an authenticated initiation or response says this.
                     slot = self._peers[key].slot

@@ -25,8 +25,6 @@ class DropReason(enum.Enum):
 
     MALFORMED = "malformed"  # wrong size or a type field that is not one of ours
     DATA_MESSAGE = "data_message"  # type 4: belongs to the data plane, not here
-    BAD_MAC1 = "bad_mac1"
-    RATE_LIMITED = "rate_limited"  # under load, valid mac2, but the source is over its budget
     NO_PRIVATE_KEY = "no_private_key"
     DECRYPT_FAILED = "decrypt_failed"  # an AEAD tag did not verify
     BAD_DH = "bad_dh"  # an X25519 result was all zero (a low-order public key)

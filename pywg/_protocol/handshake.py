@@ -1,16 +1,18 @@
 """The handshake half of a WireGuard device, sans I/O (the kernel's handshake path of
-receive.c over noise.c and cookie.c; wireguard-go's RoutineHandshake).
+receive.c over noise.c; wireguard-go's RoutineHandshake).
 
-`HandshakeCore` holds what is the device's own: our static identity, the cookie checker
-(mac1 and mac2 of what we receive, cookie replies), the per-source rate limiter and the
-under-load state. What is each peer's (its Noise `Handshake` and its `CookieGenerator`) lives
-in the caller's peer records; the core reaches them through `find`, by public key. Receiver
-indices are the data plane's: `new_index(peer)` draws the sender index of a message we
-create, and for a response or cookie reply the data plane has already found the peer the
-receiver index names.
+The DoS front line is not here: the data plane's receive thread checks every handshake
+message's size and mac1, and under load its mac2 (answering with a cookie reply) and its
+source's rate limit, before the message comes up (csrc/cookie.c, csrc/ratelimiter.c). What
+arrives here has passed it, and `HandshakeCore` does the rest: our static identity and the
+Noise work. What is each peer's (its Noise `Handshake` and its `CookieGenerator`, which puts
+mac1 and mac2 on what we send and takes the cookies we are given) lives in the caller's peer
+records; the core reaches them through `find`, by public key. Receiver indices are the data
+plane's: `new_index(peer)` draws the sender index of a message we create, and for a response
+or cookie reply the data plane has already found the peer the receiver index names.
 
-    create_initiation(peer, now_ns, wall_ns) -> bytes                a 148-byte initiation
-    receive(datagram, source, peer, now_ns, under_load) -> actions   for types 1 to 3
+    create_initiation(peer, now_ns, wall_ns) -> bytes   a 148-byte initiation
+    receive(datagram, peer, now_ns) -> actions          for types 1 to 3
 
 `receive` never raises a ProtocolError: every datagram yields a tuple of actions, in the
 order the driver must carry them out, and a rejected datagram yields exactly one `Drop` with
@@ -19,12 +21,7 @@ a typed reason:
     initiation accepted:  UpdateEndpoint, InstallSession (responder), SendHandshakeResponse
     response accepted:    UpdateEndpoint, InstallSession (initiator)
     cookie reply taken:   CookieConsumed
-    under load, no mac2:  SendCookieReply (to the source; the endpoint is NOT updated)
     anything else:        Drop
-
-Processing order for types 1 and 2 (as the kernel and wireguard-go do): exact size, mac1
-(always), then under load mac2 (else a cookie reply) and the per-source rate limit, then the
-Noise work. Under load is what the driver says, kept for a second after it last said so.
 
 Times: `now_ns` is monotonic (cookie ages, the 20 ms initiation limit, session birth);
 `wall_ns` is wall-clock time and only feeds the TAI64N timestamp.
@@ -36,11 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pywg._constants import UNDER_LOAD_AFTER_S
 from pywg._protocol import crypto, messages, noise, tai64n
-from pywg._protocol.cookie import CookieChecker, CookieGenerator
+from pywg._protocol.cookie import CookieGenerator
 from pywg._protocol.crypto import Buffer, Rng
-from pywg._protocol.endpoint import Endpoint
 from pywg._protocol.errors import (
     DropReason,
     LocalProtocolError,
@@ -49,7 +44,6 @@ from pywg._protocol.errors import (
 )
 from pywg._protocol.messages import MessageCookieReply, MessageInitiation
 from pywg._protocol.noise import Handshake, Session, StaticIdentity
-from pywg._protocol.ratelimiter import RateLimiter
 
 __all__ = [
     "Action",
@@ -58,12 +52,9 @@ __all__ = [
     "HandshakeCore",
     "HandshakePeer",
     "InstallSession",
-    "SendCookieReply",
     "SendHandshakeResponse",
     "UpdateEndpoint",
 ]
-
-_UNDER_LOAD_AFTER_NS = UNDER_LOAD_AFTER_S * 1_000_000_000
 
 
 class HandshakePeer(Protocol):
@@ -78,13 +69,6 @@ class HandshakePeer(Protocol):
 
 
 # ---- Actions: what `receive` tells the driver to do; peers are named by public key ---------
-
-@dataclass(frozen=True, slots=True)
-class SendCookieReply:
-    """Send `packet` (a 64-byte cookie reply) to the message's source."""
-
-    packet: bytes
-
 
 @dataclass(frozen=True, slots=True)
 class SendHandshakeResponse:
@@ -123,8 +107,7 @@ class Drop:
     detail: str = ""
 
 
-Action = SendCookieReply | SendHandshakeResponse | InstallSession | UpdateEndpoint \
-    | CookieConsumed | Drop
+Action = SendHandshakeResponse | InstallSession | UpdateEndpoint | CookieConsumed | Drop
 
 
 class HandshakeCore:
@@ -137,9 +120,6 @@ class HandshakeCore:
         self._new_index = new_index
         self._rng = rng
         self.identity: StaticIdentity | None = None
-        self._checker = CookieChecker(rng=rng)
-        self._ratelimiter = RateLimiter()
-        self._last_under_load_ns: int | None = None
 
     @property
     def public_key(self) -> bytes | None:
@@ -151,7 +131,6 @@ class HandshakeCore:
         if self.identity is not None:
             self.identity.wipe()
         self.identity = StaticIdentity(private_key) if private_key is not None else None
-        self._checker.set_public_key(self.public_key)
 
     def create_initiation(self, peer: HandshakePeer, now_ns: int, wall_ns: int) -> bytes:
         """A fresh 148-byte initiation to `peer`, with mac1 and (with a fresh cookie) mac2.
@@ -164,21 +143,21 @@ class HandshakeCore:
             ephemeral_private=crypto.generate_private_key(self._rng))
         return peer.cookie.add_macs(message.to_bytes(), now_ns)
 
-    def receive(self, datagram: bytes, source: Endpoint, peer: HandshakePeer | None,
-                now_ns: int, under_load: bool = False) -> tuple[Action, ...]:
-        """Process one handshake message from `source`; `peer` is whose index a response or
-        cookie reply names (the data plane looked it up). Returns the actions (module doc)."""
+    def receive(self, datagram: bytes, peer: HandshakePeer | None,
+                now_ns: int) -> tuple[Action, ...]:
+        """Process one handshake message that passed the front line; `peer` is whose index a
+        response or cookie reply names (the data plane looked it up). Returns the actions
+        (see the module doc)."""
         try:
-            return self._receive(bytes(datagram), source, peer, now_ns, under_load)
+            return self._receive(bytes(datagram), peer, now_ns)
         except RemoteProtocolError as e:
             return (Drop(e.reason, e.detail),)
         except ProtocolError as e:
             # Not the sender's fault (say, no free index), but the datagram is lost all the same.
             return (Drop(DropReason.LOCAL_ERROR, str(e)),)
 
-    def _receive(self, datagram: bytes, source: Endpoint, peer: HandshakePeer | None,
-                 now_ns: int, under_load: bool) -> tuple[Action, ...]:
-        under_load = self._under_load(now_ns, under_load)
+    def _receive(self, datagram: bytes, peer: HandshakePeer | None,
+                 now_ns: int) -> tuple[Action, ...]:
         message = messages.parse(datagram)
         if isinstance(message, messages.MessageTransport):
             return (Drop(DropReason.DATA_MESSAGE),)
@@ -193,14 +172,6 @@ class HandshakeCore:
         identity = self.identity
         if identity is None:
             return (Drop(DropReason.NO_PRIVATE_KEY),)
-        if not self._checker.check_mac1(datagram):
-            return (Drop(DropReason.BAD_MAC1),)
-        if under_load:
-            if not self._checker.check_mac2(datagram, source, now_ns):
-                reply = self._checker.create_reply(datagram, message.sender, source, now_ns)
-                return (SendCookieReply(reply),)
-            if not self._ratelimiter.allow(source.ip, now_ns):
-                return (Drop(DropReason.RATE_LIMITED),)
         if isinstance(message, MessageInitiation):
             return self._consume_initiation(message, identity, now_ns)
         assert peer is not None
@@ -224,11 +195,3 @@ class HandshakeCore:
         session = noise.begin_session(handshake, now_ns)
         return (UpdateEndpoint(peer.public_key), InstallSession(session),
                 SendHandshakeResponse(peer.public_key, packet))
-
-    def _under_load(self, now_ns: int, under_load: bool) -> bool:
-        # Sticky for a second, so a flood that pauses between bursts keeps meeting cookies.
-        if under_load:
-            self._last_under_load_ns = now_ns
-            return True
-        last = self._last_under_load_ns
-        return last is not None and now_ns - last < _UNDER_LOAD_AFTER_NS

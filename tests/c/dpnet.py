@@ -41,7 +41,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return condition()
 
 
-def udp_socket(ns: str, version: int) -> socket.socket:
+def udp_socket(ns: str, version: int, bind: str | None = None) -> socket.socket:
+    """A UDP socket inside ns on loopback (`bind`: another loopback address, e.g. 127.0.0.2,
+    to be another source)."""
     with inside(ns):
         family = socket.AF_INET if version == 4 else socket.AF_INET6
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -50,7 +52,7 @@ def udp_socket(ns: str, version: int) -> socket.socket:
         # Room for a test's whole burst, so the kernel drops nothing before C sees it
         # (root: beyond rmem_max, as wireguard-go sets its buffers).
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
-        sock.bind((str(LOOP4 if version == 4 else LOOP6), 0))
+        sock.bind((bind or str(LOOP4 if version == 4 else LOOP6), 0))
     return sock
 
 
@@ -110,8 +112,8 @@ def node(ns: str, *, timing: Timing | None = None, tun: bool = True, mtu: int = 
 class PyPeer:
     """The far side, in pure Python: seals and opens with the transport oracle."""
 
-    def __init__(self, ns: str, version: int = 4) -> None:
-        self.sock = udp_socket(ns, version)
+    def __init__(self, ns: str, version: int = 4, bind: str | None = None) -> None:
+        self.sock = udp_socket(ns, version, bind)
         self.rekey(int.from_bytes(os.urandom(4), "little"),
                    int.from_bytes(os.urandom(4), "little"))
 

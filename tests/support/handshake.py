@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from pywg._protocol.cookie import CookieGenerator
 from pywg._protocol.crypto import Buffer
-from pywg._protocol.endpoint import Endpoint
 from pywg._protocol.handshake import Action, HandshakeCore, HandshakePeer, InstallSession
 from pywg._protocol.noise import Handshake, Session
 
@@ -89,9 +88,10 @@ class Side:
     def initiation(self, to: bytes, now: int, wall: int) -> bytes:
         return self.core.create_initiation(self.peers[to], now, wall)
 
-    def receive(self, datagram: bytes, source: Endpoint, now: int,
-                under_load: bool = False) -> tuple[Action, ...]:
-        actions = self.core.receive(datagram, source, self.peer_for(datagram), now, under_load)
+    def receive(self, datagram: bytes, now: int) -> tuple[Action, ...]:
+        """As the driver hands up what passed the data plane's front line (mac1 and, under
+        load, mac2 and the rate limit are checked there, not here)."""
+        actions = self.core.receive(datagram, self.peer_for(datagram), now)
         for action in actions:
             if isinstance(action, InstallSession):
                 self.install(action.session)

@@ -6,7 +6,7 @@ hook detection. No root, no network."""
 from __future__ import annotations
 
 import errno
-import ipaddress
+import hashlib
 import json
 import shutil
 import struct
@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
 from bench import history, hsload, memory, micro, report, syscalls, sysstat, traffic
 from bench.initiation import Initiator, Responder, cookie_receiver, response_receiver
 from bench.runner import Results, topology_specs
 from bench.settings import SCALES
 from pywg._protocol import crypto
-from pywg._protocol.cookie import CookieChecker
-from pywg._protocol.endpoint import Endpoint
 from tests.harness import impls, procs
 from tests.harness.impls import Impl
 
@@ -226,11 +225,15 @@ def _pool(peers: int = 2) -> tuple[hsload.Pool, bytes]:
 
 def test_cookie_reply_for_our_initiation_counts():
     pool, responder_public = _pool()
-    checker = CookieChecker(responder_public)
     j = 3  # an index past the 32-bit wrap of the sender indexes
     index = (pool.base_index + j) & 0xFFFFFFFF
-    source = Endpoint(ipaddress.ip_address("10.201.0.1"), 4000)
-    reply = checker.create_reply(pool.packets[j], index, source, 0)
+    # A cookie reply as a responder makes one (whitepaper 5.4.7), sealed to this
+    # initiation's mac1.
+    cookie_key = hashlib.blake2s(b"cookie--" + responder_public).digest()
+    nonce = bytes(range(24))
+    mac1 = pool.packets[j][-32:-16]
+    sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(bytes(16), mac1, nonce, cookie_key)
+    reply = struct.pack("<II", 3, index) + nonce + sealed
     counts = hsload.Counts()
     assert hsload.classify(reply, pool, counts) == j
     assert counts.cookies == 1 and counts.bad == 0
