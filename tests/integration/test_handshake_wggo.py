@@ -28,7 +28,6 @@ import tempfile
 import time
 
 from pywg._protocol import crypto, messages
-from pywg._protocol.endpoint import Endpoint
 from pywg._protocol.handshake import InstallSession, SendHandshakeResponse
 from pywg._tools import keys
 from tests.harness import daemons, files, links, wg
@@ -42,10 +41,6 @@ TIMEOUT_S = 10.0
 
 
 # ---- plumbing: a socket inside the namespace ------------------------------------------------
-
-def endpoint_of(sockaddr: tuple[str, int]) -> Endpoint:
-    return Endpoint(ipaddress.ip_address(sockaddr[0]), sockaddr[1])
-
 
 def _udp_socket_in(ns: str) -> socket.socket:
     """A UDP socket on 127.0.0.1 (random port) inside namespace `ns`."""
@@ -157,7 +152,7 @@ def _we_initiate(ns, ifname, subnet, core, sock, their_endpoint):
                 their_endpoint)
     response, source = sock.recvfrom(65535)
     assert len(response) == 92 and source == their_endpoint
-    actions = core.receive(response, endpoint_of(source), time.monotonic_ns())
+    actions = core.receive(response, time.monotonic_ns())
     sessions = [a.session for a in actions if isinstance(a, InstallSession)]
     assert len(sessions) == 1 and sessions[0].initiator, actions
     session = sessions[0]
@@ -184,7 +179,7 @@ def _they_initiate(ns, ifname, subnet, core, sock):
     try:
         initiation, source = sock.recvfrom(65535)
         assert len(initiation) == 148
-        actions = core.receive(initiation, endpoint_of(source), time.monotonic_ns())
+        actions = core.receive(initiation, time.monotonic_ns())
         sessions = [a.session for a in actions if isinstance(a, InstallSession)]
         responses = [a for a in actions if isinstance(a, SendHandshakeResponse)]
         assert len(sessions) == 1 and not sessions[0].initiator and len(responses) == 1, actions
