@@ -181,10 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DAEMON_OPTIONS = ("-f", "--foreground", "--metrics", "--no-peer-metrics")
+
+
 def _is_interface_mode(argv: Sequence[str]) -> bool:
-    """`pywg IFNAME` or `pywg -f IFNAME`: anything that is not a subcommand or an option."""
+    """`pywg IFNAME`, `pywg -f IFNAME`, `pywg --metrics PORT IFNAME`: anything that is not
+    a subcommand or another option."""
     first = argv[0] if argv else ""
-    if first in ("-f", "--foreground"):
+    if first in _DAEMON_OPTIONS or first.startswith("--metrics="):
         return True
     return bool(first) and not first.startswith("-") and first not in COMMANDS
 
