@@ -25,10 +25,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.interop import harness, topology
-from tests.integration.interop.harness import PYWG, WGGO, Dump
-from tests.integration.interop.topology import Tunnel
-from tests.support.netns import namespace, require_root, require_tools, socket_in
+from tests.harness import daemons, files, links, netns, probes, topology, wait, wg
+from tests.harness.impls import PYWG
+from tests.harness.netns import namespace, socket_in
+from tests.harness.skips import require_impls, require_root, require_tools
+from tests.harness.topology import Topology
+from tests.harness.wg import Dump, KeyPair
 
 METRICS_PORT = 9586
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "artifacts"
@@ -43,16 +45,17 @@ def _names_file(path: Path, description: str, peer_key: str, peer_name: str) -> 
 
 
 @pytest.fixture(scope="module")
-def tunnel() -> Iterator[Tunnel]:
+def tunnel() -> Iterator[Topology]:
     """Two pywg daemons serving metrics; each names its peer in its own config file."""
     require_root()
     require_tools("wg", "ping")
-    harness.require_impls("pywg")
+    (pywg,) = require_impls("pywg")
     confdir = Path(tempfile.mkdtemp(prefix="operate-conf-"))
     env = {"PYWG_METRICS": f"127.0.0.1:{METRICS_PORT}",
            "PYWG_CONFIG_FILE": str(confdir / "daemon.conf")}
     try:
-        with topology.tunnel(("pywg", "pywg"), "operate", env=env) as t:
+        with files.workdir("operate") as logdir, \
+                topology.tunnel((pywg, pywg), "op", logdir, env=env) as t:
             t.confdir = confdir  # type: ignore[attr-defined]
             # Names for the status view (one file per interface, as /etc/wireguard has)...
             _names_file(confdir / f"{t.a.ifname}.conf", NAMES["a"], t.b.daemon.keys.public,
@@ -63,9 +66,9 @@ def tunnel() -> Iterator[Tunnel]:
             (confdir / "daemon.conf").write_text(
                 f"[Peer]\n# Name = {NAMES['b']}\nPublicKey = {t.b.daemon.keys.public}\n"
                 f"[Peer]\n# Name = {NAMES['a']}\nPublicKey = {t.a.daemon.keys.public}\n")
-            t.psk = harness.genpsk()  # type: ignore[attr-defined]
+            t.psk = wg.genpsk()  # type: ignore[attr-defined]
             t.configure(psk=t.psk)  # type: ignore[attr-defined]
-            harness.ping(t.a.ns, t.b.inner4)
+            probes.ping(t.a.ns, t.b.inner4)
             yield t
     finally:
         shutil.rmtree(confdir, ignore_errors=True)
@@ -87,9 +90,9 @@ def _http(ns: str, port: int, path: str, method: str = "GET",
         conn.close()
 
 
-def _secrets(t: Tunnel) -> list[str]:
+def _secrets(t: Topology) -> list[str]:
     keys = [t.a.daemon.keys.private, t.b.daemon.keys.private, t.psk]  # type: ignore[attr-defined]
-    return [form for key in keys for form in harness.key_forms(key)]
+    return [form for key in keys for form in wg.key_forms(key)]
 
 
 def _between(low: int, value: float, high: int) -> bool:
@@ -98,9 +101,9 @@ def _between(low: int, value: float, high: int) -> bool:
 
 # ---- metrics --------------------------------------------------------------------------------
 
-def test_metrics_of_a_live_tunnel(tunnel: Tunnel) -> None:
+def test_metrics_of_a_live_tunnel(tunnel: Topology) -> None:
     a, b = tunnel.a, tunnel.b
-    harness.ping(a.ns, b.inner4, count=5)
+    probes.ping(a.ns, b.inner4, count=5)
     before = a.daemon.dump()
     time.sleep(1.1)  # a fresh reading (scrapes within a second share one)
     status, headers, body = _http(a.ns, METRICS_PORT, "/metrics")
@@ -142,7 +145,7 @@ def test_metrics_of_a_live_tunnel(tunnel: Tunnel) -> None:
     assert _http(a.ns, METRICS_PORT, "/metrics", method="POST")[0] == 501
 
 
-def test_wg_reads_a_daemon_that_adds_its_own_keys(tunnel: Tunnel) -> None:
+def test_wg_reads_a_daemon_that_adds_its_own_keys(tunnel: Topology) -> None:
     """pywg's `get` carries pywg_* counters: wg(8) skips them (showconf shows none)."""
     a = tunnel.a
     shown = a.daemon.wg("showconf", a.ifname).stdout
@@ -154,7 +157,7 @@ def test_wg_reads_a_daemon_that_adds_its_own_keys(tunnel: Tunnel) -> None:
 def _uapi(ifname: str, request: bytes) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(10)
-        s.connect(str(harness.socket_path(ifname)))
+        s.connect(str(daemons.socket_path(ifname)))
         s.sendall(request)
         data = b""
         while not data.endswith(b"\n\n"):
@@ -168,8 +171,8 @@ def _uapi(ifname: str, request: bytes) -> str:
 # ---- pywg status ------------------------------------------------------------------------------
 
 def _pywg(ns: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return harness.run(ns, [*PYWG.argv, *args], timeout=timeout,
-                       env=dict(os.environ, COLUMNS="250"))
+    return netns.run(ns, [*PYWG.argv, *args], timeout=timeout,
+                     env=dict(os.environ, COLUMNS="250"))
 
 
 def _check_tunnel(shown: dict[str, object], before: Dump, after: Dump, peer_name: str) -> None:
@@ -187,10 +190,10 @@ def _check_tunnel(shown: dict[str, object], before: Dump, after: Dump, peer_name
     assert peer["state"] == "online"
 
 
-def test_status_agrees_with_wg_show(tunnel: Tunnel) -> None:
+def test_status_agrees_with_wg_show(tunnel: Topology) -> None:
     a, b = tunnel.a, tunnel.b
     confdir = str(tunnel.confdir)  # type: ignore[attr-defined]
-    harness.ping(b.ns, a.inner4, count=3)
+    probes.ping(b.ns, a.inner4, count=3)
     before = {a.ifname: a.daemon.dump(), b.ifname: b.daemon.dump()}
     shown = json.loads(_pywg(a.ns, "status", "--json", "--interval", "0", "--config-dir",
                              confdir, a.ifname, b.ifname).stdout)
@@ -217,9 +220,9 @@ def test_status_agrees_with_wg_show(tunnel: Tunnel) -> None:
 
 def test_status_shows_a_wireguard_go_interface(workdir: Path) -> None:
     require_root()
-    harness.require_impls("wggo")
-    peer = harness.KeyPair.generate().public
-    with namespace("os") as ns, harness.daemon(WGGO, ns, harness.ifname("wgG"), workdir) as d:
+    (wggo,) = require_impls("wggo")
+    peer = KeyPair.generate().public
+    with namespace("os") as ns, daemons.running(wggo, ns, netns.unique("wgG"), workdir) as d:
         d.set_private_key()
         d.wg("set", d.ifname, "listen-port", "40555", "peer", peer, "allowed-ips",
              "10.99.0.0/24", "endpoint", "192.0.2.7:51820")
@@ -235,7 +238,7 @@ def test_status_shows_a_wireguard_go_interface(workdir: Path) -> None:
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
-    with harness.workdir("op") as d:
+    with files.workdir("op") as d:
         yield d
 
 
@@ -290,7 +293,7 @@ def _status_server(ns: str, port: int, confdir: str) -> Iterator[subprocess.Pope
             "--interval", "0.5", "--config-dir", confdir]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        harness.wait_for(lambda: _answers(ns, port, proc), "pywg status --serve", 20)
+        wait.wait_for(lambda: _answers(ns, port, proc), "pywg status --serve", 20)
         yield proc
     finally:
         proc.terminate()
@@ -357,10 +360,10 @@ def _updates(driver) -> int:  # type: ignore[no-untyped-def]
 
 def _next_update(driver, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
     seen = _updates(driver)
-    harness.wait_for(lambda: _updates(driver) > seen, "the page to update", timeout)
+    wait.wait_for(lambda: _updates(driver) > seen, "the page to update", timeout)
 
 
-def test_status_page_in_a_browser(tunnel: Tunnel) -> None:
+def test_status_page_in_a_browser(tunnel: Topology) -> None:
     a = tunnel.a
     confdir = str(tunnel.confdir)  # type: ignore[attr-defined]
     port = 9587
@@ -374,10 +377,10 @@ def test_status_page_in_a_browser(tunnel: Tunnel) -> None:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _check_page(t: Tunnel, driver, local: int) -> None:  # type: ignore[no-untyped-def]
+def _check_page(t: Topology, driver, local: int) -> None:  # type: ignore[no-untyped-def]
     a, b = t.a, t.b
     driver.get(f"http://127.0.0.1:{local}/")
-    harness.wait_for(lambda: _updates(driver) >= 1, "the page's first drawing", 20)
+    wait.wait_for(lambda: _updates(driver) >= 1, "the page's first drawing", 20)
     # Counters: between what `wg show` said just before and just after the page's reading.
     before = {a.ifname: a.daemon.dump(), b.ifname: b.daemon.dump()}
     _next_update(driver)
@@ -399,7 +402,7 @@ def _check_page(t: Tunnel, driver, local: int) -> None:  # type: ignore[no-untyp
     start = page[a.ifname]["peers"][0]["rx"]  # type: ignore[index]
     key = b.daemon.keys.public
     with _traffic(b.ns, a.inner4):
-        harness.wait_for(lambda: _page_peers(driver)[a.ifname]["peers"][0]["rx"] > start
+        wait.wait_for(lambda: _page_peers(driver)[a.ifname]["peers"][0]["rx"] > start
                          and _page_peers(driver)[a.ifname]["peers"][0]["samples"] >= 3,
                          "the page to show the traffic", 20)
         time.sleep(2)  # a few more samples for the sparkline in the screenshot
@@ -426,7 +429,7 @@ def _traffic(ns: str, dest: str) -> Iterator[None]:
         proc.wait(timeout=10)
 
 
-def _check_read_only(t: Tunnel, ns: str, port: int) -> None:
+def _check_read_only(t: Topology, ns: str, port: int) -> None:
     before = t.a.daemon.wg("showconf", t.a.ifname).stdout
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         status, headers, _ = _http(ns, port, "/api/status", method=method)
@@ -450,8 +453,8 @@ def test_readiness_watchdog_and_journal_lines(workdir: Path) -> None:
     socket exist, pings the watchdog, says STOPPING=1; with JOURNAL_STREAM naming its
     stderr, its lines carry journald's priorities."""
     require_root()
-    harness.require_impls("pywg")
-    name = harness.ifname("wgN")
+    (pywg,) = require_impls("pywg")
+    name = netns.unique("wgN")
     log_path = workdir / f"{name}.log"
     log_path.touch()
     st = log_path.stat()
@@ -461,19 +464,19 @@ def test_readiness_watchdog_and_journal_lines(workdir: Path) -> None:
         notify.settimeout(20)
         env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "200000",
                "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}", "LOG_LEVEL": "info"}
-        d = harness.start_daemon(PYWG, ns, name, workdir, foreground=True, env=env,
-                                 wait_ready=False)
+        d = daemons.start(pywg, ns, name, workdir, foreground=True, env=env,
+                          wait_ready=False)
         try:
             message = notify.recv(4096).decode()
             # At this moment the interface and its socket already exist.
-            assert harness.link_exists(ns, name)
-            assert harness.socket_path(name).is_socket()
+            assert links.exists(ns, name)
+            assert daemons.socket_path(name).is_socket()
             assert d.wg("show", name, check=False).returncode == 0
             assert message.splitlines()[0] == "READY=1", message
             assert any(line.startswith("STATUS=Serving") for line in message.splitlines())
             pings = [notify.recv(4096) for _ in range(3)]
             assert pings == [b"WATCHDOG=1"] * 3
-            harness.run(ns, ["ip", "link", "del", "dev", name])
+            netns.run(ns, ["ip", "link", "del", "dev", name])
             while (message := notify.recv(4096).decode()) == "WATCHDOG=1":
                 pass
             assert message.startswith("STOPPING=1"), message
@@ -488,18 +491,18 @@ def test_readiness_watchdog_and_journal_lines(workdir: Path) -> None:
 def test_a_port_in_use_fails_the_start(workdir: Path) -> None:
     """The metrics socket exists before `pywg IFNAME` returns: a port in use is exit 1."""
     require_root()
-    harness.require_impls("pywg")
-    name = harness.ifname("wgM")
+    (pywg,) = require_impls("pywg")
+    name = netns.unique("wgM")
     with namespace("mp") as ns:
         taken = socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
         try:
             taken.bind(("127.0.0.1", METRICS_PORT))
             taken.listen(1)
-            done = harness.run(ns, [*PYWG.argv, "--metrics", str(METRICS_PORT), name],
-                               check=False)
+            done = netns.run(ns, [*pywg.argv, "--metrics", str(METRICS_PORT), name],
+                             check=False)
             assert done.returncode == 1
             assert "Metrics listen error" in done.stderr
-            assert not harness.link_exists(ns, name)
-            assert not harness.socket_path(name).exists()
+            assert not links.exists(ns, name)
+            assert not daemons.socket_path(name).exists()
         finally:
             taken.close()
