@@ -13,7 +13,10 @@ import contextlib
 import http.client
 import json
 import os
+import pty
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -216,6 +219,34 @@ def test_status_agrees_with_wg_show(tunnel: Topology) -> None:
     for word in (a.ifname, NAMES["a"], NAMES["b"], b.daemon.keys.public, "online",
                  b.endpoint(4), f"{b.inner4}/32", "1420"):
         assert word in view, word
+
+
+def test_status_watch_redraws_in_place(tunnel: Topology) -> None:
+    """--watch on a terminal (a pty) draws the view again and again in the same place, and
+    ends cleanly on Ctrl-C."""
+    a = tunnel.a
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(netns.exec_argv(a.ns, [*PYWG.argv, "status", "--watch",
+                                                   "--interval", "0.2", a.ifname]),
+                            stdin=follower, stdout=follower, stderr=follower,
+                            env=dict(os.environ, COLUMNS="250", LINES="50", TERM="xterm"))
+    os.close(follower)
+    output = b""
+    try:
+        deadline = time.monotonic() + 20
+        while output.count(a.ifname.encode()) < 4 and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                output += os.read(leader, 65536)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(leader)
+    assert output.count(a.ifname.encode()) >= 4  # drawn four times ...
+    assert b"\x1b[1A" in output or b"\x1b[2K" in output  # ... over itself (cursor moves)
 
 
 def test_status_shows_a_wireguard_go_interface(workdir: Path) -> None:

@@ -201,3 +201,14 @@ def test_serve_addresses(text, expected):
 def test_bad_serve_addresses(text):
     with pytest.raises(ValueError):
         parse_serve_address(text)
+
+
+# ---- what an idle daemon loads -----------------------------------------------------------------
+
+def test_the_daemon_loads_neither_prometheus_client_nor_rich_until_asked():
+    code = ("import sys, pywg._driver.daemon, pywg._tools.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('prometheus_client', 'rich')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

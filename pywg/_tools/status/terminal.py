@@ -53,7 +53,8 @@ def _details(tunnel: TunnelStatus) -> Text:
 
 def _peers(tunnel: TunnelStatus, now: float) -> Table:
     table = Table(expand=False, show_edge=False, pad_edge=False, header_style="bold")
-    for column in ("", "Name", "Public key", "Latest handshake", "Endpoint", "Allowed IPs"):
+    for column in ("Status", "Name", "Public key", "Latest handshake", "Endpoint",
+                   "Allowed IPs"):
         table.add_column(column, overflow="fold")
     for column in ("RX", "TX", "RX/s", "TX/s"):
         table.add_column(column, justify="right", no_wrap=True)
