@@ -6,9 +6,10 @@ VENV     ?= .venv
 VPY      := $(VENV)/bin/python
 PYTEST   := $(VPY) -m pytest
 # nftables: NAT in the roaming tests and wg-quick's full-tunnel rules; linux-perf: syscall
-# counts in make bench.
+# counts in make bench; chromium and chromium-driver: the status page's browser test;
+# systemd: systemd-analyze verify on the units.
 APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 nftables procps linux-perf \
-            gcc libc6-dev make
+            gcc libc6-dev make chromium chromium-driver systemd
 CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py csrc/build_ffi_test.py
 # The data plane's C sources, without the self-test and fuzz drivers (they have main()).
 DP_C     := $(filter-out csrc/selftest/% csrc/fuzz/%,$(filter %.c,$(CSRC)))

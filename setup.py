@@ -11,12 +11,15 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["pywg", "pywg.*"]),
-    package_data={"pywg": ["py.typed"]},
+    package_data={"pywg": ["py.typed"], "pywg._tools": ["systemd/*.service"]},
     cffi_modules=["csrc/build_ffi.py:ffibuilder"],
-    install_requires=["cffi>=1.15", "pynacl>=1.5", "uvloop>=0.17", "pyroute2>=0.7"],
+    # prometheus_client is imported only when metrics are asked for, rich only by
+    # `pywg status`: an idle daemon loads neither.
+    install_requires=["cffi>=1.15", "pynacl>=1.5", "uvloop>=0.17", "pyroute2>=0.7",
+                      "prometheus_client>=0.20", "rich>=13"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
-        "dev": ["pytest>=7", "hypothesis>=6", "ruff", "mypy"],
+        "test": ["pytest>=7", "hypothesis>=6", "selenium>=4.10"],
+        "dev": ["pytest>=7", "hypothesis>=6", "ruff", "mypy", "selenium>=4.10"],
         "bench": ["matplotlib"],
     },
     entry_points={"console_scripts": ["pywg=pywg._tools.cli:main"]},

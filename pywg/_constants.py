@@ -158,3 +158,24 @@ RT_SCOPE_UNIVERSE: Final = 0
 RT_SCOPE_LINK: Final = 253  # `ip -4 route add PREFIX dev X` without a gateway
 FIB_RULE_INVERT: Final = 0x2  # `ip rule add not ...`
 FRA_SUPPRESS_PREFIXLEN_UNSET: Final = 0xFFFFFFFF  # the kernel reports "no suppress_prefixlength"
+
+# Operating a gateway: metrics (pywg/_driver/metrics.py), `pywg status` (pywg/_tools/status),
+# systemd (pywg/_driver/sd_notify.py), friendly names (pywg/_config/names.py).
+NAME_MAX_LEN: Final = 64  # a friendly name from a `# Name = ...` comment, cleaned, at most
+METRICS_DEFAULT_HOST: Final = "127.0.0.1"  # `--metrics PORT` listens here
+METRICS_READ_TIMEOUT_S: Final = 10.0  # a scrape waits this long for the event loop's reading
+METRICS_MIN_READ_INTERVAL_S: Final = 1.0  # scrapes closer together share one reading
+METRICS_MAX_CONCURRENT: Final = 4  # scrapes served at once; more are refused (503)
+METRICS_REQUEST_TIMEOUT_S: Final = 10.0  # a client must send its request within this
+# Handshake ages (seconds) the `wireguard_peer_handshake_age_seconds` histogram counts in:
+# 180 s is REJECT_AFTER_TIME (a live session rekeys before it), 540 s wipes the keys.
+METRICS_HANDSHAKE_AGE_BUCKETS: Final = (30.0, 60.0, 120.0, 180.0, 300.0, 540.0, 900.0, 1800.0,
+                                        3600.0, 21600.0, 86400.0)
+STATUS_ONLINE_S: Final = 180  # a handshake this recent: the session's keys are valid (online)
+STATUS_STALE_S: Final = 540  # until the keys are wiped (3 x REJECT_AFTER_TIME): stale
+STATUS_DEFAULT_INTERVAL_S: Final = 1.0  # between the two readings that make a rate
+STATUS_HISTORY_LEN: Final = 120  # rate samples kept per peer for the web page's sparklines
+STATUS_HISTORY_MAX_PEERS: Final = 4096  # peers whose history the web page keeps
+STATUS_SERVE_PORT: Final = 9587  # `pywg status --serve` with no port
+STATUS_MAX_CONCURRENT: Final = 16  # web requests served at once
+SD_WATCHDOG_FRACTION: Final = 0.5  # ping systemd's watchdog at this fraction of WatchdogSec

@@ -66,6 +66,7 @@ from pywg._config.values import (
 from pywg._constants import NSEC_PER_SEC, UAPI_MAX_LINE_LEN, UAPI_MAX_REQUEST_LINES
 
 __all__ = [
+    "EXTRA_KEY_PREFIX",
     "NEED_DATA",
     "BadRequest",
     "Close",
@@ -93,6 +94,8 @@ ERRNO_UNKNOWN: Final = 55
 _ZERO_KEY_HEX: Final = "0" * 64
 _EFFECT_LOG_LEN: Final = 4096
 _SHOWABLE: Final = re.compile(r"[a-z_]{1,32}|[0-9]{1,8}")
+EXTRA_KEY_PREFIX: Final = "pywg_"  # pywg's own `get` keys (drop counters), see format_get
+_EXTRA_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 
 class UapiError(ConfigError):
@@ -120,11 +123,14 @@ _NO_STATS: Final = PeerStats()
 
 @dataclass(frozen=True)
 class DeviceSnapshot:
-    """What `get` reports: the configuration, the port actually bound, per-peer stats."""
+    """What `get` reports: the configuration, the port actually bound, per-peer stats, and
+    pywg's extra device counters (`extras`, written as `pywg_NAME=N` lines: see
+    format_get)."""
 
     config: DeviceConfig
     listen_port: int  # the bound port (the configured one may be 0: random); 0 if unbound
     stats: Mapping[PublicKey, PeerStats] = field(default_factory=dict)
+    extras: Mapping[str, int] = field(default_factory=dict)
 
 
 class UapiDevice(Protocol):
@@ -167,6 +173,9 @@ def format_errno(errno: int) -> bytes:
 
 
 def format_get(snapshot: DeviceSnapshot) -> bytes:
+    """The reply to `get`, as wireguard-go writes it. pywg's extras come among the device's
+    keys, before the first peer, each named EXTRA_KEY_PREFIX + name: wg(8), wgctrl and
+    pywg's own client skip keys they do not know, so they see what wireguard-go sends."""
     cfg = snapshot.config
     out: list[str] = []
     if cfg.private_key is not None:
@@ -175,6 +184,8 @@ def format_get(snapshot: DeviceSnapshot) -> bytes:
         out.append(f"listen_port={snapshot.listen_port}")
     if cfg.fwmark:
         out.append(f"fwmark={cfg.fwmark}")
+    out.extend(f"{EXTRA_KEY_PREFIX}{name}={value}" for name, value in snapshot.extras.items()
+               if _EXTRA_NAME.fullmatch(name) and value >= 0)
     for peer in cfg.peers:
         stats = snapshot.stats.get(peer.public_key, _NO_STATS)
         psk = peer.preshared_key

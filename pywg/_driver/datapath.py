@@ -17,6 +17,7 @@ import dataclasses
 import enum
 import ipaddress
 import os
+import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -210,6 +211,44 @@ def _endpoint_to_c(endpoint: Endpoint | None, c: Any) -> None:
     c.src_ifindex = endpoint.source_ifindex
 
 
+def _layout(fields: list[tuple[int, str]]) -> struct.Struct:
+    """A struct.Struct that reads the given (offset, struct code) fields, in offset order,
+    out of a C struct's bytes: the offsets come from cffi, so it holds on any ABI."""
+    fmt, at = ["="], 0
+    for offset, code in fields:
+        if offset > at:
+            fmt.append(f"{offset - at}x")
+        fmt.append(code)
+        at = offset + struct.calcsize("=" + code)
+    return struct.Struct("".join(fmt))
+
+
+def _transfer_layout() -> struct.Struct:
+    def at(*path: str) -> int:
+        return int(_ffi.offsetof("struct wg_peer_info", *path))
+    return _layout([(at("endpoint", "family"), "B"), (at("endpoint", "addr"), "16s"),
+                    (at("endpoint", "port"), "H"), (at("endpoint", "scope_id"), "I"),
+                    (at("endpoint", "src_addr"), "16s"), (at("endpoint", "src_ifindex"), "I"),
+                    (at("rx_bytes"), "Q"), (at("tx_bytes"), "Q")])
+
+
+# What `wg show` and the metrics read of every peer: its endpoint and byte counters.
+_TRANSFER: Final = _transfer_layout()
+_NO_SOURCE: Final = bytes(16)
+
+
+def _endpoint_from_fields(family: int, addr: bytes, port: int, scope_id: int, src: bytes,
+                          src_ifindex: int) -> Endpoint | None:
+    if family == 4:
+        return Endpoint(ipaddress.IPv4Address(addr[:4]), port, scope_id,
+                        None if src[:4] == _NO_SOURCE[:4] else ipaddress.IPv4Address(src[:4]),
+                        src_ifindex)
+    if family == 6:
+        return Endpoint(ipaddress.IPv6Address(addr), port, scope_id,
+                        None if src == _NO_SOURCE else ipaddress.IPv6Address(src), src_ifindex)
+    return None
+
+
 def _index(present: int, index: int) -> int | None:
     return int(index) if present else None
 
@@ -309,6 +348,7 @@ class DataPlane:
         self._dp: Any = out[0]
         self._events: Any = _ffi.new("struct wg_event[]", constants.DATAPLANE_EVENTS_PER_READ)
         self._info: Any = _ffi.new("struct wg_peer_info *")
+        self._info_bytes: Any = _ffi.buffer(self._info)
         self._endpoint: Any = _ffi.new("struct wg_endpoint *")
         self._addr: Any = _ffi.new("uint8_t[16]")
 
@@ -381,6 +421,14 @@ class DataPlane:
     def peer_info(self, peer: int) -> PeerInfo:
         _check(_lib.wg_dp_peer_info(self._handle(), peer, self._info))
         return _peer_info_from_c(self._info)
+
+    def peer_transfer(self, peer: int) -> tuple[Endpoint | None, int, int]:
+        """(endpoint, rx_bytes, tx_bytes): the part of peer_info that `wg show` and the
+        metrics read of every peer, read at a fraction of its cost (one struct unpack)."""
+        _check(_lib.wg_dp_peer_info(self._handle(), peer, self._info))
+        family, addr, port, scope, src, ifindex, rx, tx = _TRANSFER.unpack_from(
+            self._info_bytes)
+        return _endpoint_from_fields(family, addr, port, scope, src, ifindex), rx, tx
 
     def active_peers(self, limit: int = 4096) -> list[int]:
         """Peers whose facts moved since they were last returned here (the timer tick's

@@ -61,6 +61,7 @@ from pywg._config.model import Change, DeviceConfig, PeerConfig, PublicKey
 from pywg._config.uapi import DeviceSnapshot, PeerStats, UapiError
 from pywg._driver import datapath
 from pywg._driver.bind import Bind, open_bind
+from pywg._driver.counters import HandshakeCounters
 from pywg._driver.datapath import DataPlane, Event, EventType, PeerInfo, Settings
 from pywg._driver.log import peer_name
 from pywg._driver.offload import ALL as ALL_OFFLOADS
@@ -108,6 +109,7 @@ class Device:
         self.core = HandshakeCore(self._peers_get, self._new_index)
         self.bind: Bind | None = None
         self.drops: Counter[str] = Counter()  # handshake messages dropped, by reason
+        self.counters = HandshakeCounters()  # for metrics (pywg._driver.metrics)
         self._now = monotonic_ns
         self._wall = wall_ns
         self._rand_below = rand_below
@@ -188,12 +190,12 @@ class Device:
     def snapshot(self) -> DeviceSnapshot:
         stats = {}
         for peer in self._peers.values():
-            info = self.dp.peer_info(peer.slot)
+            endpoint, rx_bytes, tx_bytes = self.dp.peer_transfer(peer.slot)
             stats[PublicKey(peer.public_key)] = PeerStats(
-                endpoint=_config_endpoint(info.endpoint),
+                endpoint=_config_endpoint(endpoint),
                 last_handshake_time_ns=peer.last_handshake_wall_ns,
-                rx_bytes=info.rx_bytes,
-                tx_bytes=info.tx_bytes,
+                rx_bytes=rx_bytes,
+                tx_bytes=tx_bytes,
             )
         return DeviceSnapshot(self.config, self.bind.port if self.bind else 0, stats)
 
@@ -349,9 +351,13 @@ class Device:
         if peer is None:
             return
         match event.type:
-            case EventType.NEED_HANDSHAKE | EventType.REKEY_SEND:
+            case EventType.NEED_HANDSHAKE:
+                timers.request_handshake(peer.timers)
+            case EventType.REKEY_SEND:
+                self.counters.rekeys_requested += 1
                 timers.request_handshake(peer.timers)
             case EventType.REKEY_RECV:
+                self.counters.rekeys_requested += 1
                 timers.request_last_minute_handshake(peer.timers)
             case EventType.KEYPAIR_CONFIRMED:
                 self._handshake_complete(peer, now)
@@ -380,9 +386,11 @@ class Device:
                     self._install(self._peers[session.peer], session, now)
                 case SendHandshakeResponse(peer=key, packet=packet):
                     responder = self._peers[key]
+                    self.counters.responses_sent += 1
                     self._send(functools.partial(self.dp.send_to_peer, responder.slot, packet))
                     log.debug("%s - Sending handshake response", responder.name)
                 case CookieConsumed(peer=raw):
+                    self.counters.cookie_replies_received += 1
                     log.debug("%s - Received cookie reply", peer_name(raw))
 
     def _install(self, peer: Peer, session: Session, now: int) -> None:
@@ -404,6 +412,7 @@ class Device:
     def _handshake_complete(self, peer: Peer, now: int) -> None:
         timers.handshake_complete(peer.timers, now)
         peer.last_handshake_wall_ns = self._wall()
+        self.counters.completed += 1
         log.info("%s - Handshake completed, keys rotated", peer.name)
 
     def _send(self, send: Callable[[], None]) -> None:
@@ -458,6 +467,7 @@ class Device:
                 self._send(lambda: self.dp.send_keepalive(peer.slot))
             case TimerAction.FLUSH_STAGED:
                 self.dp.clear_staged(peer.slot)
+                self.counters.attempts_exhausted += 1
                 log.info("%s - Handshake did not complete after %d attempts, giving up",
                          peer.name, self.timing.max_timer_handshakes + 2)
             case TimerAction.ZERO_KEY_MATERIAL:
@@ -469,6 +479,7 @@ class Device:
         if self.core.public_key is None:
             return
         message = self.core.create_initiation(peer, now, self._wall())
+        self.counters.initiations_sent += 1
         self._send(lambda: self.dp.send_to_peer(peer.slot, message))
         log.debug("%s - Sending handshake initiation", peer.name)
 

@@ -112,6 +112,31 @@ def _quick_command(verb: str, text: str) -> Command:
     return Command(text, _quick(verb), _config_argument)
 
 
+# `status` and `install-units` load their modules (rich, prometheus-free) only when run.
+def _status(args: argparse.Namespace) -> int:
+    from pywg._tools import status
+
+    return status.run(args)
+
+
+def _configure_status(parser: argparse.ArgumentParser) -> None:
+    from pywg._tools import status
+
+    status.configure(parser)
+
+
+def _install_units(args: argparse.Namespace) -> int:
+    from pywg._tools import units
+
+    return units.run(args)
+
+
+def _configure_units(parser: argparse.ArgumentParser) -> None:
+    from pywg._tools import units
+
+    units.configure(parser)
+
+
 COMMANDS: dict[str, Command] = {
     "genkey": Command("Generate a new private key and write it to stdout", _genkey),
     "genpsk": Command("Generate a new preshared key and write it to stdout", _genpsk),
@@ -125,6 +150,10 @@ COMMANDS: dict[str, Command] = {
                            "file, as wg-quick save does"),
     "strip": _quick_command("strip", "Print the file without its wg-quick settings, for wg "
                             "setconf/syncconf, as wg-quick strip does"),
+    "status": Command("Show tunnels and peers (terminal, --watch, --json, or a read-only "
+                      "web page with --serve)", _status, _configure_status),
+    "install-units": Command("Write the systemd units pywg@.service and "
+                             "pywg-quick@.service", _install_units, _configure_units),
 }
 
 
@@ -141,7 +170,7 @@ Bring an interface up or down, as wg-quick(8) does (root):
   fails, `up` undoes what it did and names the cause.
 
 Run an interface (the contract of `wireguard-go IFNAME`):
-  pywg [-f|--foreground] IFNAME
+  pywg [-f|--foreground] [--metrics [ADDR:]PORT] [--no-peer-metrics] IFNAME
 
   Creates the TUN IFNAME and the UAPI socket /var/run/wireguard/IFNAME.sock, then runs in
   the background (or in the foreground with -f or WG_PROCESS_FOREGROUND=1). Configure it
@@ -164,6 +193,20 @@ Run an interface (the contract of `wireguard-go IFNAME`):
   With all four tun-* off the TUN has no virtio header (as Debian's wireguard-go opens it).
   PYWG_CRYPTO_THREADS=<n> (1-64): threads that seal (and as many that open) a large batch;
   default: one per core this process may use.
+
+  Prometheus metrics (off by default): --metrics [ADDR:]PORT or PYWG_METRICS=[ADDR:]PORT
+  serves http://ADDR:PORT/metrics (ADDR 127.0.0.1 unless given); --no-peer-metrics or
+  PYWG_METRICS_PEERS=off leaves out the per-peer series. Friendly names (`# Name = ...` in
+  a [Peer] section) come from PYWG_CONFIG_FILE (set by `pywg up`) or
+  /etc/wireguard/IFNAME.conf. Under systemd (pywg install-units) the daemon reports
+  readiness and pings the watchdog; its log lines carry journald priorities.
+
+Watch it:
+  pywg status [IFACE...] [--watch | --json | --serve [ADDR:]PORT] [--interval SECONDS]
+
+  Tunnels and peers: names, handshakes (online within 3 minutes, stale until the keys are
+  wiped, offline), endpoints, allowed IPs, transfer and current rates, pywg's drop counters;
+  --serve shows the same as a read-only web page that updates live (127.0.0.1:9587).
 """
 
 
@@ -181,10 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DAEMON_OPTIONS = ("-f", "--foreground", "--metrics", "--no-peer-metrics")
+
+
 def _is_interface_mode(argv: Sequence[str]) -> bool:
-    """`pywg IFNAME` or `pywg -f IFNAME`: anything that is not a subcommand or an option."""
+    """`pywg IFNAME`, `pywg -f IFNAME`, `pywg --metrics PORT IFNAME`: anything that is not
+    a subcommand or another option."""
     first = argv[0] if argv else ""
-    if first in ("-f", "--foreground"):
+    if first in _DAEMON_OPTIONS or first.startswith("--metrics="):
         return True
     return bool(first) and not first.startswith("-") and first not in COMMANDS
 

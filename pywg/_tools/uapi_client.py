@@ -4,13 +4,15 @@ A `get` is `get=1\\n\\n`, answered by `key=value` lines, `errno=N` and a blank l
 `set` is `set=1\\n`, the lines of a Change (pywg._config.uapi.format_set) and a blank line,
 answered by `errno=N` and a blank line. parse_get() reads a `get` reply as wg's
 ipc-uapi.h does: device keys until the first `public_key`, then peer keys; keys it does not
-know (protocol_version, and whatever a newer daemon adds) are skipped; a known key with a
-bad value, or a reply without its `errno` line, is an error. Replies are read line by line
+know (protocol_version, and whatever a newer daemon adds) are skipped, except pywg's
+`pywg_*` device counters, which land in DeviceSnapshot.extras; a known key with a bad
+value, or a reply without its `errno` line, is an error. Replies are read line by line
 with bounded lines and a bounded count, and every exchange has a time limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
 import socket
@@ -29,7 +31,7 @@ from pywg._config.model import (
     PrivateKey,
     PublicKey,
 )
-from pywg._config.uapi import DeviceSnapshot, PeerStats, format_set
+from pywg._config.uapi import EXTRA_KEY_PREFIX, DeviceSnapshot, PeerStats, format_set
 from pywg._config.values import (
     is_zero_key,
     parse_decimal,
@@ -49,6 +51,7 @@ from pywg._driver.uapi_server import UapiServerError, socket_answers, socket_pat
 __all__ = ["UapiClientError", "get", "is_wireguard_interface", "parse_get", "set_device"]
 
 _U64_MAX = (1 << 64) - 1
+_MAX_EXTRAS = 64  # pywg_* counters kept from one reply
 
 
 class UapiClientError(ConfigError):
@@ -158,6 +161,7 @@ class _Device:
     listen_port: int = 0
     fwmark: int = 0
     peers: list[_Peer] = field(default_factory=list)
+    extras: dict[str, int] = field(default_factory=dict)
 
     def line(self, key: str, value: str) -> None:
         if key == "public_key":
@@ -171,6 +175,11 @@ class _Device:
             self.listen_port = parse_decimal(value, key, 0xFFFF)
         elif key == "fwmark":
             self.fwmark = parse_decimal(value, key, 0xFFFFFFFF)
+        elif key.startswith(EXTRA_KEY_PREFIX) and len(self.extras) < _MAX_EXTRAS:
+            # pywg's own counters; a value that is not a count is skipped, as unknown keys.
+            with contextlib.suppress(ConfigError):
+                self.extras[key.removeprefix(EXTRA_KEY_PREFIX)] = parse_decimal(
+                    value, key, _U64_MAX)
 
     def snapshot(self) -> DeviceSnapshot:
         peers = tuple(p.config() for p in self.peers)
@@ -179,7 +188,7 @@ class _Device:
             raise ConfigError("a peer is listed twice")
         config = DeviceConfig(self.private_key, self.listen_port, self.fwmark, peers)
         return DeviceSnapshot(config, self.listen_port,
-                              {p.public_key: p.stats() for p in self.peers})
+                              {p.public_key: p.stats() for p in self.peers}, self.extras)
 
 
 def _peer_line(peer: _Peer, key: str, value: str) -> None:

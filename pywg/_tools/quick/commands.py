@@ -82,7 +82,7 @@ from pywg._tools.uapi_client import get, is_wireguard_interface, set_device
 __all__ = ["cmd_down", "cmd_save", "cmd_strip", "cmd_up", "daemon_argv"]
 
 # Variables that describe one particular start of a daemon: never passed on to ours.
-_DAEMON_ENV_DROPPED = ("WG_TUN_FD", "WG_UAPI_FD", "WG_PROCESS_FOREGROUND")
+_DAEMON_ENV_DROPPED = ("WG_TUN_FD", "WG_UAPI_FD", "WG_PROCESS_FOREGROUND", "PYWG_METRICS_FD")
 
 
 def daemon_argv(ifname: str) -> list[str]:
@@ -194,6 +194,7 @@ class _Up:
         self.undo.push(lambda: _delete_link(self.nl, self.ifname))
         argv = daemon_argv(self.ifname)
         env = {k: v for k, v in os.environ.items() if k not in _DAEMON_ENV_DROPPED}
+        env["PYWG_CONFIG_FILE"] = os.path.abspath(self.qf.path)  # friendly peer names
         step(shlex.join(argv))
         try:
             status = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
