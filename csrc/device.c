@@ -77,7 +77,8 @@ static int create_parts(struct wg_dp *dp, const struct wg_dp_settings *s)
         (ret = wg_indextable_init(&dp->indextable, 4 * s->max_peers)) ||
         (ret = wg_events_init(&dp->events, s->event_ring_size)) ||
         (ret = wg_active_init(&dp->active, s->max_peers)) ||
-        (ret = wg_ratelimiter_init(&dp->ratelimiter)))
+        (ret = wg_ratelimiter_init(&dp->ratelimiter)) ||
+        (ret = wg_ratelimiter_init(&dp->reply_limiter)))
         return ret;
     dp->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->rx_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -155,6 +156,7 @@ void wg_device_free(struct wg_dp *dp)
     if (dp->active.ring)
         wg_active_free(&dp->active);
     wg_ratelimiter_free(&dp->ratelimiter);
+    wg_ratelimiter_free(&dp->reply_limiter);
     wg_cookie_checker_free(&dp->cookies);
     if (dp->stop_fd >= 0)
         close(dp->stop_fd);

@@ -75,7 +75,8 @@ struct wg_dp {
     struct event_ring events;
     struct active_list active;
     struct cookie_checker cookies;      /* the handshake front line (receive.c) */
-    struct ratelimiter ratelimiter;     /* receive thread only */
+    struct ratelimiter ratelimiter;     /* receive thread only: handshakes with a cookie */
+    struct ratelimiter reply_limiter;   /* receive thread only: cookie replies */
     _Atomic uint64_t last_under_load_ns; /* written by the receive thread */
     _Atomic uint32_t staged_total;
     _Atomic uint64_t staged_bytes;

@@ -69,6 +69,22 @@ struct send_scratch {
     int err;                               /* the last send error (errno), 0 if none */
 };
 
+/* Replies the receive thread sends back to where datagrams came from (cookie
+ * replies to handshake messages under load), gathered over a batch and sent
+ * with one sendmmsg per socket (socket.c). */
+struct reply_batch {
+    unsigned int n;
+    struct wg_endpoint to[DP_BATCH_SIZE];
+    uint8_t data[DP_BATCH_SIZE][MESSAGE_COOKIE_REPLY_SIZE];
+    struct mmsghdr msgs[DP_BATCH_SIZE];
+    struct iovec iov[DP_BATCH_SIZE];
+    union sockaddr_inet names[DP_BATCH_SIZE];
+    union {
+        char buf[DP_SEND_CMSG_SIZE];
+        struct cmsghdr align;
+    } ctrl[DP_BATCH_SIZE];
+};
+
 /* queueing.c: threads that seal or open one batch together. */
 typedef void (*crypt_fn)(void *ctx, unsigned int lo, unsigned int hi);
 struct crypt_pool {
@@ -128,6 +144,7 @@ struct loop {
     unsigned int deliver[DP_BURST];
     struct gro_item items[DP_BURST];
     struct gro_table gro;
+    struct reply_batch replies;
 };
 
 static inline uint8_t *loop_buffer(struct loop *l, unsigned int i)

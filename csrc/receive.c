@@ -52,23 +52,26 @@ static uint32_t entry_slot(struct index_entry *e)
     return ((struct keypair *)((char *)e - offsetof(struct keypair, entry)))->peer->slot;
 }
 
-static void send_cookie_reply(struct wg_dp *dp, struct loop *l, const uint8_t *msg, size_t len,
-                              const struct wg_endpoint *src, uint64_t now)
+/* A cookie reply joins the batch's replies, which go out together (and at
+ * once if the batch of them is full). */
+static void queue_cookie_reply(struct wg_dp *dp, struct loop *l, const uint8_t *msg, size_t len,
+                               const struct wg_endpoint *src, uint64_t now)
 {
-    uint8_t reply[MESSAGE_COOKIE_REPLY_SIZE], *bufs[1] = { reply };
-    uint32_t lens[1] = { sizeof(reply) };
-    unsigned int flags = SEND_NO_WAIT;  /* a flood must never stall this thread */
-    struct wg_endpoint to = *src;
+    struct reply_batch *b = &l->replies;
 
-    if (wg_cookie_reply(&dp->cookies, msg, len, src, now, reply))
+    if (b->n == DP_BATCH_SIZE)
+        stat_add(dp, STAT_HANDSHAKE_COOKIES_TX, wg_socket_send_replies(dp, b));
+    if (wg_cookie_reply(&dp->cookies, msg, len, src, now, b->data[b->n]))
         return;
-    if (wg_socket_send(dp, &l->send, &to, bufs, lens, 1, &flags) == 1)
-        stat_add(dp, STAT_HANDSHAKE_COOKIES_TX, 1);
+    b->to[b->n++] = *src;
 }
 
 /* The front line for types 1 and 2, in the kernel's order: mac1 always; under
  * load mac2 (without it, a cookie reply and nothing more) and the source's
- * rate limit. Only what passes goes up to Python. */
+ * rate limit. Only what passes goes up to Python. Cookie replies are rate
+ * limited per source too (a separate budget, so that asking for a cookie
+ * never spends what the message carrying it needs): a peer needs one every
+ * two minutes, and a flooding address must not cost a send per message. */
 static bool admit(struct wg_dp *dp, struct loop *l, struct packet *p, const uint8_t *msg,
                   const struct wg_endpoint *src, uint64_t now)
 {
@@ -79,9 +82,13 @@ static bool admit(struct wg_dp *dp, struct loop *l, struct packet *p, const uint
         p->drop = STAT_DROP_HANDSHAKE_MAC;
         return false;
     case COOKIE_MAC_VALID:
-        if (under_load)
-            send_cookie_reply(dp, l, msg, p->wire_len, src, now);
-        return !under_load;
+        if (!under_load)
+            return true;
+        if (wg_ratelimiter_allow(&dp->reply_limiter, src, now))
+            queue_cookie_reply(dp, l, msg, p->wire_len, src, now);
+        else
+            p->drop = STAT_DROP_HANDSHAKE_RATELIMIT;
+        return false;
     case COOKIE_MAC_VALID_WITH_COOKIE:
         if (wg_ratelimiter_allow(&dp->ratelimiter, src, now))
             return true;
@@ -298,6 +305,8 @@ static void receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint
         if (!l->pkts[i].drop)
             opened[nopen++] = &l->pkts[i];
     }
+    if (l->replies.n)
+        stat_add(dp, STAT_HANDSHAKE_COOKIES_TX, wg_socket_send_replies(dp, &l->replies));
     open_batch(l->send.pool, opened, nopen);
     for (unsigned int i = 0; i < n; i++) {
         struct packet *p = &l->pkts[i];

@@ -115,17 +115,18 @@ static int destination(struct wg_dp *dp, const struct wg_endpoint *ep, union soc
     return ep->family == 0 ? -EDESTADDRREQ : -EAFNOSUPPORT;
 }
 
-/* The packet-info control message choosing our source address; its length,
- * 0 if the endpoint has no sticky source. */
-static size_t source_cmsg(struct send_scratch *s, const struct wg_endpoint *ep, int fd_family,
-                          bool mapped)
+/* The packet-info control message choosing our source address, written to
+ * buf (size >= DP_SEND_CMSG_SIZE); its length, 0 if the endpoint has no sticky
+ * source. */
+static size_t source_cmsg_into(char *buf, size_t size, const struct wg_endpoint *ep,
+                               int fd_family, bool mapped)
 {
-    struct msghdr mh = { .msg_control = s->ctrl.buf, .msg_controllen = sizeof(s->ctrl.buf) };
+    struct msghdr mh = { .msg_control = buf, .msg_controllen = size };
     struct cmsghdr *cm;
 
     if (zero16(ep->src_addr) && !ep->src_ifindex)
         return 0;
-    memset(s->ctrl.buf, 0, sizeof(s->ctrl.buf));
+    memset(buf, 0, size);
     cm = CMSG_FIRSTHDR(&mh);
     if (fd_family == 4) {
         struct in_pktinfo info = { .ipi_ifindex = (int)ep->src_ifindex };
@@ -149,6 +150,12 @@ static size_t source_cmsg(struct send_scratch *s, const struct wg_endpoint *ep, 
         memcpy(CMSG_DATA(cm), &info, sizeof(info));
         return CMSG_SPACE(sizeof(info));
     }
+}
+
+static size_t source_cmsg(struct send_scratch *s, const struct wg_endpoint *ep, int fd_family,
+                          bool mapped)
+{
+    return source_cmsg_into(s->ctrl.buf, sizeof(s->ctrl.buf), ep, fd_family, mapped);
 }
 
 /* Waits for room in the send buffer; false on stop or after DP_SEND_WAIT_MS. */
@@ -306,6 +313,65 @@ int wg_socket_send(struct wg_dp *dp, struct send_scratch *s, struct wg_endpoint 
     if (gso_sent)
         stat_add(dp, STAT_UDP_TX_GSO, gso_sent);
     return (int)sent;
+}
+
+/* The replies going out through fd: as messages of one sendmmsg, each with
+ * its own destination and source. */
+static unsigned int build_replies(struct wg_dp *dp, struct reply_batch *b, int fd)
+{
+    unsigned int m = 0;
+
+    for (unsigned int i = 0; i < b->n; i++) {
+        struct mmsghdr *mm = &b->msgs[m];
+        socklen_t salen;
+        bool mapped;
+        int to_fd;
+
+        if (destination(dp, &b->to[i], &b->names[m], &salen, &to_fd, &mapped) || to_fd != fd)
+            continue;
+        b->iov[m] = (struct iovec){ b->data[i], MESSAGE_COOKIE_REPLY_SIZE };
+        memset(&mm->msg_hdr, 0, sizeof(mm->msg_hdr));
+        mm->msg_hdr.msg_name = &b->names[m];
+        mm->msg_hdr.msg_namelen = salen;
+        mm->msg_hdr.msg_iov = &b->iov[m];
+        mm->msg_hdr.msg_iovlen = 1;
+        mm->msg_hdr.msg_controllen = source_cmsg_into(
+            b->ctrl[m].buf, sizeof(b->ctrl[m].buf), &b->to[i],
+            b->names[m].sa.sa_family == AF_INET ? 4 : 6, mapped);
+        mm->msg_hdr.msg_control = mm->msg_hdr.msg_controllen ? b->ctrl[m].buf : NULL;
+        m++;
+    }
+    return m;
+}
+
+unsigned int wg_socket_send_replies(struct wg_dp *dp, struct reply_batch *b)
+{
+    int fds[2] = { atomic_load(&dp->udp4_fd), atomic_load(&dp->udp6_fd) };
+    unsigned int sent = 0;
+
+    for (int k = 0; k < 2; k++) {
+        unsigned int m, next = 0;
+
+        if (fds[k] < 0 || !(m = build_replies(dp, b, fds[k])))
+            continue;
+        while (next < m) {
+            int ret = sendmmsg(fds[k], b->msgs + next, m - next, MSG_DONTWAIT | MSG_NOSIGNAL);
+            stat_add(dp, STAT_UDP_TX_SYSCALLS, 1);
+            if (ret <= 0) {
+                if (ret < 0 && errno == EINTR)
+                    continue;
+                /* A full send buffer, or a refusal: the rest are dropped, never waited
+                 * for, so that a flood cannot stall the receive thread. */
+                stat_add(dp, STAT_DROP_SEND_ERROR, m - next);
+                break;
+            }
+            next += (unsigned int)ret;
+        }
+        sent += next;
+    }
+    stat_add(dp, STAT_UDP_TX_PACKETS, sent);
+    b->n = 0;
+    return sent;
 }
 
 /* The segment size of a coalesced receive, 0 if it is one datagram. */

@@ -31,6 +31,11 @@ int wg_socket_send(struct wg_dp *dp, struct send_scratch *s, struct wg_endpoint 
                    uint8_t *const *bufs, const uint32_t *lens, unsigned int n,
                    unsigned int *flags);
 
+/* Sends the batch's replies (each to its own endpoint: cookie replies from the
+ * receive thread) with one sendmmsg per socket, never waiting for room, and
+ * empties the batch; returns how many went. */
+unsigned int wg_socket_send_replies(struct wg_dp *dp, struct reply_batch *b);
+
 /* Receives up to DP_BATCH_SIZE datagrams from fd into the loop's buffers
  * (with UDP_GRO, coalesced ones are split here, in place), placed so that the
  * plaintext of a type 4 message lands at packet->data; a batch takes the

@@ -238,7 +238,8 @@ struct wg_dp_stats {
     uint64_t tun_gro_refused;       /* super-packets the TUN refused, then written one by one */
     uint64_t drop_handshake_mac;    /* type 1 or 2 with a wrong mac1 (or no key of ours yet) */
     uint64_t handshake_cookies_tx;  /* cookie replies sent (under load, mac2 missing or wrong) */
-    uint64_t drop_handshake_ratelimit; /* under load, valid mac2, source over its budget */
+    uint64_t drop_handshake_ratelimit; /* under load, the source over its budget (for cookie
+                                          replies, or for messages with a valid mac2) */
     uint64_t handshake_under_load;  /* 1 while under load (the handshake queue, held 1 s) */
     uint64_t reserved[1];           /* room to grow without breaking the layout */
 };

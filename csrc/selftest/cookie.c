@@ -73,7 +73,11 @@ static void macs(void)
           "mac1 for another key");
     message(msg, pub, NULL);
     CHECK(wg_cookie_validate(&c, msg, sizeof(msg), &src, true, S) == COOKIE_MAC_VALID,
-          "no mac2");
+          "no mac2 (zeros: no cookie to check)");
+    memset(cookie, 0x5a, sizeof(cookie));
+    message(msg, pub, cookie);
+    CHECK(wg_cookie_validate(&c, msg, sizeof(msg), &src, true, S) == COOKIE_MAC_VALID,
+          "a made-up mac2");
     /* The validate call above made the first secret (at 1 s). */
     cookie_for(cookie, c.secret[0], &src);
     memcpy(old, c.secret[0], 32);

@@ -192,3 +192,19 @@ def test_a_full_queue_drops_the_newest(side, ns) -> None:
     finally:
         for source in sources:
             source.close()
+
+
+def test_cookie_replies_are_rate_limited_per_source(side) -> None:
+    """One address gets a burst of five cookie replies, then twenty a second: a flood from
+    it costs no send per message; the refused ones are counted, not answered."""
+    n, sender = side
+    for i in range(2):
+        sender.send(initiation(10 + i), n.endpoint())
+    assert settle(n, "handshakes_rx", 2)
+    for i in range(40):
+        sender.send(initiation(200 + i), n.endpoint())
+    assert settle(n, "udp_rx_packets", 42)
+    assert wait_for(lambda: n.dp.stats().drop_handshake_ratelimit >= 40 - 6)
+    stats = n.dp.stats()
+    assert 5 <= stats.handshake_cookies_tx <= 6  # the burst, and at most one refilled
+    assert stats.handshake_cookies_tx + stats.drop_handshake_ratelimit == 40

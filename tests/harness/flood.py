@@ -4,9 +4,9 @@ process can send them, from one source address or from many, for a bounded time.
 
 Run inside the flooding namespace: `python -m tests.harness.flood SPEC`, SPEC as JSON
 {"target": [address, port], "public_key": hex, "sources": [addresses], "seconds": float};
-it prints {"sent": N, "seconds": elapsed} as JSON. Source addresses other than the
-namespace's own need net.ipv4.ip_nonlocal_bind=1 there and a route back on the target's
-side (cookie replies go to them, and are ignored here). `start` runs it from a test.
+it prints {"sent": N, "seconds": elapsed} as JSON. Every source address must be one of the
+namespace's own (and the target's side must route back to it: cookie replies go there, and
+are ignored here). `start` runs it from a test.
 """
 
 from __future__ import annotations
@@ -45,13 +45,15 @@ def flood(spec: dict[str, Any]) -> dict[str, float]:
     target = tuple(spec["target"])
     sent, start = 0, time.monotonic()
     deadline = start + float(spec["seconds"])
+    tried = 0
     while time.monotonic() < deadline:
-        for i in range(256):
+        for _ in range(256):
             try:
-                socks[i % len(socks)].sendto(messages[(sent + i) % PREBUILT], target)
-            except (BlockingIOError, OSError):
-                continue
-        sent += 256
+                socks[tried % len(socks)].sendto(messages[tried % PREBUILT], target)
+                sent += 1
+            except BlockingIOError:
+                pass  # the socket's buffer is full: the next one
+            tried += 1
     for sock in socks:
         sock.close()
     return {"sent": sent, "seconds": time.monotonic() - start}

@@ -1,26 +1,23 @@
-"""A handshake flood against a pywg responder while a real peer keeps its session: the
-flood comes from a third namespace, as fast as one process there can send, from one source
-address or from 200; the peer (pywg or Debian's wireguard-go) has a TCP stream running to
-pywg and re-handshakes with it throughout.
+"""A handshake flood against a pywg gateway while its real peers go on: the flood comes
+from a third namespace, as fast as one process there can send, from one source address or
+from 200; the peers are pywg or Debian's wireguard-go.
 
-    a (pywg) ====== b (the real peer)        link 0: the tunnel
-        \\======= f (the flood)              link 1: initiations with a valid mac1
+        b ====== a (pywg) ====== c          b streams TCP to a throughout
+                    \\                       c loses its session and handshakes again
+                     f (the flood)            f: initiations with a valid mac1, at full rate
 
-Times are scaled on the pywg side (PYWG_TIMING_SCALE), so that a rekey falls due every few
-seconds: pywg initiated the session and renews it, wireguard-go answers. Without the front
-line in C, each flood message went up to Python and the real peer's handshake drowned with
-them; now the flood meets mac1 and cookie replies in the receive thread, and what the real
-peer sends (with its cookie) gets through. Expected, while the flood lasts:
-- handshakes keep completing at the rekey cadence (never more than REKEY_AFTER_TIME + 2 s
-  apart, to the second `wg show` resolves),
-- the TCP stream moves bytes in every one-second interval,
-- `wg show` on the flooded side answers every time it is asked.
+Without the front line in C, each flood message went up to Python and a real peer's
+handshake drowned with them for as long as the flood lasted. Now the flood meets mac1 and
+cookie replies in the receive thread. The peer that handshakes again gets a cookie reply to
+its first initiation (the gateway is under load) and completes with its next one, sent
+REKEY_TIMEOUT later with mac2: that one must complete within 2 s of being sent. Meanwhile
+b's TCP stream moves bytes in every one-second interval and `wg show` on the gateway answers
+every time it is asked.
 """
 
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import subprocess
 import time
@@ -33,13 +30,14 @@ from tests.harness import files, flood, netns
 from tests.harness.impls import PYWG
 from tests.harness.probes import ping
 from tests.harness.skips import require_impls, require_root, require_tools
-from tests.harness.topology import Topology
+from tests.harness.topology import Topology, add_peer
 
-SCALE = 0.03  # rekey every 3.6 s, reject after 5.4 s
-REKEY_S = 120 * SCALE
-FLOOD_S = 12.0
+FLOOD_S = 14.0
 STREAM_S = FLOOD_S + 4
 MANY_SOURCES = 200
+REKEY_TIMEOUT_S = 5
+JITTER_S = 0.334
+WITHIN_S = 2  # the handshake that carries the cookie completes this soon
 
 
 @pytest.fixture
@@ -51,45 +49,53 @@ def workdir() -> Iterator[Path]:
 
 
 def build(t: Topology, peer_impl: str) -> None:
-    a, b, f = t.add_node("a"), t.add_node("b"), t.add_node("f")
-    t.add_link(a, b)
-    t.add_link(a, f)
-    t.peerings.append((a, b))
+    a, b, c, f = (t.add_node(name) for name in "abcf")
+    for node in (b, c, f):
+        t.add_link(a, node)
+    t.peerings += [(a, b), (a, c)]
     (peer,) = require_impls(peer_impl)
-    scaled = {"PYWG_TIMING_SCALE": str(SCALE)}
-    t.start_daemon(a, PYWG, env=scaled)
-    t.start_daemon(b, peer, env=scaled if peer.name == PYWG.name else {})
-    t.configure()
-    ping(a.ns, b.inner4)  # a initiates: the session is a's to renew
+    t.start_daemon(a, PYWG)
+    t.start_daemon(b, peer)
+    t.start_daemon(c, peer)
+    t.configure(endpoints="bc")  # the peers dial the gateway
+    ping(b.ns, a.inner4)
 
 
 def flood_sources(t: Topology, many: bool) -> list[str]:
-    """f's own address, or MANY_SOURCES addresses of 10.73.0.0/16 that f may bind (nonlocal)
-    and a routes back over link 1, so the cookie replies go somewhere real."""
+    """f's own address, or MANY_SOURCES more addresses of 10.73.0.0/16 on f's link, which a
+    routes back to f, so that the cookie replies go somewhere real."""
     f, a = t.nodes["f"], t.nodes["a"]
     if not many:
         return [f.outer4]
-    netns.run(f.ns, ["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"])
-    netns.run(f.ns, ["ip", "route", "add", "10.73.0.0/16", "dev", f.veth])
+    sources = [f"10.73.{i // 250}.{i % 250 + 1}" for i in range(MANY_SOURCES)]
+    batch = "".join(f"addr add {s}/32 dev {f.veth}\n" for s in sources)
+    netns.run(f.ns, ["ip", "-batch", "-"], input=batch)
     netns.run(a.ns, ["ip", "route", "add", "10.73.0.0/16", "via", f.outer4])
-    return [f"10.73.{i // 250}.{i % 250 + 1}" for i in range(MANY_SOURCES)]
+    return sources
 
 
-def handshake_times(t: Topology) -> int:
-    """a's latest handshake with b (Unix seconds), read with `wg show` (which must answer)."""
-    a, b = t.nodes["a"], t.nodes["b"]
-    out = a.daemon.wg("show", a.ifname, "latest-handshakes").stdout
-    for line in out.splitlines():
-        key, stamp = line.split()
-        if key == b.daemon.keys.public:
-            return int(stamp)
-    raise AssertionError(f"b missing from `wg show latest-handshakes`: {out!r}")
+def answers(t: Topology) -> None:
+    """`wg show` on the gateway answers (the harness bounds the wait)."""
+    a = t.nodes["a"]
+    a.daemon.wg("show", a.ifname, "latest-handshakes")
+
+
+def handshake_again(t: Topology) -> float:
+    """c forgets its session with a (a fresh peer), then pings a: the seconds from its
+    first initiation to the first echo reply, which needs the handshake."""
+    a, c = t.nodes["a"], t.nodes["c"]
+    add_peer(c, a, endpoint=a.endpoint(via=c))
+    start = time.monotonic()
+    # One echo, resent every 0.2 s until it is answered (-w: for at most 3 REKEY_TIMEOUTs).
+    netns.run(c.ns, ["ping", "-n", "-q", "-c", "1", "-i", "0.2", "-w",
+                     str(3 * REKEY_TIMEOUT_S), a.inner4], timeout=3 * REKEY_TIMEOUT_S + 10)
+    return time.monotonic() - start
 
 
 @pytest.mark.parametrize("many", [False, True], ids=["one-source", "many-sources"])
 @pytest.mark.parametrize("peer_impl", ["pywg", "wggo"])
-def test_a_flood_neither_locks_out_nor_stalls_a_real_peer(workdir: Path, peer_impl: str,
-                                                           many: bool) -> None:
+def test_a_flood_neither_locks_out_nor_stalls_real_peers(workdir: Path, peer_impl: str,
+                                                          many: bool) -> None:
     with Topology("flood", workdir) as t:
         build(t, peer_impl)
         a, b, f = t.nodes["a"], t.nodes["b"], t.nodes["f"]
@@ -102,12 +108,13 @@ def test_a_flood_neither_locks_out_nor_stalls_a_real_peer(workdir: Path, peer_im
                 "iperf3", "-c", a.inner4, "-t", str(STREAM_S), "-i", "1", "-J"]),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(2)
-            flooder = flood.start(f.ns, (a.links[1].addr4(0), a.port),
+            flooder = flood.start(f.ns, (a.links[2].addr4(0), a.port),
                                   base64.b64decode(a.daemon.keys.public), sources, FLOOD_S)
-            seen = []
-            deadline = time.monotonic() + FLOOD_S
-            while time.monotonic() < deadline:
-                seen.append(handshake_times(t))  # `wg show` answers, flood or not
+            time.sleep(1)
+            answers(t)
+            took = handshake_again(t)
+            while flooder.poll() is None:
+                answers(t)
                 time.sleep(0.5)
             sent = flood.finish(flooder, timeout=30)
             out, err = client.communicate(timeout=STREAM_S + 30)
@@ -115,11 +122,10 @@ def test_a_flood_neither_locks_out_nor_stalls_a_real_peer(workdir: Path, peer_im
             server.kill()
             server.wait()
     assert client.returncode == 0, err
+    moved = [i["sum"]["bytes"] for i in json.loads(out)["intervals"]]
+    print(f"flood {sent['sent'] / sent['seconds']:.0f}/s; the handshake took {took:.1f} s; "
+          f"b's stream, MB per second: {[round(n / 1e6, 1) for n in moved]}")
     assert sent["sent"] / sent["seconds"] > 10_000, sent  # a flood, not a trickle
-    completed = sorted(set(seen))
-    assert len(completed) >= 2, f"handshakes during the flood: {completed}"
-    gaps = [y - x for x, y in itertools.pairwise(completed)]
-    assert max(gaps) <= REKEY_S + 2 + 1, f"handshakes at {completed}"
-    intervals = json.loads(out)["intervals"]
-    moved = [i["sum"]["bytes"] for i in intervals]
-    assert all(n > 0 for n in moved), f"bytes per second of the stream: {moved}"
+    # One cookie round, then the initiation with mac2 completes within WITHIN_S.
+    assert took < REKEY_TIMEOUT_S + JITTER_S + WITHIN_S, f"the handshake took {took:.1f} s"
+    assert all(n > 0 for n in moved), f"bytes per second of b's stream: {moved}"
