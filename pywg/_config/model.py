@@ -14,10 +14,11 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from nacl.bindings import crypto_scalarmult_base
 
@@ -54,11 +55,45 @@ __all__ = [
     "format_network",
 ]
 
-AllowedIP = ipaddress.IPv4Network | ipaddress.IPv6Network
+class AllowedIP(NamedTuple):
+    """An IP prefix as cryptokey routing keeps it: the family (4 or 6), the address packed
+    (4 or 16 bytes, host bits cleared) and the prefix length. A tuple, not an
+    ipaddress network: a gateway's configuration holds millions, and `wg setconf` parses
+    them one by one, so both their size and their making count. `network` gives the
+    ipaddress form for the tools that need its arithmetic."""
+
+    family: int
+    address: bytes
+    cidr: int
+
+    @property
+    def version(self) -> int:
+        return self.family
+
+    @property
+    def prefixlen(self) -> int:
+        return self.cidr
+
+    @property
+    def network_address(self) -> IPAddress:
+        return ipaddress.ip_address(self.address)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network((self.address, self.cidr))
+
+    def __str__(self) -> str:
+        if self.family == 4:
+            return f"{socket.inet_ntop(socket.AF_INET, self.address)}/{self.cidr}"
+        return f"{format_ip(ipaddress.IPv6Address(self.address))}/{self.cidr}"
+
+    @classmethod
+    def of(cls, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> AllowedIP:
+        return cls(network.version, network.network_address.packed, network.prefixlen)
 
 
 def format_network(network: AllowedIP) -> str:
-    return f"{format_ip(network.network_address)}/{network.prefixlen}"
+    return str(network)
 
 
 class Key:

@@ -108,18 +108,34 @@ def parse_ip(text: str, *, scoped: bool = False) -> IPAddress:
 def _network(ip: IPAddress, bits: int) -> AllowedIP:
     if bits > ip.max_prefixlen:
         raise ConfigError("prefix length out of range")
-    # From the integer: ip_network((address object, bits)) formats and re-parses it.
-    if isinstance(ip, ipaddress.IPv4Address):
-        return ipaddress.IPv4Network((int(ip), bits), strict=False)
-    return ipaddress.IPv6Network((int(ip), bits), strict=False)
+    return _cut(ip.version, ip.packed, bits)
+
+
+def _cut(family: int, packed: bytes, bits: int) -> AllowedIP:
+    """The prefix of `bits` around a packed address: host bits cleared, as wg shows it."""
+    width = len(packed) * 8
+    if bits == width:
+        return AllowedIP(family, packed, bits)
+    mask = ((1 << bits) - 1) << (width - bits)
+    value = int.from_bytes(packed, "big") & mask
+    return AllowedIP(family, value.to_bytes(len(packed), "big"), bits)
 
 
 def parse_prefix(value: str) -> AllowedIP:
-    """A UAPI allowed_ip: `addr/bits` as Go's netip.ParsePrefix, host bits cleared."""
+    """A UAPI allowed_ip: `addr/bits` as Go's netip.ParsePrefix, host bits cleared. On the
+    path of `wg setconf` with a million prefixes: inet_pton and bytes, no ipaddress."""
     addr, slash, bits = value.rpartition("/")
     if not slash or not _PREFIX_BITS.fullmatch(bits):
         raise ConfigError("not an IP prefix (address/length)")
-    return _network(parse_ip(addr), int(bits))
+    family, af = (6, socket.AF_INET6) if ":" in addr else (4, socket.AF_INET)
+    try:
+        packed = socket.inet_pton(af, addr)
+    except (OSError, ValueError, UnicodeError) as e:
+        raise ConfigError("not an IP address") from e
+    length = int(bits)
+    if length > len(packed) * 8:
+        raise ConfigError("prefix length out of range")
+    return _cut(family, packed, length)
 
 
 def parse_allowed_ip_entry(entry: str) -> tuple[AllowedIP, bool]:
@@ -136,7 +152,7 @@ def parse_allowed_ip_entry(entry: str) -> tuple[AllowedIP, bool]:
             raise ConfigError("AllowedIP is not in the correct format")
         length = _digits_value(bits)
     network = _network(ip, length)
-    return network, network.network_address != ip
+    return network, network.address != ip.packed
 
 
 def parse_endpoint(value: str) -> Endpoint:

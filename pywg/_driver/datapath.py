@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pywg import _constants as constants
+from pywg._config.model import AllowedIP
 from pywg._driver.offload import ALL as _ALL_OFFLOADS
 from pywg._driver.offload import Offload
 from pywg._protocol.timers import Timing
@@ -438,17 +439,21 @@ class DataPlane:
         return [int(buf[i]) for i in range(n)]
 
     # ---- cryptokey routing --------------------------------------------------------------
-    def _network(self, network: IPNetwork) -> tuple[int, int]:
-        packed = network.network_address.packed
+    def _network(self, network: AllowedIP | IPNetwork) -> tuple[int, int]:
+        if isinstance(network, AllowedIP):
+            family, packed, cidr = network
+        else:
+            family, packed, cidr = (network.version, network.network_address.packed,
+                                    network.prefixlen)
         _ffi.memmove(self._addr, packed, len(packed))
-        return network.version, network.prefixlen
+        return family, cidr
 
-    def insert_allowed_ip(self, peer: int, network: IPNetwork) -> None:
+    def insert_allowed_ip(self, peer: int, network: AllowedIP | IPNetwork) -> None:
         """Route `network` to `peer` (taking it from any other peer)."""
         family, cidr = self._network(network)
         _check(_lib.wg_dp_allowedips_insert(self._handle(), peer, family, self._addr, cidr))
 
-    def remove_allowed_ip(self, peer: int, network: IPNetwork) -> None:
+    def remove_allowed_ip(self, peer: int, network: AllowedIP | IPNetwork) -> None:
         """Remove `network` if `peer` owns it; FileNotFoundError (ENOENT) otherwise."""
         family, cidr = self._network(network)
         _check(_lib.wg_dp_allowedips_remove(self._handle(), peer, family, self._addr, cidr))

@@ -33,6 +33,7 @@ from pywg._config.model import (
     SetPrivateKey,
 )
 from pywg._tools.conffile import ConfFile, load_conf, parse_conf, resolve_endpoint
+from tests.support.nets import net
 
 PRIV = PrivateKey(bytes(range(1, 33)))
 PUB1, PUB2 = PublicKey(bytes([1]) * 32), PublicKey(bytes([2]) * 32)
@@ -83,7 +84,7 @@ FULL = f"""\
 
 def test_every_key() -> None:
     c = conf(FULL)
-    n = ipaddress.ip_network
+    n = net
     assert c.private_key == SetPrivateKey(PRIV)
     assert (c.listen_port, c.fwmark) == (51820, 0x20)
     p1, p2 = c.peers
@@ -108,7 +109,7 @@ def test_every_key() -> None:
 
 def test_setconf_and_addconf_changes() -> None:
     c = conf(FULL)
-    n = ipaddress.ip_network
+    n = net
     p1_ops = (SetPresharedKey(PSK), SetEndpoint(Endpoint(ipaddress.ip_address("fe80::1%lo"),
                                                          51820)),
               SetPersistentKeepalive(25), ReplaceAllowedIPs(), AddAllowedIP(n("10.0.0.2/32")),

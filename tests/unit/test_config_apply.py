@@ -49,14 +49,11 @@ from pywg._config.model import (
     SetPrivateKey,
     UpdateOnly,
 )
+from tests.support.nets import net
 
 
 def key(n: int) -> PublicKey:
     return PublicKey(bytes([n]) * 32)
-
-
-def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(text)
 
 
 A, B, C = key(1), key(2), key(3)

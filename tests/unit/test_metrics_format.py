@@ -24,6 +24,7 @@ from pywg._driver import metrics
 from pywg._driver.counters import HandshakeCounters
 from pywg._driver.datapath import Stats
 from pywg._driver.offload import ALL
+from tests.support.nets import net
 
 NS = 1_000_000_000
 
@@ -60,8 +61,8 @@ def _peer(n: int, endpoint: str | None = "192.0.2.1:51820") -> PeerConfig:
         host, _, port = endpoint.rpartition(":")
         ep = Endpoint(ipaddress.ip_address(host.strip("[]")), int(port))
     return PeerConfig(PublicKey(bytes([n]) * 32), None, ep, 0,
-                      (ipaddress.ip_network(f"10.0.{n}.0/24"),
-                       ipaddress.ip_network(f"fd00:{n:x}::/64")))
+                      (net(f"10.0.{n}.0/24"),
+                       net(f"fd00:{n:x}::/64")))
 
 
 ODD_NAMES = ['alice', 'quote " and backslash \\ here', "ünïcödé ☃", "new\nline"]

@@ -29,6 +29,7 @@ from pywg._tools.quick.dns import resolvconf_input, resolvconf_prefix, resolvcon
 from pywg._tools.quick.hooks import execute_hooks, substitute
 from pywg._tools.quick.report import QuickError
 from pywg._tools.quick.saveconfig import format_showconf, saved_config, write_config
+from tests.support.nets import net
 
 KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 PEER = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
@@ -192,7 +193,7 @@ def _snapshot() -> DeviceSnapshot:
     peers = (
         PeerConfig(PublicKey(bytes(32 * [1])), PresharedKey(bytes(32 * [2])),
                    Endpoint(ipaddress.ip_address("2001:db8::1"), 51820), 25,
-                   (ipaddress.ip_network("10.0.0.2/32"), ipaddress.ip_network("::/0"))),
+                   (net("10.0.0.2/32"), net("::/0"))),
         PeerConfig(PublicKey(bytes(32 * [3]))),
     )
     return DeviceSnapshot(DeviceConfig(private, 51820, 0xCA6C, peers), 51820)

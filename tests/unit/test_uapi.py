@@ -53,6 +53,7 @@ from pywg._config.uapi import (
     parse_set,
     respond,
 )
+from tests.support.nets import net
 
 K1 = "1ae6bdc96f91eb3f5cd15c82f0a5582383ef9fa9195e61befd25c5c0f7482b3a"
 K2 = "f47b4996903fd7b9074701effa2b18573dcfb61ffb828e2fd28764c9dca5c249"
@@ -73,7 +74,7 @@ GOLDEN_GET = (
 
 
 def golden_snapshot() -> DeviceSnapshot:
-    n = ipaddress.ip_network
+    n = net
     return DeviceSnapshot(DeviceConfig(
         PrivateKey(bytes.fromhex(PRIV)), 123, 0,
         (PeerConfig(PublicKey(bytes.fromhex(K1)), None,
@@ -252,7 +253,7 @@ def test_set_every_key() -> None:
     with pytest.raises(ConfigError):
         parse_set(body.split("\n"))  # private_key is a device key: not in a peer section
     change = parse_set(body.split("\n")[:-1])
-    n = ipaddress.ip_network
+    n = net
     assert change == Change(
         (SetPrivateKey(PrivateKey(bytes.fromhex(PRIV))), SetListenPort(51820), SetFwmark(0),
          ReplacePeers()),
@@ -338,8 +339,8 @@ def test_memory_device_logs_effects() -> None:
 # Properties.
 
 keys = st.binary(min_size=32, max_size=32)
-nets = st.one_of(st.ip_addresses(v=4).map(lambda a: ipaddress.ip_network((a, 24), strict=False)),
-                 st.ip_addresses(v=6).map(lambda a: ipaddress.ip_network((a, 64), strict=False)))
+nets = st.one_of(st.ip_addresses(v=4).map(lambda a: net(f"{a}/24")),
+                 st.ip_addresses(v=6).map(lambda a: net(f"{a}/64")))
 peer_ops = st.one_of(
     st.just(UpdateOnly()), st.just(RemovePeer()), st.just(ReplaceAllowedIPs()),
     nets.map(AddAllowedIP), nets.map(RemoveAllowedIP), st.integers(0, 65535).map(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import socket
 import threading
 from collections.abc import Iterator
@@ -39,13 +38,14 @@ from pywg._tools.uapi_client import (
     parse_get,
     set_device,
 )
+from tests.support.nets import net
 from tests.support.uapi import serving
 
 keys = st.binary(min_size=32, max_size=32)
 networks = st.one_of(
     st.tuples(st.ip_addresses(v=4), st.integers(0, 32)),
     st.tuples(st.ip_addresses(v=6), st.integers(0, 128)),
-).map(lambda t: ipaddress.ip_network(t, strict=False))
+).map(net)
 peers = st.builds(
     PeerConfig, keys.map(PublicKey), st.one_of(st.none(), keys.filter(any).map(PresharedKey)),
     st.one_of(st.none(), st.builds(Endpoint, st.ip_addresses(), st.integers(0, 65535))),
@@ -121,7 +121,7 @@ def test_set_then_get_through_pywgs_server(tmp_path: Path) -> None:
     private = PrivateKey(bytes(range(32)))
     peer = PublicKey(bytes(32 * [7]))
     change = Change((SetPrivateKey(private), SetListenPort(4242)),
-                    (PeerChange(peer, (AddAllowedIP(ipaddress.ip_network("10.0.0.0/8")),)),))
+                    (PeerChange(peer, (AddAllowedIP(net("10.0.0.0/8")),)),))
     with serving(device, "wgc0", run_dir=str(tmp_path)):
         assert is_wireguard_interface("wgc0", str(tmp_path))
         set_device("wgc0", change, run_dir=str(tmp_path))

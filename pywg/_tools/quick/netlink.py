@@ -138,7 +138,8 @@ class Netlink:
             if _table_of(msg) != RT_TABLE_MAIN or msg.get("RTA_OIF") != index:
                 continue
             dst = msg.get("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
-            out.append(ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False))
+            out.append(AllowedIP.of(ipaddress.ip_network(f"{dst}/{msg['dst_len']}",
+                                                         strict=False)))
         return out
 
     def used_tables(self) -> set[int]:
