@@ -243,7 +243,10 @@ class Device:
                     self.dp.remove_allowed_ip(slot, network)
             case PeerAdded(peer=config):
                 self._add_peer(config)
-                touched.add(config.public_key)
+                if config.persistent_keepalive_interval:
+                    # The only timer a new peer has before any traffic: the rest start
+                    # with events from the data plane.
+                    touched.add(config.public_key)
             case AllowedIPsAdded(public_key=key, networks=networks):
                 slot = self._peers[key.raw].slot
                 for network in networks:
@@ -300,7 +303,7 @@ class Device:
         if config.persistent_keepalive_interval:
             timers.set_persistent_keepalive(
                 state, config.persistent_keepalive_interval * constants.NSEC_PER_SEC)
-        log.info("%s - UAPI: Created", peer.name)
+        log.info("%s - UAPI: Created", peer)
 
     def _take_slot(self) -> int:
         if self._free_slots:
@@ -317,7 +320,7 @@ class Device:
         peer.wipe()
         self._free_slots.append(peer.slot)
         peer.deadline_ns = None
-        log.info("%s - UAPI: Removing", peer.name)
+        log.info("%s - UAPI: Removing", peer)
 
     def _zero_keys(self, peer: Peer) -> None:
         self.dp.clear_keypairs(peer.slot)
@@ -362,7 +365,7 @@ class Device:
             case EventType.KEYPAIR_CONFIRMED:
                 self._handshake_complete(peer, now)
             case EventType.ENDPOINT_CHANGED:
-                log.info("%s - Endpoint changed to %s", peer.name, _show(event.source))
+                log.info("%s - Endpoint changed to %s", peer, _show(event.source))
         self._evaluate(peer, now)
 
     def _on_handshake_message(self, event: Event, now: int) -> None:
@@ -388,7 +391,7 @@ class Device:
                     responder = self._peers[key]
                     self.counters.responses_sent += 1
                     self._send(functools.partial(self.dp.send_to_peer, responder.slot, packet))
-                    log.debug("%s - Sending handshake response", responder.name)
+                    log.debug("%s - Sending handshake response", responder)
                 case CookieConsumed(peer=raw):
                     self.counters.cookie_replies_received += 1
                     log.debug("%s - Received cookie reply", peer_name(raw))
@@ -413,7 +416,7 @@ class Device:
         timers.handshake_complete(peer.timers, now)
         peer.last_handshake_wall_ns = self._wall()
         self.counters.completed += 1
-        log.info("%s - Handshake completed, keys rotated", peer.name)
+        log.info("%s - Handshake completed, keys rotated", peer)
 
     def _send(self, send: Callable[[], None]) -> None:
         try:
@@ -469,11 +472,11 @@ class Device:
                 self.dp.clear_staged(peer.slot)
                 self.counters.attempts_exhausted += 1
                 log.info("%s - Handshake did not complete after %d attempts, giving up",
-                         peer.name, self.timing.max_timer_handshakes + 2)
+                         peer, self.timing.max_timer_handshakes + 2)
             case TimerAction.ZERO_KEY_MATERIAL:
                 self._zero_keys(peer)
                 log.info("%s - Removing all keys, since we haven't received a new one in %d "
-                         "seconds", peer.name, self.timing.zero_key_material_ns // 10**9)
+                         "seconds", peer, self.timing.zero_key_material_ns // 10**9)
 
     def _send_initiation(self, peer: Peer, now: int) -> None:
         if self.core.public_key is None:
@@ -481,7 +484,7 @@ class Device:
         message = self.core.create_initiation(peer, now, self._wall())
         self.counters.initiations_sent += 1
         self._send(lambda: self.dp.send_to_peer(peer.slot, message))
-        log.debug("%s - Sending handshake initiation", peer.name)
+        log.debug("%s - Sending handshake initiation", peer)
 
     def _schedule(self, peer: Peer, deadline: int | None) -> None:
         peer.deadline_ns = deadline

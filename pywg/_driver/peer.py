@@ -40,6 +40,10 @@ class Peer:
         """How logs name it: a short form of its public key, never anything secret."""
         return peer_name(self.public_key)
 
+    def __str__(self) -> str:
+        # Logs take the peer itself, so a line that is not written costs no formatting.
+        return self.name
+
     def wipe(self) -> None:
         """Forget every secret (the peer is being removed)."""
         self.handshake.wipe()

@@ -58,10 +58,13 @@ class CookieGenerator:
     """The initiator side for one peer: puts mac1 and mac2 on the handshake messages we send it
     and takes the cookie from its replies."""
 
+    __slots__ = ("_cookie", "_cookie_birth_ns", "_last_mac1", "_peer")
+
     def __init__(self, peer_public_key: bytes) -> None:
         _check_public_key(peer_public_key)
-        self._mac1_key = _mac1_key(peer_public_key)
-        self._cookie_key = _cookie_key(peer_public_key)
+        # The keys derived from it are made when first needed: a gateway has many peers
+        # that never handshake, and each costs two hashes and their bytes otherwise.
+        self._peer = peer_public_key
         self._cookie = bytearray(COOKIE_LEN)
         self._cookie_birth_ns: int | None = None
         self._last_mac1: bytes | None = None  # None: no handshake awaiting a cookie
@@ -69,7 +72,7 @@ class CookieGenerator:
     def add_macs(self, packet: bytes, now_ns: int) -> bytes:
         """A copy of a handshake message with its mac1 and, with a fresh cookie, its mac2."""
         body = packet[:_mac1_offset(packet)]
-        mac1 = crypto.mac(self._mac1_key, body)
+        mac1 = crypto.mac(_mac1_key(self._peer), body)
         self._last_mac1 = mac1
         with_mac1 = body + mac1
         mac2 = bytes(MESSAGE_MAC_LEN)
@@ -90,7 +93,7 @@ class CookieGenerator:
         if self._last_mac1 is None:
             raise RemoteProtocolError(DropReason.UNEXPECTED_COOKIE)
         cookie = bytearray(crypto.xaead_decrypt(
-            self._cookie_key, reply.nonce, reply.encrypted_cookie, self._last_mac1))
+            _cookie_key(self._peer), reply.nonce, reply.encrypted_cookie, self._last_mac1))
         self._cookie[:] = cookie
         crypto.wipe(cookie)
         self._cookie_birth_ns = now_ns
