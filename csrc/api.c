@@ -164,6 +164,22 @@ int wg_dp_peer_info(struct wg_dp *dp, uint32_t slot, struct wg_peer_info *out)
     return unlock_peer(dp, peer, 0);
 }
 
+int wg_dp_peers_transfer(struct wg_dp *dp, const uint32_t *slots, uint32_t n,
+                         struct wg_peer_transfer *out)
+{
+    wg_device_lock(dp);
+    for (uint32_t i = 0; i < n; i++) {
+        struct peer *peer = wg_device_peer(dp, slots[i]);
+        memset(&out[i], 0, sizeof(out[i]));
+        if (peer)
+            wg_peer_transfer(peer, &out[i]);
+        else
+            out[i].family = 255;
+    }
+    wg_device_unlock(dp);
+    return (int)n;
+}
+
 int wg_dp_active_peers(struct wg_dp *dp, uint32_t *peers, uint32_t max)
 {
     return (int)wg_active_take(dp, peers, max);

@@ -281,6 +281,17 @@ static void keypair_info(struct keypair *kp, uint32_t *index, uint8_t *has)
     *index = kp ? kp->entry.index : 0;
 }
 
+void wg_peer_transfer(struct peer *peer, struct wg_peer_transfer *out)
+{
+    pthread_mutex_lock(&peer->lock);
+    out->family = peer->endpoint.family;
+    memcpy(out->addr, peer->endpoint.addr, sizeof(out->addr));
+    out->port = peer->endpoint.port;
+    pthread_mutex_unlock(&peer->lock);
+    out->rx_bytes = atomic_load_explicit(&peer->rx_bytes, memory_order_relaxed);
+    out->tx_bytes = atomic_load_explicit(&peer->tx_bytes, memory_order_relaxed);
+}
+
 void wg_peer_info(struct peer *peer, struct wg_peer_info *out)
 {
     struct keypair *cur;

@@ -57,6 +57,7 @@ int wg_peer_create(struct wg_dp *dp, uint32_t slot);
 void wg_peer_remove(struct wg_dp *dp, struct peer *peer);
 void wg_peer_set_endpoint(struct peer *peer, const struct wg_endpoint *ep);
 void wg_peer_info(struct peer *peer, struct wg_peer_info *out);
+void wg_peer_transfer(struct peer *peer, struct wg_peer_transfer *out);
 void wg_peer_clear_staged(struct wg_dp *dp, struct peer *peer);
 
 void wg_peer_get_endpoint(struct peer *peer, struct wg_endpoint *out);

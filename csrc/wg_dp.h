@@ -128,6 +128,20 @@ struct wg_peer_info {
 };
 int wg_dp_peer_info(struct wg_dp *dp, uint32_t peer, struct wg_peer_info *out);
 
+/* Where each of n peers is and what it moved, in one call: what `wg show dump`
+ * reads of every peer (a gateway may have a million). family 0: no endpoint;
+ * 255: no peer in that slot. Returns n. */
+struct wg_peer_transfer {
+    uint64_t rx_bytes;
+    uint64_t tx_bytes;
+    uint8_t addr[16];
+    uint16_t port;
+    uint8_t family;
+    uint8_t pad[5];
+};
+int wg_dp_peers_transfer(struct wg_dp *dp, const uint32_t *peers, uint32_t n,
+                         struct wg_peer_transfer *out);
+
 /* Peers whose counters or timestamps moved since they were last returned:
  * the timer tick visits only these, so an idle gateway with 100,000 peers
  * costs nothing per tick. Returns the count written. */

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
-import socket
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -23,7 +22,7 @@ from typing import ClassVar, NamedTuple
 from nacl.bindings import crypto_scalarmult_base
 
 from pywg._constants import NOISE_PUBLIC_KEY_LEN
-from pywg._protocol.endpoint import Endpoint, IPAddress, format_ip
+from pywg._protocol.endpoint import Endpoint, IPAddress, format_ip, format_packed
 
 __all__ = [
     "AddAllowedIP",
@@ -83,9 +82,7 @@ class AllowedIP(NamedTuple):
         return ipaddress.ip_network((self.address, self.cidr))
 
     def __str__(self) -> str:
-        if self.family == 4:
-            return f"{socket.inet_ntop(socket.AF_INET, self.address)}/{self.cidr}"
-        return f"{format_ip(ipaddress.IPv6Address(self.address))}/{self.cidr}"
+        return f"{format_packed(self.address)}/{self.cidr}"
 
     @classmethod
     def of(cls, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> AllowedIP:

@@ -33,11 +33,13 @@ from pywg._config.apply import Effect, apply
 from pywg._config.errors import ConfigError
 from pywg._config.model import (
     AddAllowedIP,
+    AllowedIP,
     Change,
     DeviceConfig,
     DeviceOp,
     Endpoint,
     PeerChange,
+    PeerConfig,
     PeerOp,
     PresharedKey,
     PrivateKey,
@@ -64,6 +66,7 @@ from pywg._config.values import (
     parse_true,
 )
 from pywg._constants import NSEC_PER_SEC, UAPI_MAX_LINE_LEN, UAPI_MAX_REQUEST_LINES
+from pywg._protocol.endpoint import format_packed
 
 __all__ = [
     "EXTRA_KEY_PREFIX",
@@ -80,8 +83,12 @@ __all__ = [
     "UapiDevice",
     "UapiError",
     "UapiParser",
+    "format_device",
+    "format_endpoint",
     "format_errno",
     "format_get",
+    "format_peer",
+    "format_reply",
     "format_set",
     "parse_set",
     "respond",
@@ -136,8 +143,8 @@ class DeviceSnapshot:
 class UapiDevice(Protocol):
     """What the UAPI server drives. Both methods run on the server's event loop thread."""
 
-    def snapshot(self) -> DeviceSnapshot:
-        """The device now, for a `get`."""
+    def get(self) -> bytes:
+        """The whole reply to a `get` (format_get's, or written with its parts)."""
         ...
 
     def apply(self, change: Change) -> None:
@@ -159,6 +166,9 @@ class MemoryDevice:
     def snapshot(self) -> DeviceSnapshot:
         return DeviceSnapshot(self.config, self.config.listen_port)
 
+    def get(self) -> bytes:
+        return format_get(self.snapshot())
+
     def apply(self, change: Change) -> None:
         self.config, effects = apply(self.config, change, **self._limits)
         self.effects.extend(effects)
@@ -172,38 +182,66 @@ def format_errno(errno: int) -> bytes:
     return f"errno={-errno if errno else 0}\n\n".encode()
 
 
-def format_get(snapshot: DeviceSnapshot) -> bytes:
-    """The reply to `get`, as wireguard-go writes it. pywg's extras come among the device's
-    keys, before the first peer, each named EXTRA_KEY_PREFIX + name: wg(8), wgctrl and
-    pywg's own client skip keys they do not know, so they see what wireguard-go sends."""
-    cfg = snapshot.config
-    out: list[str] = []
-    if cfg.private_key is not None:
-        out.append(f"private_key={cfg.private_key.hex()}")
-    if snapshot.listen_port:
-        out.append(f"listen_port={snapshot.listen_port}")
-    if cfg.fwmark:
-        out.append(f"fwmark={cfg.fwmark}")
-    out.extend(f"{EXTRA_KEY_PREFIX}{name}={value}" for name, value in snapshot.extras.items()
+def format_device(config: DeviceConfig, listen_port: int, extras: Mapping[str, int]) -> list[str]:
+    """The device's lines of a `get` reply. pywg's extras come among them, each named
+    EXTRA_KEY_PREFIX + name: wg(8), wgctrl and pywg's own client skip keys they do not
+    know, so they see what wireguard-go sends."""
+    out = []
+    if config.private_key is not None:
+        out.append(f"private_key={config.private_key.hex()}")
+    if listen_port:
+        out.append(f"listen_port={listen_port}")
+    if config.fwmark:
+        out.append(f"fwmark={config.fwmark}")
+    out.extend(f"{EXTRA_KEY_PREFIX}{name}={value}" for name, value in extras.items()
                if _EXTRA_NAME.fullmatch(name) and value >= 0)
+    return out
+
+
+def format_peer(peer: PeerConfig, endpoint: str | None, handshake_ns: int, rx_bytes: int,
+                tx_bytes: int, allowed_ips: Iterable[AllowedIP]) -> str:
+    """One peer's lines of a `get` reply (without the last newline), in wireguard-go's
+    order. Written as one string: a gateway's reply has a million of them."""
+    psk = peer.preshared_key
+    secs, nsecs = divmod(handshake_ns, NSEC_PER_SEC)
+    lines = (f"public_key={peer.public_key.hex()}\n"
+             f"preshared_key={psk.hex() if psk is not None else _ZERO_KEY_HEX}\n"
+             "protocol_version=1\n"
+             + (f"endpoint={endpoint}\n" if endpoint is not None else "")
+             + f"last_handshake_time_sec={secs}\nlast_handshake_time_nsec={nsecs}\n"
+             f"tx_bytes={tx_bytes}\nrx_bytes={rx_bytes}\n"
+             f"persistent_keepalive_interval={peer.persistent_keepalive_interval}")
+    for net in allowed_ips:
+        lines += f"\nallowed_ip={net}"
+    return lines
+
+
+def format_endpoint(family: int, address: bytes, port: int) -> str | None:
+    """An endpoint as `get` shows it, from its packed form (None for no endpoint)."""
+    if family == 4:
+        return f"{format_packed(address[:4])}:{port}"
+    if family == 6:
+        return f"[{format_packed(address)}]:{port}"
+    return None
+
+
+def format_reply(lines: list[str]) -> bytes:
+    """The lines of a `get` reply, then its status."""
+    lines.append("")
+    return "\n".join(lines).encode() + format_errno(0)
+
+
+def format_get(snapshot: DeviceSnapshot) -> bytes:
+    """The reply to `get`, as wireguard-go writes it."""
+    cfg = snapshot.config
+    out = format_device(cfg, snapshot.listen_port, snapshot.extras)
     for peer in cfg.peers:
         stats = snapshot.stats.get(peer.public_key, _NO_STATS)
-        psk = peer.preshared_key
-        out.append(f"public_key={peer.public_key.hex()}")
-        out.append(f"preshared_key={psk.hex() if psk is not None else _ZERO_KEY_HEX}")
-        out.append("protocol_version=1")
         endpoint = stats.endpoint or peer.endpoint
-        if endpoint is not None:
-            out.append(f"endpoint={endpoint}")
-        secs, nsecs = divmod(stats.last_handshake_time_ns, NSEC_PER_SEC)
-        out.append(f"last_handshake_time_sec={secs}")
-        out.append(f"last_handshake_time_nsec={nsecs}")
-        out.append(f"tx_bytes={stats.tx_bytes}")
-        out.append(f"rx_bytes={stats.rx_bytes}")
-        out.append(f"persistent_keepalive_interval={peer.persistent_keepalive_interval}")
-        out.extend(f"allowed_ip={format_network(net)}" for net in peer.allowed_ips)
-    out.append("")
-    return "\n".join(out).encode() + format_errno(0)
+        out.append(format_peer(peer, str(endpoint) if endpoint is not None else None,
+                               stats.last_handshake_time_ns, stats.rx_bytes, stats.tx_bytes,
+                               peer.allowed_ips))
+    return format_reply(out)
 
 
 # `set`: lines to a Change, validated line by line.
@@ -534,7 +572,7 @@ def respond(device: UapiDevice, event: GetRequest | SetRequest | BadRequest) -> 
         return format_errno(event.errno)
     try:
         if isinstance(event, GetRequest):
-            return format_get(device.snapshot())
+            return device.get()
         device.apply(event.change)
         return format_errno(0)
     except ConfigError as e:

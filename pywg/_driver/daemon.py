@@ -48,7 +48,6 @@ from pywg._config.names import NamesFile, config_path
 from pywg._driver import log as pywg_log
 from pywg._driver import offload, sd_notify
 from pywg._driver.device import Device
-from pywg._driver.extras import ExtrasDevice
 from pywg._driver.tun import Tun, TunError
 from pywg._driver.uapi_server import (
     SocketInUseError,
@@ -296,7 +295,7 @@ async def _run(tun: Tun, uapi: socket.socket, metrics_sock: socket.socket | None
     logger = pywg_log.logger
     device = Device(tun, timing=timing, offloads=options.offloads,
                     crypto_threads=options.crypto_threads)
-    server = UapiServer(ExtrasDevice(device), uapi)
+    server = UapiServer(device, uapi)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, device.stop, f"signal {signal.Signals(signum).name}")

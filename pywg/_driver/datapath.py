@@ -168,6 +168,10 @@ class Stats:
     drop_handshake_ratelimit: int  # under load, valid mac2, the source over its budget
     handshake_under_load: int  # 1 while under load (a gauge)
 
+    def drops(self) -> dict[str, int]:
+        """Every drop counter, by name (drop_REASON)."""
+        return {name: getattr(self, name) for name in _STATS_FIELDS if name.startswith("drop_")}
+
 
 _STATS_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Stats))
 
@@ -235,6 +239,9 @@ def _transfer_layout() -> struct.Struct:
 
 # What `wg show` and the metrics read of every peer: its endpoint and byte counters.
 _TRANSFER: Final = _transfer_layout()
+# struct wg_peer_transfer, as C lays it out (checked against cffi's idea of it below).
+_PEER_TRANSFER: Final = struct.Struct("=QQ16sHB5x")
+assert _PEER_TRANSFER.size == _ffi.sizeof("struct wg_peer_transfer")
 _NO_SOURCE: Final = bytes(16)
 
 
@@ -430,6 +437,16 @@ class DataPlane:
         family, addr, port, scope, src, ifindex, rx, tx = _TRANSFER.unpack_from(
             self._info_bytes)
         return _endpoint_from_fields(family, addr, port, scope, src, ifindex), rx, tx
+
+    def peers_transfer(self, peers: list[int]) -> list[tuple[int, bytes, int, int, int]]:
+        """(family, address, port, rx_bytes, tx_bytes) of each peer, in one C call: what a
+        `get` reads of every peer. family 0: no endpoint; 255: no such peer."""
+        n = len(peers)
+        out = _ffi.new("struct wg_peer_transfer[]", max(n, 1))
+        _check(_lib.wg_dp_peers_transfer(self._handle(), _ffi.new("uint32_t[]", peers), n, out))
+        raw = _ffi.buffer(out, n * _ffi.sizeof("struct wg_peer_transfer"))
+        return [(family, addr, port, rx, tx)
+                for rx, tx, addr, port, family in _PEER_TRANSFER.iter_unpack(raw)]
 
     def active_peers(self, limit: int = 4096) -> list[int]:
         """Peers whose facts moved since they were last returned here (the timer tick's

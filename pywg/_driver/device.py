@@ -40,6 +40,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from pywg import _constants as constants
+from pywg._config import uapi
 from pywg._config.apply import (
     AllowedIPsAdded,
     AllowedIPsRemoved,
@@ -198,6 +199,23 @@ class Device:
                 tx_bytes=tx_bytes,
             )
         return DeviceSnapshot(self.config, self.bind.port if self.bind else 0, stats)
+
+    def get(self) -> bytes:
+        """The reply to a UAPI `get`: the configuration, each peer's endpoint (where it is
+        now), latest handshake and transfer, and pywg's drop counters. The data plane's
+        part of every peer comes in one call: a gateway has a million peers."""
+        cfg = self.config
+        extras = self.dp.stats().drops()
+        extras["drop_handshake"] = sum(self.drops.values())  # dropped by the handshake core
+        lines = uapi.format_device(cfg, self.bind.port if self.bind else 0, extras)
+        records = [self._peers[p.public_key.raw] for p in cfg.peers]
+        moved = self.dp.peers_transfer([r.slot for r in records])
+        for config, record, (family, address, port, rx, tx) in zip(cfg.peers, records, moved,
+                                                                   strict=True):
+            lines.append(uapi.format_peer(
+                config, _shown_endpoint(config.endpoint, family, address, port),
+                record.last_handshake_wall_ns, rx, tx, config.allowed_ips))
+        return uapi.format_reply(lines)
 
     def apply(self, change: Change) -> None:
         """Apply a validated `set` whole; the socket effects come first, and only they can
@@ -549,6 +567,16 @@ def _dp_endpoint(endpoint: Endpoint) -> datapath.Endpoint:
 
 def _scope_index(scope: str) -> int:
     return int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+
+
+def _shown_endpoint(configured: Endpoint | None, family: int, address: bytes,
+                    port: int) -> str | None:
+    """The endpoint `get` shows: where the data plane sends now; the configured spelling
+    (a link-local scope, say) while that is where it still points."""
+    if configured is not None and port == configured.port and (
+            address[:4] if family == 4 else address) == configured.ip.packed:
+        return str(configured)
+    return uapi.format_endpoint(family, address, port)
 
 
 def _config_endpoint(endpoint: datapath.Endpoint | None) -> Endpoint | None:

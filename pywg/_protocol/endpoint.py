@@ -10,9 +10,10 @@ view, with the sticky source address, is pywg._driver.datapath.Endpoint.)
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 
-__all__ = ["Endpoint", "IPAddress", "format_ip"]
+__all__ = ["Endpoint", "IPAddress", "format_ip", "format_packed"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -23,6 +24,20 @@ def format_ip(ip: IPAddress) -> str:
         scope = f"%{ip.scope_id}" if ip.scope_id else ""
         return f"::ffff:{ip.ipv4_mapped}{scope}"
     return str(ip)
+
+
+def format_packed(packed: bytes) -> str:
+    """A packed address (4 or 16 bytes) as Go's netip prints it, fast: inet_ntop agrees with
+    netip (RFC 5952, IPv4-mapped as ::ffff:a.b.c.d) except on the old IPv4-compatible form
+    (::a.b.c.d), which netip writes in hex."""
+    if len(packed) == 4:
+        return socket.inet_ntop(socket.AF_INET, packed)
+    if packed[:12] == _TWELVE_ZEROS:
+        return format_ip(ipaddress.IPv6Address(packed))
+    return socket.inet_ntop(socket.AF_INET6, packed)
+
+
+_TWELVE_ZEROS = bytes(12)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,7 @@ import socket
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pywg._config.uapi import format_get
 from pywg._driver import metrics
-from pywg._driver.extras import ExtrasDevice
 from pywg._tools.uapi_client import parse_get
 from tests.scenario.pair import Pair, a_to_b, b_to_a, pair
 
@@ -109,7 +107,7 @@ def test_drop_counters_in_get_read_by_pywgs_client():
         # Garbage that looks like a data message to an unknown index: dropped and counted.
         p.wire.send("b>a", b"\x04\x00\x00\x00" + b"\xff" * 4 + bytes(8) + bytes(32))
         assert p.wait(lambda: p.a.stats().drop_unknown_index >= 1)
-        reply = format_get(ExtrasDevice(p.a.device).snapshot()).decode()
+        reply = p.a.device.get().decode()
     snapshot = parse_get(reply.splitlines()[:-2])
     assert snapshot.extras["drop_unknown_index"] >= 1
     assert snapshot.extras["drop_handshake"] == 0

@@ -3,8 +3,10 @@
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pywg._protocol.endpoint import Endpoint
+from pywg._protocol.endpoint import Endpoint, format_ip, format_packed
 
 
 def test_bytes_and_text():
@@ -25,3 +27,14 @@ def test_mapped_ipv4_stays_ipv6_and_scopes_are_kept():
 def test_ports_are_checked(port):
     with pytest.raises(ValueError):
         Endpoint(ipaddress.ip_address("192.0.2.7"), port)
+
+
+@settings(max_examples=500)
+@given(st.binary(min_size=16, max_size=16), st.sampled_from([0, 10, 12, 16]))
+def test_packed_addresses_are_written_as_netip_writes_them(raw, zeros):
+    """format_packed (inet_ntop, the fast path of `get`) against format_ip (ipaddress, with
+    Go's IPv4-mapped spelling), including the mapped and IPv4-compatible forms."""
+    packed = bytes(zeros) + (b"\xff\xff" if zeros == 10 else b"") + raw
+    packed = packed[:16]
+    assert format_packed(packed) == format_ip(ipaddress.IPv6Address(packed))
+    assert format_packed(packed[:4]) == str(ipaddress.IPv4Address(packed[:4]))
