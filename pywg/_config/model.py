@@ -160,7 +160,7 @@ class PrivateKey(Key):
         return PublicKey(crypto_scalarmult_base(self.raw))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PeerConfig:
     public_key: PublicKey
     preshared_key: PresharedKey | None = None

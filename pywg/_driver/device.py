@@ -67,7 +67,7 @@ from pywg._driver.datapath import DataPlane, Event, EventType, PeerInfo, Setting
 from pywg._driver.log import peer_name
 from pywg._driver.offload import ALL as ALL_OFFLOADS
 from pywg._driver.offload import TUN_OFFLOADS, Offload
-from pywg._driver.peer import Peer
+from pywg._driver.peer import Peer, PeerContext
 from pywg._driver.tun import Tun, get_mtu
 from pywg._protocol import timers
 from pywg._protocol.endpoint import Endpoint
@@ -81,7 +81,7 @@ from pywg._protocol.handshake import (
     UpdateEndpoint,
 )
 from pywg._protocol.noise import Session
-from pywg._protocol.timers import PeerFacts, TimerAction, TimerState, Timing
+from pywg._protocol.timers import PeerFacts, TimerAction, Timing
 
 __all__ = ["Device"]
 
@@ -108,6 +108,7 @@ class Device:
         self.timing = timing or Timing()
         self.config = DeviceConfig()
         self.core = HandshakeCore(self._peers_get, self._new_index)
+        self._peer_context = PeerContext(self.timing, rand_below, self.core)
         self.bind: Bind | None = None
         self.drops: Counter[str] = Counter()  # handshake messages dropped, by reason
         self.counters = HandshakeCounters()  # for metrics (pywg._driver.metrics)
@@ -246,9 +247,9 @@ class Device:
                 self.dp.set_public_key(self.core.public_key)
                 for peer in self._peers.values():
                     self._zero_keys(peer)
-                    peer.handshake.precompute(self.core.identity)
+                    peer.new_identity()
             case PresharedKeyChanged(public_key=key, preshared_key=psk):
-                self._peers[key.raw].handshake.set_preshared_key(psk.raw if psk else None)
+                self._peers[key.raw].set_preshared_key(psk.raw if psk else None)
             case EndpointChanged(public_key=key, endpoint=endpoint):
                 self.dp.set_endpoint(self._peers[key.raw].slot, _dp_endpoint(endpoint))
             case PersistentKeepaliveChanged(public_key=key, interval=interval):
@@ -307,11 +308,8 @@ class Device:
     def _add_peer(self, config: PeerConfig) -> None:
         slot = self._take_slot()
         self.dp.add_peer(slot)
-        state = TimerState(timing=self.timing, rng=self._rand_below)
-        peer = Peer(config.public_key.raw, slot, state)
-        peer.handshake.set_preshared_key(config.preshared_key.raw if config.preshared_key
-                                         else None)
-        peer.handshake.precompute(self.core.identity)
+        peer = Peer(config.public_key.raw, slot, self._peer_context,
+                    config.preshared_key.raw if config.preshared_key else None)
         self._peers[peer.public_key] = peer
         self._slots[slot] = peer
         if config.endpoint is not None:
@@ -320,7 +318,7 @@ class Device:
             self.dp.insert_allowed_ip(slot, network)
         if config.persistent_keepalive_interval:
             timers.set_persistent_keepalive(
-                state, config.persistent_keepalive_interval * constants.NSEC_PER_SEC)
+                peer.timers, config.persistent_keepalive_interval * constants.NSEC_PER_SEC)
         log.info("%s - UAPI: Created", peer)
 
     def _take_slot(self) -> int:
@@ -342,7 +340,7 @@ class Device:
 
     def _zero_keys(self, peer: Peer) -> None:
         self.dp.clear_keypairs(peer.slot)
-        peer.handshake.clear()
+        peer.clear_handshake()
 
     # The handshake core's view of the peers (see HandshakeCore).
     def _peers_get(self, public_key: bytes) -> Peer | None:
