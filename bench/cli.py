@@ -39,8 +39,8 @@ figure groups (--figures), in the order each repetition runs them:
   handshake  handshakes/s a responder completes; cookie replies under a flood
   config     time and RSS to apply configurations of many peers through the UAPI
   scale      wg setconf time, RSS, wg show dump time and idle CPU with 10k, 100k and 250k
-             peers (--scale-peers; once per run: about 3 minutes for three
-             implementations); a refusal (wireguard-go: past 65,536) is reported as one
+             peers (--scale-peers; once per run, 10k only with --quick); a refusal
+             (wireguard-go: past 65,536 peers) is reported as one, with what was kept
   micro      AEAD and allowed-IPs loops in pywg's C extension (needs its bench hooks)
 
 Results go to {RESULTS_DIR}/<timestamp>/: results.json, results.md, PNG plots, logs/.
@@ -59,7 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="short run (1 repetition, 1 s per iperf3 run): under 2 minutes")
     p.add_argument("--scale", choices=sorted(SCALES), default=None,
                    help="full (default: 3 repetitions; about 5 minutes for wireguard-go "
-                        "alone, 13 with pywg), quick, or tiny "
+                        "alone, 13 with pywg, and for three implementations about 2 more for "
+                        "the gateway and 3 for the scale group), quick, or tiny "
                         "(only exercises the machinery)")
     p.add_argument("--runs", type=int, default=None, help="repetitions of each figure")
     p.add_argument("--duration", type=int, default=None, metavar="S",

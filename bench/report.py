@@ -396,6 +396,11 @@ _CPU = (("tcp1_fwd_cpu_sys_s_per_gb", "system, TCP 1 A→B"),
         ("udp1372_cpu_daemons_s_per_gb", "daemons, UDP 1372 B"))
 
 
+def _null_locator() -> Any:
+    from matplotlib.ticker import NullLocator
+    return NullLocator()
+
+
 _SCALE_PANELS = (("setconf_s", "wg setconf (s)", 1.0),
                  ("rss_per_peer_kib", "RSS per peer above idle (KiB)", 1.0),
                  ("dump_s", "wg show dump (s)", 1.0),
@@ -515,6 +520,7 @@ def _plot_scale(doc: dict[str, Any], outdir: Path, plt: Any) -> list[str]:
     names = [i["name"] for i in doc["implementations"] if i["name"] in scale]
     if not names:
         return []
+    sizes = sorted(doc["settings"].get("scale_peers", ()))
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for ax, (what, ylabel, factor) in zip(axes.flat, _SCALE_PANELS, strict=True):
         for name in names:
@@ -523,6 +529,11 @@ def _plot_scale(doc: dict[str, Any], outdir: Path, plt: Any) -> list[str]:
                             if refused else "")
             ax.plot(xs, ys, marker="o", label=label)
         ax.set_xscale("log")
+        if sizes:
+            # Every count asked for, measured or refused, so a refusal shows as a gap.
+            ax.set_xlim(sizes[0] / 1.5, sizes[-1] * 1.5)
+            ax.set_xticks(sizes, [f"{n:,}" for n in sizes], fontsize=7)
+            ax.xaxis.set_minor_locator(_null_locator())
         if what.endswith("_s") and any(y > 0 for line in ax.get_lines()
                                        for y in line.get_ydata()):
             ax.set_yscale("log")
