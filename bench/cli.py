@@ -11,8 +11,9 @@ from pathlib import Path
 
 from bench import history, report
 from bench.progress import Progress
+from bench.report import NEWEST
 from bench.runner import Results, Runner, topology_specs
-from bench.settings import GROUPS, SCALES
+from bench.settings import GATEWAY_CLIENTS, GROUPS, SCALES, parse_peer_counts
 from tests.harness import impls, procs
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -23,7 +24,8 @@ implementations:
   wggo   Debian's wireguard-go (the baseline of every ratio), if installed
   pywg   this checkout's pywg (.venv/bin/pywg), if it exists and runs
   more:  WG_IMPLS="name=/path/to/binary,..." adds any daemon with wireguard-go's
-         command line (`BINARY -f IFNAME`, UAPI socket, configured by `wg`)
+         command line (`BINARY -f IFNAME`, UAPI socket, configured by `wg`); one
+         named {NEWEST} (the newest wireguard-go) gets ratio columns of its own
 
 figure groups (--figures), in the order each repetition runs them:
   tcp        TCP throughput, 1 and 4 streams, both directions, with CPU per GB
@@ -31,8 +33,14 @@ figure groups (--figures), in the order each repetition runs them:
   pps        UDP packets per second delivered at 64-byte payloads
   ping       ping RTT p50/p99, idle and under one TCP stream
   syscalls   packets per syscall on each path (needs perf)
+  gateway    one gateway, {GATEWAY_CLIENTS} clients (one TCP stream each, all at once): aggregate
+             throughput and CPU per GB; the clients run one implementation for every
+             gateway ({NEWEST} when present, else wggo; --gateway-clients)
   handshake  handshakes/s a responder completes; cookie replies under a flood
   config     time and RSS to apply configurations of many peers through the UAPI
+  scale      wg setconf time, RSS, wg show dump time and idle CPU with 10k, 100k and 250k
+             peers (--scale-peers; once per run, 10k only with --quick); a refusal
+             (wireguard-go: past 65,536 peers) is reported as one, with what was kept
   micro      AEAD and allowed-IPs loops in pywg's C extension (needs its bench hooks)
 
 Results go to {RESULTS_DIR}/<timestamp>/: results.json, results.md, PNG plots, logs/.
@@ -51,7 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="short run (1 repetition, 1 s per iperf3 run): under 2 minutes")
     p.add_argument("--scale", choices=sorted(SCALES), default=None,
                    help="full (default: 3 repetitions; about 5 minutes for wireguard-go "
-                        "alone, 13 with pywg), quick, or tiny "
+                        "alone, 13 with pywg, and for three implementations about 2 more for "
+                        "the gateway and 3 for the scale group), quick, or tiny "
                         "(only exercises the machinery)")
     p.add_argument("--runs", type=int, default=None, help="repetitions of each figure")
     p.add_argument("--duration", type=int, default=None, metavar="S",
@@ -60,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated figure groups (default: all; see below)")
     p.add_argument("--impls", default="", metavar="LIST",
                    help="comma-separated implementation names (default: all available)")
+    p.add_argument("--gateway-clients", default="", metavar="NAME",
+                   help=f"the implementation every gateway's clients run (default: {NEWEST} "
+                        "if available, else wggo)")
+    p.add_argument("--scale-peers", default="", metavar="LIST",
+                   help="peer counts of the scale group, e.g. 10k,100k,250k,1M "
+                        "(default: the scale's)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output directory (default: bench/results/<timestamp>)")
     p.add_argument("--record", action="store_true",
@@ -80,6 +95,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if (args.runs is not None and args.runs < 1) or (args.duration is not None
                                                      and args.duration < 1):
         p.error("--runs and --duration must be at least 1")
+    try:
+        args.scale_peers = parse_peer_counts(args.scale_peers) if args.scale_peers else None
+    except ValueError as exc:
+        p.error(f"--scale-peers: {exc}")
     return args
 
 
@@ -91,6 +110,21 @@ def select_impls(wanted: str) -> tuple[list[impls.Impl], list[str]]:
     by_name = {i.name: i for i in found}
     notes += [f"--impls: {n} is not available" for n in names if n not in by_name]
     return [by_name[n] for n in names if n in by_name], notes
+
+
+def gateway_clients(wanted: str, chosen: list[impls.Impl]) -> tuple[impls.Impl | None, str]:
+    """The implementation the gateway's clients run: `wanted`, else the newest wireguard-go,
+    else Debian's, else the first chosen; looked up among all available, chosen or not.
+    Returns it (None if there is none) and a complaint, if any."""
+    found, _ = impls.available()
+    by_name = {i.name: i for i in found + chosen}
+    if wanted:
+        impl = by_name.get(wanted)
+        return impl, "" if impl else f"--gateway-clients: {wanted} is not available"
+    for name in (NEWEST, impls.BASELINE):
+        if name in by_name:
+            return by_name[name], ""
+    return (chosen[0] if chosen else None), ""
 
 
 def _preflight(args: argparse.Namespace) -> str:
@@ -115,19 +149,26 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"bench: {problem}", file=sys.stderr)
         return 2
-    scale = SCALES[args.scale].with_overrides(args.runs, args.duration)
+    scale = SCALES[args.scale].with_overrides(args.runs, args.duration, args.scale_peers)
+    clients, complaint = gateway_clients(args.gateway_clients, chosen)
+    if complaint:
+        print(f"bench: {complaint}", file=sys.stderr)
+        return 2
     started = time.time()
     load_at_start = os.getloadavg()[0]
     outdir = args.out or RESULTS_DIR / time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
     results = Results(notes=list(notes))
-    runner = Runner(scale, args.groups, chosen, outdir / "logs", results)
+    runner = Runner(scale, args.groups, chosen, outdir / "logs", results, clients)
     code = run(runner, results)
+    versions = {i.name: impls.version(i) for i in chosen}
+    if clients is not None and "gateway" in args.groups:
+        versions.setdefault(clients.name, impls.version(clients))
     doc = report.build_document(results, chosen,
                                 [(n, a.name if a else "", b.name if b else "")
                                  for n, a, b in topology_specs(chosen)],
                                 args.scale, scale, args.groups, started, time.time(),
-                                runner.netns_names(), load_at_start,
-                                {i.name: impls.version(i) for i in chosen})
+                                runner.netns_names(), load_at_start, versions,
+                                gateway_clients=clients)
     report.write(doc, outdir, plots=not args.no_plots)
     print(report.render_markdown(doc))
     print(f"bench: results in {outdir}", file=sys.stderr)
@@ -141,7 +182,7 @@ def run(runner: Runner, results: Results) -> int:
     procs.install_handlers()
     code = 0
     try:
-        progress = Progress(len(runner.topologies), 2.0 * len(runner.topologies))
+        progress = Progress(*runner.setup_estimate())
         runner.setup(progress)
         tasks = runner.plan()
         progress = Progress(len(tasks), sum(t.estimate_s for t in tasks))

@@ -68,6 +68,54 @@ def control_rows(config_sizes: tuple[int, ...]) -> tuple[Row, ...]:
     return tuple(rows)
 
 
+def gateway_rows(clients: int) -> tuple[Row, ...]:
+    """The gateway table: the two-peer figures it is compared with (from the data plane),
+    then the gateway's, each direction."""
+    rows = [Row("tcp1_fwd_gbps", "two peers: TCP 1 stream A→B (data plane)", "Gbit/s", True),
+            Row("tcp1_fwd_cpu_daemons_s_per_gb", "two peers: CPU/GB, daemons, TCP 1 A→B",
+                "s/GB", False)]
+    for way, label in (("up", f"{clients} clients → gateway"),
+                       ("down", f"gateway → {clients} clients")):
+        p = f"gw{clients}_{way}"
+        rows += [Row(f"{p}_gbps", f"TCP aggregate, {label}", "Gbit/s", True),
+                 Row(f"{p}_stream_min_gbps", f"slowest stream, {label}", "Gbit/s", True),
+                 Row(f"{p}_cpu_sys_s_per_gb", f"CPU/GB, whole system, {label}", "s/GB", False),
+                 Row(f"{p}_cpu_gateway_s_per_gb", f"CPU/GB, gateway daemon, {label}", "s/GB",
+                     False)]
+    rows.append(Row(f"gw{clients}_rss_kib", "gateway RSS after load", "MiB", False, KIB_TO_MIB))
+    return tuple(rows)
+
+
+# What the scale group measures at each peer count: key suffix, label, unit, scale.
+SCALE_FIGURES = (
+    ("setconf_s", "wg setconf", "s", 1.0),
+    ("setconf_us_per_peer", "wg setconf per peer", "µs", 1.0),
+    ("rss_kib", "RSS after setconf", "MiB", KIB_TO_MIB),
+    ("rss_per_peer_kib", "RSS per peer above idle", "KiB", 1.0),
+    ("dump_s", "wg show dump", "s", 1.0),
+    ("dump_us_per_peer", "wg show dump per peer", "µs", 1.0),
+    ("idle_cpu_pct", "idle CPU with every peer configured", "% of a core", 1.0),
+)
+SCALE_KEY = re.compile(r"scale(?P<size>\d+)_(?P<what>[a-z_]+)$")
+
+
+def scale_rows(sizes: tuple[int, ...]) -> tuple[Row, ...]:
+    """Each scale figure at each peer count (all lower is better), figure by figure."""
+    return tuple(Row(f"scale{size}_{what}", f"{label}, {size:,} peers", unit, False, factor)
+                 for what, label, unit, factor in SCALE_FIGURES for size in sizes)
+
+
+def scale_refusal(summary: dict[str, float], size: int) -> str:
+    """"refused after 5.8 s, kept 65,536" if the medians of one implementation's scale
+    figures say it refused `size` peers, else ""."""
+    if summary.get(f"scale{size}_refused", 0.0) < 0.5:
+        return ""
+    after = summary.get(f"scale{size}_refused_after_s")
+    kept = summary.get(f"scale{size}_kept_peers")
+    text = "refused" + (f" after {fmt(after)} s" if after is not None else "")
+    return text + (f", kept {kept:,.0f}" if kept is not None else "")
+
+
 AEAD_KEY = re.compile(r"aead_(?P<backend>.+)_(?P<op>seal|open)(?P<size>\d+)_(?P<unit>ns|gbps)$")
 ALLOWEDIPS_KEY = re.compile(r"allowedips_(?P<family>v[46])_(?P<size>\d+)_mlps$")
 

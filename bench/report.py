@@ -1,8 +1,9 @@
 """Results out: results.json (every run), results.md (medians and ratios), PNG plots; and
 `python -m bench.report JSON`, which draws the last two again from a recorded JSON.
 
-The ratio columns divide each implementation's median by the baseline's (wireguard-go): for
-the data plane, the implementation talking to itself over the baseline talking to itself.
+The ratio columns divide each implementation's median by the baseline's (Debian's
+wireguard-go), and by the newest wireguard-go's when the run has one named NEWEST: for the
+data plane, the implementation talking to itself over the reference talking to itself.
 Whether a ratio above 1 is good depends on the figure; the "better" column says which way.
 """
 
@@ -16,20 +17,38 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import syscalls
-from bench.figures import DATA_ROWS, Row, aead_table, allowedips_rows, control_rows, fmt
+from bench.figures import (
+    DATA_ROWS,
+    SCALE_KEY,
+    Row,
+    aead_table,
+    allowedips_rows,
+    control_rows,
+    fmt,
+    gateway_rows,
+    scale_refusal,
+    scale_rows,
+)
 from bench.runner import BARE, Results
-from bench.settings import Scale
+from bench.settings import GATEWAY_CLIENTS, Scale
 from tests.harness import procs
 from tests.harness.impls import BASELINE, Impl
 
 SCHEMA = 1
 JSON_NAME = "results.json"
 MD_NAME = "results.md"
-PLOTS = {"throughput": "throughput.png", "cpu": "cpu_per_gb.png"}
+PLOTS = {"throughput": "throughput.png", "cpu": "cpu_per_gb.png", "gateway": "gateway.png",
+         "scale": "scale.png"}
+# The name anchors/README.md gives the newest wireguard-go in WG_IMPLS: the second reference.
+NEWEST = "wggo-new"
+REFERENCES = (BASELINE, NEWEST)
+# Sections whose targets are implementations (the data plane's are topologies).
+IMPL_SECTIONS = ("gateway", "control", "scale")
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -88,19 +107,23 @@ def _ratio(num: dict[str, Any] | None, den: dict[str, Any] | None, key: str) -> 
     return float(num[key]["median"] / bottom) if bottom else None
 
 
-def ratios(summary: dict[str, dict[str, dict[str, Any]]],
-           impls: list[str]) -> dict[str, dict[str, dict[str, float]]]:
-    """section -> implementation -> figure -> its median / the baseline's median."""
-    out: dict[str, dict[str, dict[str, float]]] = {"data": {}, "control": {}}
-    for name in impls:
-        if name == BASELINE:
-            continue
-        for section, mine, base in (
-                ("data", f"{name}-{name}", f"{BASELINE}-{BASELINE}"),
-                ("control", name, BASELINE)):
-            got = summary[section].get(mine)
+def _target(section: str, impl: str) -> str:
+    return f"{impl}-{impl}" if section == "data" else impl
+
+
+def ratios(summary: dict[str, dict[str, dict[str, Any]]], impls: list[str],
+           reference: str = BASELINE) -> dict[str, dict[str, dict[str, float]]]:
+    """section -> implementation -> figure -> its median / the reference's median."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for section in ("data", *IMPL_SECTIONS):
+        out[section] = {}
+        for name in impls:
+            if name == reference:
+                continue
+            got = summary.get(section, {}).get(_target(section, name))
+            base = summary.get(section, {}).get(_target(section, reference))
             keys = got.keys() if got else []
-            values = {k: _ratio(got, summary[section].get(base), k) for k in keys}
+            values = {k: _ratio(got, base, k) for k in keys}
             out[section][name] = {k: v for k, v in values.items() if v is not None}
     return out
 
@@ -109,23 +132,30 @@ def build_document(results: Results, impls: list[Impl], topologies: list[tuple[s
                    scale_name: str, scale: Scale, groups: tuple[str, ...],
                    started: float, finished: float, netns: list[str],
                    load_at_start: float, versions: dict[str, str] | None = None,
-                   ) -> dict[str, Any]:
+                   gateway_clients: Impl | None = None) -> dict[str, Any]:
     """The run as one JSON document; `versions` maps implementation names to what their
     `--version` said."""
     summary = {s: _medians(v) for s, v in results.sections.items()}
+    names = [i.name for i in impls]
+    clients = None if gateway_clients is None else {
+        "name": gateway_clients.name, "binary": gateway_clients.binary,
+        "version": (versions or {}).get(gateway_clients.name, "unknown")}
     return {
         "schema": SCHEMA,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(finished - started, 1),
         "machine": machine_info(load_at_start),
-        "settings": {"scale": scale_name, **dataclasses.asdict(scale), "groups": list(groups)},
+        "settings": {"scale": scale_name, **dataclasses.asdict(scale), "groups": list(groups),
+                     "gateway_peers": GATEWAY_CLIENTS},
+        "gateway_clients": clients,
         "implementations": [{"name": i.name, "binary": i.binary,
                              "version": (versions or {}).get(i.name, "unknown")}
                             for i in impls],
         "topologies": [{"name": n, "a": a, "b": b} for n, a, b in topologies],
         "netns": netns,
         "results": summary,
-        "ratios": ratios(summary, [i.name for i in impls]),
+        "ratios": ratios(summary, names),
+        "ratios_newest": ratios(summary, names, NEWEST) if NEWEST in names else {},
         "errors": results.errors,
         "notes": results.notes,
     }
@@ -133,21 +163,55 @@ def build_document(results: Results, impls: list[Impl], topologies: list[tuple[s
 
 # ---- markdown -------------------------------------------------------------------------
 
+Cell = Callable[[dict[str, Any] | None, Row], str]
+
+
 def _cell(summary: dict[str, Any] | None, row: Row) -> str:
     if not summary or row.key not in summary:
         return "-"
     return fmt(summary[row.key]["median"] * row.scale)
 
 
+def _scale_cell(summary: dict[str, Any] | None, row: Row) -> str:
+    """A figure, or for the peer count an implementation refused: its refusal (in the
+    setconf row) or "refused"."""
+    m = SCALE_KEY.match(row.key)
+    if summary and m:
+        refusal = scale_refusal({k: v["median"] for k, v in summary.items()}, int(m["size"]))
+        if refusal:
+            return refusal if m["what"] == "setconf_s" else "refused"
+    return _cell(summary, row)
+
+
+def _ratio_columns(section: dict[str, dict[str, Any]], impls: list[str],
+                   target: Callable[[str], str]) -> list[tuple[str, dict[str, float]]]:
+    """"name / reference" columns: every measured implementation's medians over each
+    reference's (Debian's wireguard-go, the newest one), where the reference was measured;
+    not one reference over the other twice."""
+    columns = []
+    for ref in REFERENCES:
+        base = section.get(target(ref))
+        if not base:
+            continue
+        for name in impls:
+            got = section.get(target(name))
+            if name == ref or not got or (ref != BASELINE and name in REFERENCES):
+                continue
+            values = {k: _ratio(got, base, k) for k in got}
+            columns.append((f"{name} / {ref}", {k: v for k, v in values.items()
+                                                if v is not None}))
+    return columns
+
+
 def _table(rows: tuple[Row, ...], columns: list[str], section: dict[str, dict[str, Any]],
-           ratio_cols: list[tuple[str, dict[str, float]]]) -> list[str]:
+           ratio_cols: list[tuple[str, dict[str, float]]], cell: Cell = _cell) -> list[str]:
     head = ["figure", "unit", "better", *columns, *(name for name, _ in ratio_cols)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [_cell(section.get(c), row) for c in columns]
+        cells = [cell(section.get(c), row) for c in columns]
         rats = [fmt(r[row.key]) if row.key in r else "-" for _, r in ratio_cols]
-        if all(c == "-" for c in cells):
-            continue
+        if all(c in ("-", "refused") for c in cells):
+            continue  # nothing measured (a refusal shows in full in its setconf row)
         better = "higher" if row.higher_is_better else "lower"
         lines.append("| " + " | ".join([row.label, row.unit, better, *cells, *rats]) + " |")
     return lines
@@ -178,30 +242,112 @@ def _length(settings: dict[str, Any]) -> str:
 
 def render_markdown(doc: dict[str, Any], image_dir: str = "", title_level: int = 1) -> str:
     h = "#" * title_level
-    res, rats = doc["results"], doc["ratios"]
+    res = doc["results"]
+    all_impls = [i["name"] for i in doc["implementations"]]
     topo_names = [t["name"] for t in doc["topologies"] if t["name"] in res["data"]]
-    impl_names = [i["name"] for i in doc["implementations"] if i["name"] in res["control"]]
+    impl_names = [n for n in all_impls if n in res["control"]]
     out = [f"{h} WireGuard implementations side by side, {doc['started']}", "", *_header(doc)]
     if topo_names:
-        data_ratios = [(f"{n} / {BASELINE}", r) for n, r in rats["data"].items()]
+        data_ratios = _ratio_columns(res["data"], all_impls, lambda n: f"{n}-{n}")
         out += ["", f"{h}# Data plane", "",
                 "Two network namespaces joined by a veth pair (MTU 1500), a daemon in each "
                 "(tunnel MTU 1420); `a-b` means a in namespace A, b in B; traffic starts in A. "
                 f"`{BARE}` is the bare veth, the ceiling.", "",
                 *_table(DATA_ROWS, topo_names, res["data"], data_ratios)]
+    out += _gateway(doc, h)
     if impl_names:
         sizes = tuple(doc["settings"]["config_sizes"])
-        control_ratios = [(f"{n} / {BASELINE}", r) for n, r in rats["control"].items()]
+        control_ratios = _ratio_columns(res["control"], all_impls, str)
         out += ["", f"{h}# Control plane", "",
                 "Handshakes: a load generator with many distinct peers, at most 32 initiations "
                 "in flight; the flood sends as fast as it can and counts cookie replies that "
                 "decrypt. Configurations are applied with `wg setconf` to a running daemon.", "",
                 *_table(control_rows(sizes), impl_names, res["control"], control_ratios)]
+    out += _scale(doc, h)
     if "micro" in doc["settings"]["groups"]:
         micro = {k: v["median"] for k, v in res["micro"].get("pywg._wgdp", {}).items()}
         out += ["", f"{h}# Micro-benchmarks (pywg's C data plane)", "", *_micro(micro)]
     out += _notes(doc, image_dir)
     return "\n".join(out) + "\n"
+
+
+def _gateway_view(doc: dict[str, Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The implementations measured as gateways, and per implementation its gateway figures
+    with its two-peer TCP figures (from the data plane) beside them."""
+    res = doc["results"]
+    gateways = res.get("gateway", {})
+    names = [i["name"] for i in doc["implementations"] if i["name"] in gateways]
+    view = {}
+    for name in names:
+        pair = res["data"].get(f"{name}-{name}", {})
+        view[name] = {**{k: pair[k] for k in ("tcp1_fwd_gbps", "tcp1_fwd_cpu_daemons_s_per_gb")
+                         if k in pair}, **gateways[name]}
+    return names, view
+
+
+def _gateway(doc: dict[str, Any], h: str) -> list[str]:
+    names, view = _gateway_view(doc)
+    if not names:
+        return []
+    peers = doc["settings"].get("gateway_peers", GATEWAY_CLIENTS)
+    clients = doc.get("gateway_clients") or {}
+    length = _length(doc["settings"])
+    return ["", f"{h}# Gateway", "",
+            f"One gateway namespace serving {peers} client namespaces (a peer each, a veth "
+            f"each); the gateway runs the implementation of the column, every client "
+            f"**{clients.get('name', '?')}** ({clients.get('version', 'unknown')}) whatever the "
+            f"gateway. One TCP stream per client, all at once, {length} each; the aggregate "
+            "is the sum of the streams. CPU/GB counts the whole system's busy time and the "
+            "gateway daemon's own per GB received. The two-peer rows are the data plane's "
+            "(the implementation on both sides), for the margin.", "",
+            *_table(gateway_rows(peers), names, view, _ratio_columns(view, names, str)),
+            *_margins(view, names, peers)]
+
+
+def _margins(view: dict[str, dict[str, Any]], names: list[str], peers: int) -> list[str]:
+    """Whether each implementation's gateway margin over the newest wireguard-go (else the
+    baseline) is at least its two-peer margin."""
+    ref = next((r for r in (NEWEST, BASELINE) if r in view), None)
+    if ref is None:
+        return []
+    lines = []
+    for name in names:
+        if name in REFERENCES:
+            continue
+        two = _ratio(view[name], view[ref], "tcp1_fwd_gbps")
+        ways = [(way, _ratio(view[name], view[ref], f"gw{peers}_{way}_gbps"))
+                for way in ("up", "down")]
+        found = [(way, r) for way, r in ways if r is not None]
+        if not found:
+            continue
+        text = ", ".join(f"{fmt(r)} {'clients → gateway' if way == 'up' else 'gateway → clients'}"
+                         for way, r in found)
+        if two is None:
+            verdict = "no two-peer figure to compare with"
+        else:
+            verdict = f"two peers {fmt(two)}: " + (
+                "at least the two-peer margin" if all(r >= two for _, r in found)
+                else "below the two-peer margin")
+        lines.append(f"- {name} / {ref}, gateway aggregate: {text}; {verdict}.")
+    return ["", *lines] if lines else []
+
+
+def _scale(doc: dict[str, Any], h: str) -> list[str]:
+    scale = doc["results"].get("scale", {})
+    names = [i["name"] for i in doc["implementations"] if i["name"] in scale]
+    sizes = tuple(doc["settings"].get("scale_peers", ()))
+    if not names or not sizes:
+        return []
+    return ["", f"{h}# Scale", "",
+            "A fresh daemon, its interface up, given one configuration file of N peers with "
+            "`wg setconf` from the root namespace; each peer has a real X25519 public key and "
+            "two allowed IPs (an IPv4 /32, an IPv6 /128). RSS per peer counts what the "
+            "daemon grew by; the dump's output goes to a file; idle CPU is the daemon's own "
+            f"time over {doc['settings'].get('scale_idle_s', 0):g} s once everything is "
+            "configured. \"refused\": `wg setconf` failed; what the daemon kept is counted "
+            "from its dump.", "",
+            *_table(scale_rows(sizes), names, scale, _ratio_columns(scale, names, str),
+                    _scale_cell)]
 
 
 def _micro(figures: dict[str, float]) -> list[str]:
@@ -250,6 +396,17 @@ _CPU = (("tcp1_fwd_cpu_sys_s_per_gb", "system, TCP 1 A→B"),
         ("udp1372_cpu_daemons_s_per_gb", "daemons, UDP 1372 B"))
 
 
+def _null_locator() -> Any:
+    from matplotlib.ticker import NullLocator
+    return NullLocator()
+
+
+_SCALE_PANELS = (("setconf_s", "wg setconf (s)", 1.0),
+                 ("rss_per_peer_kib", "RSS per peer above idle (KiB)", 1.0),
+                 ("dump_s", "wg show dump (s)", 1.0),
+                 ("idle_cpu_pct", "idle CPU (% of a core)", 1.0))
+
+
 def _bars(ax: Any, data: dict[str, dict[str, Any]], keys: tuple[tuple[str, str], ...],
           topologies: list[str], ylabel: str) -> None:
     width = 0.8 / max(len(topologies), 1)
@@ -284,6 +441,13 @@ def plot(doc: dict[str, Any], outdir: Path) -> list[str]:
     except ImportError:
         doc["notes"].append("plots skipped: matplotlib is not installed")
         return []
+    written = _plot_data(doc, outdir, plt)
+    written += _plot_gateway(doc, outdir, plt)
+    written += _plot_scale(doc, outdir, plt)
+    return written
+
+
+def _plot_data(doc: dict[str, Any], outdir: Path, plt: Any) -> list[str]:
     data = doc["results"]["data"]
     topologies = [t["name"] for t in doc["topologies"] if t["name"] in data]
     if not topologies:
@@ -308,6 +472,83 @@ def plot(doc: dict[str, Any], outdir: Path) -> list[str]:
         plt.close(fig)
         written.append(name)
     return written
+
+
+def _plot_gateway(doc: dict[str, Any], outdir: Path, plt: Any) -> list[str]:
+    names, view = _gateway_view(doc)
+    if not names:
+        return []
+    peers = doc["settings"].get("gateway_peers", GATEWAY_CLIENTS)
+    keys = tuple((key, label) for key, label in (
+        (f"gw{peers}_up_gbps", f"{peers} clients → gateway"),
+        (f"gw{peers}_down_gbps", f"gateway → {peers} clients"),
+        ("tcp1_fwd_gbps", "two peers, 1 stream A→B")) if any(key in view[n] for n in names))
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    _bars(ax, view, keys, names, "Gbit/s, sum of the streams")
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, top * 1.15)
+    clients = (doc.get("gateway_clients") or {}).get("name", "?")
+    ax.set_title(f"Gateway aggregate, {peers} TCP streams at once (clients: {clients}); median "
+                 f"of {doc['settings']['runs']} run(s), bars span min-max; {doc['started']}",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(outdir / PLOTS["gateway"], dpi=110)
+    plt.close(fig)
+    return [PLOTS["gateway"]]
+
+
+def scale_series(summary: dict[str, dict[str, Any]], what: str, factor: float = 1.0,
+                 ) -> tuple[list[int], list[float], list[int]]:
+    """One implementation's medians of one scale figure: (peer counts, values) where it
+    was measured, sorted by count, and the counts it refused."""
+    points: dict[int, float] = {}
+    refused = []
+    for key, value in summary.items():
+        m = SCALE_KEY.match(key)
+        if m is None:
+            continue
+        if m["what"] == what:
+            points[int(m["size"])] = value["median"] * factor
+        elif m["what"] == "refused" and value["median"] >= 0.5:
+            refused.append(int(m["size"]))
+    xs = sorted(points)
+    return xs, [points[x] for x in xs], sorted(refused)
+
+
+def _plot_scale(doc: dict[str, Any], outdir: Path, plt: Any) -> list[str]:
+    scale = doc["results"].get("scale", {})
+    names = [i["name"] for i in doc["implementations"] if i["name"] in scale]
+    if not names:
+        return []
+    sizes = sorted(doc["settings"].get("scale_peers", ()))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for ax, (what, ylabel, factor) in zip(axes.flat, _SCALE_PANELS, strict=True):
+        for name in names:
+            xs, ys, refused = scale_series(scale[name], what, factor)
+            label = name + (f" (refused {', '.join(f'{r:,}' for r in refused)})"
+                            if refused else "")
+            ax.plot(xs, ys, marker="o", label=label)
+        ax.set_xscale("log")
+        if sizes:
+            # Every count asked for, measured or refused, so a refusal shows as a gap.
+            ax.set_xlim(sizes[0] / 1.5, sizes[-1] * 1.5)
+            ax.set_xticks(sizes, [f"{n:,}" for n in sizes], fontsize=7)
+            ax.xaxis.set_minor_locator(_null_locator())
+        if what.endswith("_s") and any(y > 0 for line in ax.get_lines()
+                                       for y in line.get_ydata()):
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel("peers")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"Scale: median of {doc['settings'].get('scale_runs', 1)} run(s); "
+                 f"{doc['started']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(outdir / PLOTS["scale"], dpi=110)
+    plt.close(fig)
+    return [PLOTS["scale"]]
 
 
 def write(doc: dict[str, Any], outdir: Path, plots: bool = True) -> None:

@@ -1,11 +1,13 @@
 """The benchmark suite's machinery, end to end at a tiny scale, so that `make bench` cannot rot.
 
 One run of `python -m bench --scale tiny` (8 MB per iperf3 run, a few pings, a handshake
-load of a few dozen initiations, 100-peer configurations) into a temporary directory, then
+load of a few dozen initiations, 100-peer configurations, a gateway of 8 clients sending 8 MB
+each, the scale group at 100 peers) into a temporary directory, then
 checks on what it wrote: the JSON's structure, the markdown tables, the PNG plots, and that
 its namespaces and daemons are gone. The numbers themselves are not checked (no timing
 assertions), except where a real peer's behaviour is the truth: wireguard-go must answer the
-load generator's initiations with responses it authenticated for the right peers.
+load generator's initiations with responses it authenticated for the right peers, and list
+every peer of the scale configuration in its dump.
 
 Next to the baseline (Debian's wireguard-go) there is always one more implementation, for
 the cross topologies and ratio columns: pywg when its daemon runs, else wireguard-go a second
@@ -112,6 +114,27 @@ def test_responders_answer_the_load_generator(run: Run, which: str):
         assert key in control, key
 
 
+@pytest.mark.parametrize("which", ["wggo", "other"])
+def test_gateway_and_scale_measured_or_explained(run: Run, which: str):
+    _, doc, _, other = run
+    impl = other if which == "other" else which
+    # Without the newest wireguard-go (this run's WG_IMPLS has only the alias), Debian's
+    # is every gateway's clients.
+    assert doc["gateway_clients"]["name"] == "wggo"
+    if impl == "pywg" and (f"gateway {impl}" in doc["errors"] or
+                           f"scale {impl}" in doc["errors"]):
+        pytest.skip(f"pywg failed, and the suite said so: {doc['errors']}")
+    gateway = doc["results"]["gateway"][impl]
+    for key in ("gw8_up_gbps", "gw8_up_stream_min_gbps", "gw8_up_cpu_sys_s_per_gb",
+                "gw8_up_cpu_gateway_s_per_gb", "gw8_rss_kib"):
+        assert len(gateway[key]["runs"]) == 1, key
+    scale = doc["results"]["scale"][impl]
+    for key in ("scale100_setconf_s", "scale100_rss_kib", "scale100_rss_per_peer_kib",
+                "scale100_dump_s", "scale100_idle_cpu_pct"):
+        assert len(scale[key]["runs"]) == 1, key
+    assert scale["scale100_dump_peers"]["median"] == 100
+
+
 def test_micro_reports_hooks_or_their_absence(run: Run):
     _, doc, _, _ = run
     micro = doc["results"]["micro"].get("pywg._wgdp", {})
@@ -123,6 +146,8 @@ def test_markdown_has_tables_and_ratio_columns(run: Run):
     out, doc, _, other = run
     text = (out / "results.md").read_text()
     assert "## Data plane" in text and "## Control plane" in text
+    assert "## Gateway" in text and "## Scale" in text
+    assert "| wg setconf, 100 peers | s | lower |" in text
     assert "| figure | unit | better | veth | wggo-wggo |" in text
     assert "| TCP 1 stream A→B | Gbit/s | higher |" in text
     for impl in doc["implementations"]:
@@ -135,7 +160,8 @@ def test_markdown_has_tables_and_ratio_columns(run: Run):
 
 def test_plots_are_pngs(run: Run):
     out, doc, _, _ = run
-    assert sorted(doc["plots"]) == ["cpu_per_gb.png", "throughput.png"]
+    assert sorted(doc["plots"]) == ["cpu_per_gb.png", "gateway.png", "scale.png",
+                                    "throughput.png"]
     for name in doc["plots"]:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
