@@ -95,11 +95,14 @@ UAPI_MAX_CONNECTIONS: Final = 64  # connections served at once
 UAPI_READ_CHUNK: Final = 65536
 # The longest legitimate line is an endpoint with a scoped IPv6 address (under 100 bytes).
 UAPI_MAX_LINE_LEN: Final = 1024
-UAPI_MAX_REQUEST_LINES: Final = 1 << 21
 UAPI_IDLE_TIMEOUT_S: Final = 10.0  # a connection with no request under way is closed
-UAPI_REQUEST_TIMEOUT_S: Final = 10.0  # to receive a whole request once it has begun
-UAPI_WRITE_TIMEOUT_S: Final = 10.0  # to send a whole reply
+UAPI_REQUEST_TIMEOUT_S: Final = 10.0  # a request under way must go on arriving within this
+UAPI_WRITE_TIMEOUT_S: Final = 10.0  # the client must take each part of a reply within this
+UAPI_WRITE_PART: Final = 1 << 20  # bytes of a reply sent at once
+UAPI_GET_PEERS_PER_PART: Final = 4096  # a `get` reply is written this many peers at a time
 MAX_ALLOWED_IPS: Final = 1 << 21  # per device, all peers together
+# A whole configuration in one `set` (wg setconf): every peer's few lines, every allowed IP.
+UAPI_MAX_REQUEST_LINES: Final = 8 * MAX_PEERS + MAX_ALLOWED_IPS
 IFNAMSIZ: Final = 16  # interface names are at most IFNAMSIZ - 1 bytes
 CONF_MAX_FILE_LEN: Final = 64 << 20
 CONF_MAX_LINE_LEN: Final = 65536
@@ -121,7 +124,7 @@ DATAPLANE_MAX_CRYPTO_THREADS: Final = 64  # the C side refuses more (DP_MAX_CRYP
 # The driver (pywg/_driver/device.py, pywg/_driver/bind.py).
 BIND_PORT_ATTEMPTS: Final = 10  # random ports tried until IPv4 and IPv6 agree on one
 UDP_SOCKET_BUFFER_BYTES: Final = 7 << 20  # as wireguard-go: absorbs a batch's burst
-DEVICE_MAX_PEERS: Final = 1 << 16  # data-plane peer slots; wireguard-go's limit
+DEVICE_MAX_PEERS: Final = MAX_PEERS  # data-plane peer slots, as the kernel allows
 DEVICE_TICK_MAX_NS: Final = 250 * NSEC_PER_MSEC  # how often peers whose facts moved are seen
 LINK_POLL_NS: Final = NSEC_PER_SEC  # how often the TUN's MTU and existence are checked
 TUN_TX_QUEUE_LEN: Final = 1000  # packets the kernel queues for our TUN reader

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -88,7 +88,6 @@ __all__ = [
     "format_errno",
     "format_get",
     "format_peer",
-    "format_reply",
     "format_set",
     "parse_set",
     "respond",
@@ -143,8 +142,9 @@ class DeviceSnapshot:
 class UapiDevice(Protocol):
     """What the UAPI server drives. Both methods run on the server's event loop thread."""
 
-    def get(self) -> bytes:
-        """The whole reply to a `get` (format_get's, or written with its parts)."""
+    def get(self) -> Iterable[bytes]:
+        """The reply to a `get`, in pieces (format_get's, or written with its parts): a
+        gateway's reply is hundreds of megabytes, which need not all be held at once."""
         ...
 
     def apply(self, change: Change) -> None:
@@ -166,8 +166,8 @@ class MemoryDevice:
     def snapshot(self) -> DeviceSnapshot:
         return DeviceSnapshot(self.config, self.config.listen_port)
 
-    def get(self) -> bytes:
-        return format_get(self.snapshot())
+    def get(self) -> Iterable[bytes]:
+        return (format_get(self.snapshot()),)
 
     def apply(self, change: Change) -> None:
         self.config, effects = apply(self.config, change, **self._limits)
@@ -225,12 +225,6 @@ def format_endpoint(family: int, address: bytes, port: int) -> str | None:
     return None
 
 
-def format_reply(lines: list[str]) -> bytes:
-    """The lines of a `get` reply, then its status."""
-    lines.append("")
-    return "\n".join(lines).encode() + format_errno(0)
-
-
 def format_get(snapshot: DeviceSnapshot) -> bytes:
     """The reply to `get`, as wireguard-go writes it."""
     cfg = snapshot.config
@@ -241,7 +235,8 @@ def format_get(snapshot: DeviceSnapshot) -> bytes:
         out.append(format_peer(peer, str(endpoint) if endpoint is not None else None,
                                stats.last_handshake_time_ns, stats.rx_bytes, stats.tx_bytes,
                                peer.allowed_ips))
-    return format_reply(out)
+    out.append("")
+    return "\n".join(out).encode() + format_errno(0)
 
 
 # `set`: lines to a Change, validated line by line.
@@ -565,19 +560,27 @@ class UapiParser:
 # The glue: one request, one reply.
 
 
-def respond(device: UapiDevice, event: GetRequest | SetRequest | BadRequest) -> bytes:
-    """The reply to a request; the device's refusals become errno replies, never raise."""
+def respond(device: UapiDevice, event: GetRequest | SetRequest | BadRequest) -> Iterator[bytes]:
+    """The reply to a request, in pieces; the device's refusals become errno replies, never
+    raise. A `get` that fails half-way (a bug) ends its reply early: the caller closes the
+    connection, as the reply is incomplete."""
     if isinstance(event, BadRequest):
         log.info("UAPI: refused a request: %s (errno %d)", event.message, -event.errno)
-        return format_errno(event.errno)
+        yield format_errno(event.errno)
+        return
+    sent = False
     try:
         if isinstance(event, GetRequest):
-            return device.get()
+            for piece in device.get():
+                sent = True
+                yield piece
+            return
         device.apply(event.change)
-        return format_errno(0)
+        yield format_errno(0)
     except ConfigError as e:
         log.info("UAPI: refused a request: %s (errno %d)", e.message, -e.errno)
-        return format_errno(e.errno)
+        yield format_errno(e.errno)
     except Exception:  # a bug in the device must not take the server down with it
         log.exception("UAPI: the device failed a request")
-        return format_errno(ERRNO_UNKNOWN)
+        if not sent:
+            yield format_errno(ERRNO_UNKNOWN)

@@ -37,7 +37,7 @@ import secrets
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 from pywg import _constants as constants
 from pywg._config import uapi
@@ -201,22 +201,29 @@ class Device:
             )
         return DeviceSnapshot(self.config, self.bind.port if self.bind else 0, stats)
 
-    def get(self) -> bytes:
-        """The reply to a UAPI `get`: the configuration, each peer's endpoint (where it is
-        now), latest handshake and transfer, and pywg's drop counters. The data plane's
-        part of every peer comes in one call: a gateway has a million peers."""
-        cfg = self.config
+    def get(self) -> Iterator[bytes]:
+        """The reply to a UAPI `get`, a part at a time: the configuration, each peer's
+        endpoint (where it is now), latest handshake and transfer, and pywg's drop
+        counters. The data plane's part of many peers comes in one call, and a part of the
+        reply is a few thousand peers: a gateway has a million."""
+        cfg = self.config  # not changed in place: the reply describes this configuration
         extras = self.dp.stats().drops()
         extras["drop_handshake"] = sum(self.drops.values())  # dropped by the handshake core
-        lines = uapi.format_device(cfg, self.bind.port if self.bind else 0, extras)
-        records = [self._peers[p.public_key.raw] for p in cfg.peers]
-        moved = self.dp.peers_transfer([r.slot for r in records])
-        for config, record, (family, address, port, rx, tx) in zip(cfg.peers, records, moved,
-                                                                   strict=True):
-            lines.append(uapi.format_peer(
-                config, _shown_endpoint(config.endpoint, family, address, port),
-                record.last_handshake_wall_ns, rx, tx, config.allowed_ips))
-        return uapi.format_reply(lines)
+        head = uapi.format_device(cfg, self.bind.port if self.bind else 0, extras)
+        yield "".join(f"{line}\n" for line in head).encode()
+        for start in range(0, len(cfg.peers), constants.UAPI_GET_PEERS_PER_PART):
+            yield self._format_peers(cfg.peers[start:start + constants.UAPI_GET_PEERS_PER_PART])
+        yield uapi.format_errno(0)
+
+    def _format_peers(self, configs: Sequence[PeerConfig]) -> bytes:
+        # A peer removed since the reply began has no record any more: it is left out.
+        present = [(c, r) for c in configs if (r := self._peers.get(c.public_key.raw))]
+        moved = self.dp.peers_transfer([r.slot for _, r in present])
+        lines = [uapi.format_peer(config, _shown_endpoint(config.endpoint, family, address, port),
+                                  record.last_handshake_wall_ns, rx, tx, config.allowed_ips)
+                 for (config, record), (family, address, port, rx, tx) in zip(present, moved,
+                                                                                strict=True)]
+        return "".join(f"{text}\n" for text in lines).encode()
 
     def apply(self, change: Change) -> None:
         """Apply a validated `set` whole; the socket effects come first, and only they can

@@ -38,6 +38,7 @@ from pywg._constants import (
     UAPI_SOCKET_DIR,
     UAPI_SOCKET_DIR_MODE,
     UAPI_SOCKET_UMASK,
+    UAPI_WRITE_PART,
     UAPI_WRITE_TIMEOUT_S,
 )
 
@@ -262,15 +263,13 @@ class UapiServer:
         loop = asyncio.get_running_loop()
         limits = self._limits
         parser = UapiParser(limits.max_line, limits.max_lines)
-        deadline: float | None = None  # for the request under way
         while True:
             event = parser.next_event()
             if isinstance(event, NeedData):
-                if parser.in_request:
-                    deadline = deadline or loop.time() + limits.request_timeout
-                    when = deadline
-                else:
-                    deadline, when = None, loop.time() + limits.idle_timeout
+                # A request may be long (a gateway's setconf is millions of lines), so it
+                # must only keep arriving: each read has the request timeout.
+                timeout = limits.request_timeout if parser.in_request else limits.idle_timeout
+                when = loop.time() + timeout
                 async with asyncio.timeout_at(when):
                     parser.receive_data(await loop.sock_recv(conn, UAPI_READ_CHUNK))
                 continue
@@ -278,9 +277,18 @@ class UapiServer:
                 level = logging.INFO if event.malformed else logging.DEBUG
                 log.log(level, "UAPI: closing a connection: %s", event.reason)
                 return
-            deadline = None
-            reply = respond(self._device, event)
-            async with asyncio.timeout(limits.write_timeout):
-                await loop.sock_sendall(conn, reply)
-            if isinstance(event, BadRequest) and event.close:
+            complete = True
+            for piece in respond(self._device, event):
+                complete = piece.endswith(b"\n\n")
+                await self._send(conn, piece)
+            if not complete or (isinstance(event, BadRequest) and event.close):
                 return
+
+    async def _send(self, conn: socket.socket, data: bytes) -> None:
+        """data to the client, which must take each part within the write timeout: a big
+        `get` may take long as a whole, but never stall."""
+        loop = asyncio.get_running_loop()
+        view = memoryview(data)
+        for start in range(0, len(view), UAPI_WRITE_PART):
+            async with asyncio.timeout(self._limits.write_timeout):
+                await loop.sock_sendall(conn, view[start:start + UAPI_WRITE_PART])

@@ -107,7 +107,7 @@ def test_drop_counters_in_get_read_by_pywgs_client():
         # Garbage that looks like a data message to an unknown index: dropped and counted.
         p.wire.send("b>a", b"\x04\x00\x00\x00" + b"\xff" * 4 + bytes(8) + bytes(32))
         assert p.wait(lambda: p.a.stats().drop_unknown_index >= 1)
-        reply = p.a.device.get().decode()
+        reply = b"".join(p.a.device.get()).decode()
     snapshot = parse_get(reply.splitlines()[:-2])
     assert snapshot.extras["drop_unknown_index"] >= 1
     assert snapshot.extras["drop_handshake"] == 0

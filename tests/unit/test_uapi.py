@@ -7,6 +7,7 @@ configuration that golden_snapshot() rebuilds.
 
 import errno
 import ipaddress
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -281,7 +282,7 @@ def test_an_error_anywhere_leaves_the_device_untouched() -> None:
     event = one(f"set=1\nlisten_port=9\npublic_key={K2}\nallowed_ip=10.1.0.0/16\n"
                 "allowed_ip=bad\n\n".encode())
     assert isinstance(event, BadRequest)
-    assert respond(device, event) == b"errno=-22\n\n"
+    assert b"".join(respond(device, event)) == b"errno=-22\n\n"
     assert device.config == before
 
 
@@ -289,7 +290,7 @@ def test_limit_in_the_device_refuses_whole() -> None:
     device = MemoryDevice(max_peers=1)
     event = one(f"set=1\nlisten_port=9\npublic_key={K1}\npublic_key={K2}\n\n".encode())
     assert isinstance(event, SetRequest)
-    assert respond(device, event) == b"errno=-22\n\n"
+    assert b"".join(respond(device, event)) == b"errno=-22\n\n"
     assert device.config == DeviceConfig()
 
 
@@ -297,17 +298,34 @@ class FailingDevice:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def snapshot(self) -> DeviceSnapshot:
+    def get(self) -> Iterator[bytes]:
         raise self.error
+        yield b""  # a generator, as a device's get is
 
     def apply(self, change: Change) -> None:
         raise self.error
 
 
 def test_device_refusals_become_errno_replies() -> None:
-    assert respond(FailingDevice(UapiError(errno.EADDRINUSE)), SetRequest(Change())) == \
+    assert b"".join(respond(FailingDevice(UapiError(errno.EADDRINUSE)), SetRequest(Change()))) == \
         b"errno=-98\n\n"
-    assert respond(FailingDevice(RuntimeError("bug")), GetRequest()) == b"errno=-55\n\n"
+    assert b"".join(respond(FailingDevice(RuntimeError("bug")), GetRequest())) == b"errno=-55\n\n"
+
+
+class HalfwayDevice:
+    """A device whose `get` fails after its first part (a bug): the reply stops there,
+    without a status line, so the server closes the connection."""
+
+    def get(self) -> Iterator[bytes]:
+        yield b"private_key=00\n"
+        raise RuntimeError("bug")
+
+    def apply(self, change: Change) -> None:
+        pass
+
+
+def test_a_get_failing_halfway_ends_without_a_status() -> None:
+    assert b"".join(respond(HalfwayDevice(), GetRequest())) == b"private_key=00\n"
 
 
 @pytest.mark.parametrize("body", [
@@ -322,7 +340,7 @@ def test_refusals_never_log_a_key(caplog: pytest.LogCaptureFixture, body: str) -
     parser = UapiParser()
     for event in events(parser, f"set=1\n{body}\n\n{PRIV}\n".encode()):
         if isinstance(event, BadRequest):
-            assert respond(MemoryDevice(), event).startswith(b"errno=-")
+            assert b"".join(respond(MemoryDevice(), event)).startswith(b"errno=-")
             assert PRIV[:16] not in event.message
         if isinstance(event, Close):
             assert PRIV[:16] not in event.reason
@@ -370,7 +388,7 @@ def test_garbage_never_raises(chunks: list[bytes], eof: bool) -> None:
     for chunk in [*chunks, b""] if eof else chunks:
         for event in events(parser, chunk):
             if isinstance(event, GetRequest | SetRequest | BadRequest):
-                assert respond(device, event).endswith(b"\n\n")
+                assert b"".join(respond(device, event)).endswith(b"\n\n")
             if isinstance(event, Close):
                 return
 
@@ -386,7 +404,7 @@ def test_a_set_is_applied_whole_or_not_at_all(lines: list[str]) -> None:
     device.apply(parse_set([f"public_key={K1}", "allowed_ip=10.0.0.0/8"]))
     before = device.config
     event = one(("set=1\n" + "".join(line + "\n" for line in lines) + "\n").encode())
-    reply = respond(device, event)  # type: ignore[arg-type]
+    reply = b"".join(respond(device, event))  # type: ignore[arg-type]
     if reply != b"errno=0\n\n":
         assert device.config == before
     else:
