@@ -63,7 +63,7 @@ from pywg._config.uapi import DeviceSnapshot, PeerStats, UapiError
 from pywg._driver import datapath
 from pywg._driver.bind import Bind, open_bind
 from pywg._driver.counters import HandshakeCounters
-from pywg._driver.datapath import DataPlane, Event, EventType, PeerInfo, Settings
+from pywg._driver.datapath import DataPlane, Event, EventType, Settings
 from pywg._driver.log import peer_name
 from pywg._driver.offload import ALL as ALL_OFFLOADS
 from pywg._driver.offload import TUN_OFFLOADS, Offload
@@ -81,7 +81,7 @@ from pywg._protocol.handshake import (
     UpdateEndpoint,
 )
 from pywg._protocol.noise import Session
-from pywg._protocol.timers import PeerFacts, TimerAction, Timing
+from pywg._protocol.timers import TimerAction, Timing
 
 __all__ = ["Device"]
 
@@ -460,33 +460,34 @@ class Device:
 
     def _visit_active_peers(self) -> None:
         now = self._now()
-        while True:
-            active = self.dp.active_peers()
-            for slot in active:
-                peer = self._slots.get(slot)
-                if peer is not None:
-                    self._evaluate(peer, now)
-            if len(active) < 4096:
-                break
+        active = self.dp.active_peers(constants.DEVICE_TIMER_SLICE)
+        for slot in active:
+            peer = self._slots.get(slot)
+            if peer is not None:
+                self._evaluate(peer, now)
+        if len(active) == constants.DEVICE_TIMER_SLICE and self._loop is not None:
+            # More are waiting: take them on the next turn, after whatever else is ready.
+            self._loop.call_soon(self._visit_active_peers)
+            return
         if now >= self._next_link_poll_ns:
             self._next_link_poll_ns = now + constants.LINK_POLL_NS
             self._poll_link()
 
     def _evaluate(self, peer: Peer, now: int) -> None:
         try:
-            info = self.dp.peer_info(peer.slot)
-            decision = timers.evaluate(peer.timers, _facts(info), now)
+            reachable, facts = self.dp.peer_facts(peer.slot)
+            decision = timers.evaluate(peer.timers, facts, now)
             for action in decision.actions:
-                self._timer_action(peer, action, now)
+                self._timer_action(peer, action, now, reachable)
         except Exception:  # one peer's failure must not stop the others' timers
             log.exception("%s - timers failed", peer.name)
             return
         self._schedule(peer, decision.next_deadline_ns)
 
-    def _timer_action(self, peer: Peer, action: TimerAction, now: int) -> None:
+    def _timer_action(self, peer: Peer, action: TimerAction, now: int, reachable: bool) -> None:
         match action:
             case TimerAction.SEND_INITIATION:
-                self._send_initiation(peer, now)
+                self._send_initiation(peer, now, reachable)
             case TimerAction.CLEAR_ENDPOINT_SOURCE:
                 self.dp.clear_source(peer.slot)
             case TimerAction.SEND_KEEPALIVE:
@@ -501,8 +502,14 @@ class Device:
                 log.info("%s - Removing all keys, since we haven't received a new one in %d "
                          "seconds", peer, self.timing.zero_key_material_ns // 10**9)
 
-    def _send_initiation(self, peer: Peer, now: int) -> None:
+    def _send_initiation(self, peer: Peer, now: int, reachable: bool) -> None:
         if self.core.public_key is None:
+            return
+        if not reachable:
+            # The timers count the attempt as the kernel does, but with nowhere to send it
+            # the message is not made: its two X25519 would buy nothing (a gateway may hold
+            # a million peers that have never been seen).
+            log.debug("%s - No endpoint: handshake initiation not sent", peer)
             return
         message = self.core.create_initiation(peer, now, self._wall())
         self.counters.initiations_sent += 1
@@ -523,14 +530,21 @@ class Device:
             return
         if self._heap_timer is not None:
             self._heap_timer.cancel()
-        delay = max(0, self._heap[0][0] - self._now()) / 1e9
-        self._heap_timer = self._loop.call_later(delay, self._run_deadlines)
+        delay = self._heap[0][0] - self._now()
+        # The loop's clock ticks in milliseconds and may wake a little early: a wake-up
+        # before the deadline would find nothing due and only arm the timer again.
+        if delay > 0:
+            delay += constants.EVENT_LOOP_RESOLUTION_NS
+        self._heap_timer = self._loop.call_later(max(0, delay) / 1e9, self._run_deadlines)
 
     def _run_deadlines(self) -> None:
+        """Evaluate the peers whose deadline has come, a slice at a time."""
         self._heap_timer = None
         now = self._now()
         try:
-            while self._heap and self._heap[0][0] <= now:
+            for _ in range(constants.DEVICE_TIMER_SLICE):
+                if not self._heap or self._heap[0][0] > now:
+                    break
                 deadline, _serial, slot = heapq.heappop(self._heap)
                 peer = self._slots.get(slot)
                 # Entries are never removed, only outdated: act on the live ones.
@@ -596,18 +610,3 @@ def _show(endpoint: datapath.Endpoint | None) -> str:
     if endpoint.address.version == 6:
         return f"[{endpoint.address}]:{endpoint.port}"
     return f"{endpoint.address}:{endpoint.port}"
-
-
-def _facts(info: PeerInfo) -> PeerFacts:
-    return PeerFacts(
-        last_tx_auth_ns=info.last_tx_auth_ns,
-        last_rx_auth_ns=info.last_rx_auth_ns,
-        first_tx_data_since_rx_ns=info.first_tx_data_since_rx_ns,
-        first_rx_data_since_tx_ns=info.first_rx_data_since_tx_ns,
-        last_tx_data_ns=info.last_tx_data_ns,
-        last_rx_data_ns=info.last_rx_data_ns,
-        keypair_birth_ns=info.current_birth_ns,
-        keypair_send_counter=info.current_send_counter,
-        keypair_is_initiator=info.current_initiator,
-        has_next_keypair=info.next_index is not None,
-    )

@@ -151,3 +151,27 @@ def test_arbitrary_datagrams_leave_a_device_working(data: bytes, prefix: bytes) 
         p.a.send(a_to_b(b"still fine"))
         assert p.wait(lambda: len(p.b.received) == 1)
         assert p.b.received == [a_to_b(b"still fine")]
+
+
+def test_the_timers_read_what_the_data_plane_reports() -> None:
+    # peer_facts is peer_info's timer fields read in one unpack: they must agree.
+    with pair() as p:
+        p.connect()
+        p.b.send(b_to_a())
+        assert p.wait(lambda: len(p.a.received) == 1)
+        for side in (p.a, p.b):
+            (peer,) = side.device._peers.values()
+            info = side.device.dp.peer_info(peer.slot)
+            reachable, facts = side.device.dp.peer_facts(peer.slot)
+            assert reachable == (info.endpoint is not None) is True
+            assert (facts.last_tx_auth_ns, facts.last_rx_auth_ns, facts.last_tx_data_ns,
+                    facts.last_rx_data_ns, facts.first_tx_data_since_rx_ns,
+                    facts.first_rx_data_since_tx_ns, facts.keypair_birth_ns,
+                    facts.keypair_send_counter, facts.keypair_is_initiator,
+                    facts.has_next_keypair) == (
+                info.last_tx_auth_ns, info.last_rx_auth_ns, info.last_tx_data_ns,
+                info.last_rx_data_ns, info.first_tx_data_since_rx_ns,
+                info.first_rx_data_since_tx_ns, info.current_birth_ns,
+                info.current_send_counter, info.current_initiator, info.next_index is not None)
+            assert facts.keypair_birth_ns and facts.last_rx_auth_ns
+        assert p.a.device.dp.peer_facts(0)[1].keypair_is_initiator

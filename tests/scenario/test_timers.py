@@ -11,8 +11,11 @@ loaded machine; counts and order exactly.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
 
+from pywg._tools import keys
 from tests.scenario.pair import S, a_to_b, b_to_a, pair, scaled
 
 SLACK_NS = 60_000_000  # scheduling on a busy 2-core machine
@@ -112,3 +115,31 @@ def test_persistent_keepalive() -> None:
         assert len(keepalives) == 5
         assert all(S - EARLY_NS <= gap < S + SLACK_NS for gap in gaps)
         assert not p.wire.sent("b>a", 4, size=32)  # b has none configured and owes none
+
+
+def test_no_initiation_is_made_for_a_peer_without_an_endpoint() -> None:
+    timing = scaled()
+    stranger = keys.public_key(keys.generate_private_key())
+    with pair(timing) as p, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(0.05)
+        p.a.set(f"public_key={stranger.hex()}\npersistent_keepalive_interval=1")
+        peer = p.a.device._peers[stranger]
+        # Turning the keepalive on asked for a handshake; the timers retry as usual...
+        assert p.wait(lambda: peer.timers.handshake_attempts >= 2,
+                      timeout=4 * timing.rekey_timeout_ns / S + 5)
+        # ...but with nowhere to send it, no message was made (none went to b either).
+        assert p.a.device.counters.initiations_sent == 0
+        assert not p.wire.sent("a>b", 1)
+        # Once it has an endpoint, the next retry goes out: a real initiation.
+        p.a.set(f"public_key={stranger.hex()}\nendpoint=127.0.0.1:{sink.getsockname()[1]}")
+        got: list[bytes] = []
+
+        def initiation() -> bool:
+            with contextlib.suppress(TimeoutError):
+                got.append(sink.recv(2048))
+            return bool(got)
+
+        assert p.wait(initiation, timeout=4 * timing.rekey_timeout_ns / S + 5)
+        assert got[0][0] == 1 and len(got[0]) == 148
+        assert p.a.device.counters.initiations_sent >= 1
