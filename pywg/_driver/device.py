@@ -517,9 +517,12 @@ class Device:
         log.debug("%s - Sending handshake initiation", peer)
 
     def _schedule(self, peer: Peer, deadline: int | None) -> None:
-        peer.deadline_ns = deadline
-        if deadline is None:
+        """Make sure the peer is evaluated by `deadline`. A peer keeps one live entry in the
+        heap, its earliest: a later deadline waits for it (evaluating early does no harm),
+        so a busy peer whose deadlines move on every packet adds nothing to the heap."""
+        if deadline is None or (peer.deadline_ns is not None and peer.deadline_ns <= deadline):
             return
+        peer.deadline_ns = deadline
         self._serial += 1
         heapq.heappush(self._heap, (deadline, self._serial, peer.slot))
         if self._heap[0][1] == self._serial:
@@ -549,6 +552,7 @@ class Device:
                 peer = self._slots.get(slot)
                 # Entries are never removed, only outdated: act on the live ones.
                 if peer is not None and peer.deadline_ns == deadline:
+                    peer.deadline_ns = None
                     self._evaluate(peer, now)
         finally:
             self._arm_heap_timer()

@@ -48,7 +48,7 @@ class Peer:
         self.public_key = public_key
         self.slot = slot  # the data plane's name for it
         self.last_handshake_wall_ns = 0  # 0: never
-        self.deadline_ns: int | None = None  # when its timers run next, if nothing moves first
+        self.deadline_ns: int | None = None  # its live entry in the device's timer heap
         self._context = context
         self._psk = preshared_key
         self._handshake: Handshake | None = None
