@@ -40,7 +40,9 @@ figure groups (--figures), in the order each repetition runs them:
   config     time and RSS to apply configurations of many peers through the UAPI
   scale      wg setconf time, RSS, wg show dump time and idle CPU with 10k, 100k and 250k
              peers (--scale-peers; once per run, 10k only with --quick); a refusal
-             (wireguard-go: past 65,536 peers) is reported as one, with what was kept
+             (wireguard-go: past 65,536 peers) is reported as one, with what was kept;
+             then the keepalive storm: every peer given an endpoint that never answers
+             and a persistent keepalive (initiations sent, CPU, `wg set` latency)
   micro      AEAD and allowed-IPs loops in pywg's C extension (needs its bench hooks)
 
 Results go to {RESULTS_DIR}/<timestamp>/: results.json, results.md, PNG plots, logs/.

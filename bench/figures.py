@@ -86,23 +86,31 @@ def gateway_rows(clients: int) -> tuple[Row, ...]:
     return tuple(rows)
 
 
-# What the scale group measures at each peer count: key suffix, label, unit, scale.
+# What the scale group measures at each peer count: key suffix, label, unit, scale, and
+# whether higher is better.
 SCALE_FIGURES = (
-    ("setconf_s", "wg setconf", "s", 1.0),
-    ("setconf_us_per_peer", "wg setconf per peer", "µs", 1.0),
-    ("rss_kib", "RSS after setconf", "MiB", KIB_TO_MIB),
-    ("rss_per_peer_kib", "RSS per peer above idle", "KiB", 1.0),
-    ("dump_s", "wg show dump", "s", 1.0),
-    ("dump_us_per_peer", "wg show dump per peer", "µs", 1.0),
-    ("idle_cpu_pct", "idle CPU with every peer configured", "% of a core", 1.0),
+    ("setconf_s", "wg setconf", "s", 1.0, False),
+    ("setconf_us_per_peer", "wg setconf per peer", "µs", 1.0, False),
+    ("rss_kib", "RSS after setconf", "MiB", KIB_TO_MIB, False),
+    ("rss_per_peer_kib", "RSS per peer above idle", "KiB", 1.0, False),
+    ("dump_s", "wg show dump", "s", 1.0, False),
+    ("dump_us_per_peer", "wg show dump per peer", "µs", 1.0, False),
+    ("idle_cpu_pct", "idle CPU with every peer configured", "% of a core", 1.0, False),
+    # bench/keepalive.py: every peer given an endpoint that never answers and a keepalive.
+    ("ka_addconf_s", "keepalive storm: wg addconf", "s", 1.0, False),
+    ("ka_initiations_per_s", "keepalive storm: initiations sent", "1/s", 1.0, True),
+    ("ka_owed_pct", "keepalive storm: initiations, % of what the timers owe", "%", 1.0, True),
+    ("ka_cpu_pct", "keepalive storm: daemon CPU", "% of a core", 1.0, False),
+    ("ka_set_p50_ms", "keepalive storm: one-line wg set, median", "ms", 1.0, False),
+    ("ka_set_max_ms", "keepalive storm: one-line wg set, longest", "ms", 1.0, False),
 )
 SCALE_KEY = re.compile(r"scale(?P<size>\d+)_(?P<what>[a-z_]+)$")
 
 
 def scale_rows(sizes: tuple[int, ...]) -> tuple[Row, ...]:
-    """Each scale figure at each peer count (all lower is better), figure by figure."""
-    return tuple(Row(f"scale{size}_{what}", f"{label}, {size:,} peers", unit, False, factor)
-                 for what, label, unit, factor in SCALE_FIGURES for size in sizes)
+    """Each scale figure at each peer count, figure by figure."""
+    return tuple(Row(f"scale{size}_{what}", f"{label}, {size:,} peers", unit, higher, factor)
+                 for what, label, unit, factor, higher in SCALE_FIGURES for size in sizes)
 
 
 def scale_refusal(summary: dict[str, float], size: int) -> str:

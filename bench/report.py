@@ -345,7 +345,12 @@ def _scale(doc: dict[str, Any], h: str) -> list[str]:
             "daemon grew by; the dump's output goes to a file; idle CPU is the daemon's own "
             f"time over {doc['settings'].get('scale_idle_s', 0):g} s once everything is "
             "configured. \"refused\": `wg setconf` failed; what the daemon kept is counted "
-            "from its dump.", "",
+            "from its dump. The keepalive storm then gives every peer, with `wg addconf`, an "
+            "endpoint where nothing answers and a persistent keepalive: each starts "
+            "initiating and retries every 5 s, so the timers owe about N / 5.17 "
+            "initiations a second (counted by nftables as they leave), over "
+            f"{doc['settings'].get('scale_storm_s', 0):g} s, while a one-line `wg set` is "
+            "timed every half second.", "",
             *_table(scale_rows(sizes), names, scale, _ratio_columns(scale, names, str),
                     _scale_cell)]
 

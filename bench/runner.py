@@ -168,12 +168,15 @@ class Runner:
             return []
         tasks = []
         for size in s.scale_peers:
-            # wg setconf, the dump, the idle window, start and stop; about.
-            est = 2.0 + size * 1.8e-4 + s.scale_idle_s + min(1.0, s.scale_idle_s)
+            # wg setconf, the dump, the idle window, wg addconf and the storm, start and
+            # stop; about.
+            est = 2.0 + size * 1.8e-4 + s.scale_idle_s + min(1.0, s.scale_idle_s) + \
+                size * 1e-4 + s.scale_storm_s
             for name in rotated(list(self.impls), rep):
                 tasks.append(Task(f"scale: {size:,} peers", "scale", name, est,
                                   functools.partial(self.scale_bench.measure, self.impls[name],
-                                                    size, s.scale_idle_s)))
+                                                    size, s.scale_idle_s,
+                                                    s.scale_storm_s)))
         return tasks
 
     def _control_tasks(self, group: str, impl: Impl) -> list[Task]:

@@ -9,7 +9,9 @@ a real X25519 public key (bench/peerkeys.py) and two allowed IPs, an IPv4 /32 an
 - the seconds `wg setconf` takes, and per peer;
 - the daemon's resident memory before and after, and per peer above the idle figure;
 - the seconds `wg show IFACE dump` takes (its output goes to a file and is counted);
-- the daemon's own CPU time over a window of idleness with every peer configured.
+- the daemon's own CPU time over a window of idleness with every peer configured;
+- then the keepalive storm (bench/keepalive.py): every peer given an endpoint that never
+  answers and a persistent keepalive, whether the initiations keep up and `wg set` answers.
 
 A daemon that refuses the configuration (wireguard-go stops at 65,536 peers; so does pywg
 today, refusing the whole file) is a result, not a failure: the figures say "refused",
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from bench import peerkeys, sysstat
+from bench import keepalive, peerkeys, sysstat
 from bench.target import LABEL
 from tests.harness import daemons, files, links, netns, procs
 from tests.harness.daemons import Daemon
@@ -149,6 +151,7 @@ class ScaleBench:
     ns: str = ""
     keys: list[bytes] = field(default_factory=list)
     configs: dict[int, Path] = field(default_factory=dict)
+    storm_configs: dict[int, Path] = field(default_factory=dict)
     starts: int = 0
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _dir: Path | None = None
@@ -182,11 +185,22 @@ class ScaleBench:
         links.configure(self.ns, daemon.ifname, mtu=TUNNEL_MTU)
         return daemon
 
-    def measure(self, impl: Impl, peers: int, idle_s: float) -> Figures:
+    def storm_config_of(self, peers: int) -> Path:
+        if self._dir is None or len(self.keys) < peers:
+            raise procs.HarnessError("scale: not set up for this many peers")
+        if peers not in self.storm_configs:
+            self.storm_configs[peers] = keepalive.write_config(
+                self._dir / f"storm{peers}.conf", self.keys[:peers])
+        return self.storm_configs[peers]
+
+    def measure(self, impl: Impl, peers: int, idle_s: float, storm_s: float = 0.0) -> Figures:
         config = self.config_of(peers)
         daemon = self._daemon(impl)
         try:
-            return self._measure(daemon, config, peers, idle_s)
+            figures = self._measure(daemon, config, peers, idle_s)
+            if storm_s > 0 and f"scale{peers}_refused" not in figures:
+                figures |= self._storm(daemon, peers, storm_s)
+            return figures
         finally:
             daemon.stop()
 
@@ -222,6 +236,33 @@ class ScaleBench:
                             sysstat.rss_kib(pid))
         self.note(f"    idle CPU: {100 * idle_cpu / idle_s:.2f}% of a core")
         return measured.figures()
+
+    def _storm(self, daemon: Daemon, peers: int, window_s: float) -> Figures:
+        config = self.storm_config_of(peers)
+        self.note(f"    keepalive storm: {peers:,} endpoints and keepalives, {window_s:g} s")
+        with keepalive.Storm(self.ns, daemon.ifname, config, self.keys[0]) as storm:
+            before_storm, _ = keepalive.read_counts(self.ns)
+            addconf_s = storm.start(peers)
+            self._alive(daemon, "wg addconf of the keepalive storm")
+            sent_before, keepalives_before = keepalive.read_counts(self.ns)
+            cpu_before = sysstat.process_cpu_s(daemon.pid)
+            started = time.perf_counter()
+            probes = storm.probes(window_s)
+            window = time.perf_counter() - started
+            cpu = sysstat.process_cpu_s(daemon.pid) - cpu_before
+            sent, keepalives = keepalive.read_counts(self.ns)
+        self._alive(daemon, "the keepalive storm")
+        figures = keepalive.window_figures(f"scale{peers}", peers, window, sent - sent_before,
+                                           keepalives - keepalives_before, cpu, probes)
+        figures[f"scale{peers}_ka_addconf_s"] = addconf_s
+        # Every peer's first initiation, from wg addconf on (the JSON keeps it: a check).
+        figures[f"scale{peers}_ka_initiations_total"] = float(sent - before_storm)
+        self.note(f"    wg addconf {addconf_s:.2f} s; "
+                  f"{figures[f'scale{peers}_ka_initiations_per_s']:,.0f} initiations/s "
+                  f"({figures[f'scale{peers}_ka_owed_pct']:.0f}% of owed), CPU "
+                  f"{figures[f'scale{peers}_ka_cpu_pct']:.0f}%, wg set up to "
+                  f"{figures.get(f'scale{peers}_ka_set_max_ms', 0):.0f} ms")
+        return figures
 
     def _dump(self, daemon: Daemon, peers: int) -> tuple[float, int]:
         """Seconds `wg show IFACE dump` takes, output to a file; and the peers it listed."""

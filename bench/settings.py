@@ -46,6 +46,7 @@ class Scale:
     gateway_directions: tuple[str, ...]  # "up" (clients -> gateway), "down" (iperf3 -R)
     scale_peers: tuple[int, ...]  # peer counts of the scale group
     scale_idle_s: float        # the window over which a configured daemon's idle CPU is read
+    scale_storm_s: float       # the keepalive storm's window (bench/keepalive.py)
     scale_runs: int            # repetitions of the scale group (its steps are long)
 
     def with_overrides(self, runs: int | None, duration_s: int | None,
@@ -63,19 +64,22 @@ SCALES: dict[str, Scale] = {
                   flood_count=2000, flood_duration_s=2.0, config_sizes=(1000, 10000),
                   allowedips_sizes=(10000, 100000), micro_target_s=0.2,
                   gateway_directions=("up", "down"),
-                  scale_peers=(10_000, 100_000, 250_000), scale_idle_s=10.0, scale_runs=1),
+                  scale_peers=(10_000, 100_000, 250_000), scale_idle_s=10.0, scale_storm_s=20.0,
+                  scale_runs=1),
     "quick": Scale(runs=1, duration_s=1, iperf_bytes="", ping_count=50, ping_interval_s=0.01,
                    syscall_window_s=0.5, hs_peers=512, hs_count=3000, hs_duration_s=1.0,
                    flood_count=1000, flood_duration_s=1.0, config_sizes=(1000, 10000),
                    allowedips_sizes=(10000, 100000), micro_target_s=0.05,
                    gateway_directions=("up",),
-                   scale_peers=(10_000,), scale_idle_s=1.0, scale_runs=1),
+                   scale_peers=(10_000,), scale_idle_s=1.0, scale_storm_s=3.0,
+                   scale_runs=1),
     "tiny": Scale(runs=1, duration_s=1, iperf_bytes="8M", ping_count=5, ping_interval_s=0.01,
                   syscall_window_s=0.3, hs_peers=64, hs_count=64, hs_duration_s=1.0,
                   flood_count=20, flood_duration_s=0.5, config_sizes=(100,),
                   allowedips_sizes=(1000,), micro_target_s=0.005,
                   gateway_directions=("up",),
-                  scale_peers=(100,), scale_idle_s=0.2, scale_runs=1),
+                  scale_peers=(100,), scale_idle_s=0.2, scale_storm_s=0.5,
+                  scale_runs=1),
 }
 
 _COUNT = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<suffix>[kKmM]?)")

@@ -36,7 +36,7 @@ void wg_active_free(struct active_list *a)
     pthread_mutex_destroy(&a->lock);
 }
 
-static void mark_active(struct wg_dp *dp, struct peer *peer)
+void wg_peer_mark_active(struct wg_dp *dp, struct peer *peer)
 {
     struct active_list *a = &dp->active;
 
@@ -132,7 +132,7 @@ void wg_peer_sent(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data
         atomic_store_explicit(&peer->last_tx_data_ns, now, memory_order_relaxed);
         atomic_compare_exchange_strong(&peer->first_tx_data_since_rx_ns, &zero, now);
     }
-    mark_active(dp, peer);
+    wg_peer_mark_active(dp, peer);
 }
 
 void wg_peer_received(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data,
@@ -147,7 +147,7 @@ void wg_peer_received(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool 
         atomic_store_explicit(&peer->last_rx_data_ns, now, memory_order_relaxed);
         atomic_compare_exchange_strong(&peer->first_rx_data_since_tx_ns, &zero, now);
     }
-    mark_active(dp, peer);
+    wg_peer_mark_active(dp, peer);
 }
 
 void wg_peer_staged_free(struct wg_dp *dp, struct staged_packet *sp)

@@ -68,7 +68,9 @@ void wg_peer_forget_src(struct peer *peer);
 void wg_peer_rekey_event(struct wg_dp *dp, struct peer *peer, uint32_t type,
                          _Atomic uint64_t *last, uint64_t now);
 
-/* Timestamp bookkeeping shared by the send and receive paths. */
+/* Timestamp bookkeeping shared by the send and receive paths; each marks the
+ * peer active, so that the timer tick reads its facts again. */
+void wg_peer_mark_active(struct wg_dp *dp, struct peer *peer);
 void wg_peer_sent(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data, uint64_t now);
 void wg_peer_received(struct wg_dp *dp, struct peer *peer, uint64_t bytes, bool data,
                       uint64_t now);

@@ -77,11 +77,14 @@ static void seal_batch(struct crypt_pool *pool, struct packet **pkts, unsigned i
     wg_crypt_run(pool, seal_range, &job, n, bytes);
 }
 
-/* Once per staging episode; retried on the next packet if the ring was full. */
+/* Once per staging episode. If the ring was full the next packet asks again,
+ * and the timer tick sees the peer anyway: the timers read the staged count. */
 static void ask_handshake(struct wg_dp *dp, struct peer *peer, uint64_t now)
 {
     if (!peer->handshake_asked)
         peer->handshake_asked = wg_device_notify(dp, WG_EV_NEED_HANDSHAKE, peer->slot, now);
+    if (!peer->handshake_asked)
+        wg_peer_mark_active(dp, peer);
 }
 
 /* keepKeyFreshSending. */

@@ -128,8 +128,10 @@ DEVICE_MAX_PEERS: Final = MAX_PEERS  # data-plane peer slots, as the kernel allo
 DEVICE_TICK_MAX_NS: Final = 250 * NSEC_PER_MSEC  # how often peers whose facts moved are seen
 # Peers evaluated per turn of the event loop, whether their facts moved or a deadline came:
 # a gateway's million peers are seen in slices, so UAPI requests and handshakes are served
-# between them (one evaluation is a few microseconds).
+# between them. One evaluation takes a few microseconds, or a few hundred when it makes an
+# initiation: a slice ends at whichever bound comes first.
 DEVICE_TIMER_SLICE: Final = 2048
+DEVICE_TIMER_SLICE_NS: Final = 5 * NSEC_PER_MSEC
 EVENT_LOOP_RESOLUTION_NS: Final = NSEC_PER_MSEC  # asyncio's and uvloop's timers: 1 ms
 LINK_POLL_NS: Final = NSEC_PER_SEC  # how often the TUN's MTU and existence are checked
 TUN_TX_QUEUE_LEN: Final = 1000  # packets the kernel queues for our TUN reader

@@ -242,7 +242,7 @@ def _facts_layout() -> struct.Struct:
         return int(_ffi.offsetof("struct wg_peer_info", field))
     return _layout([(int(_ffi.offsetof("struct wg_peer_info", "endpoint", "family")), "B")]
                    + [(at(name), "Q") for name in _FACT_FIELDS]
-                   + [(at("has_next"), "B"), (at("current_initiator"), "B")])
+                   + [(at("has_next"), "B"), (at("current_initiator"), "B"), (at("staged"), "I")])
 
 
 # What `wg show` and the metrics read of every peer: its endpoint and byte counters.
@@ -448,9 +448,10 @@ class DataPlane:
         evaluation needs, in one struct unpack (a gateway evaluates thousands a second)."""
         _check(_lib.wg_dp_peer_info(self._handle(), peer, self._info))
         (family, tx_auth, rx_auth, first_tx_data, first_rx_data, tx_data, rx_data, birth,
-         counter, has_next, initiator) = _FACTS.unpack_from(self._info_bytes)
+         counter, has_next, initiator, staged) = _FACTS.unpack_from(self._info_bytes)
         return family != 0, PeerFacts(tx_auth, rx_auth, first_tx_data, first_rx_data, tx_data,
-                                      rx_data, birth, counter, bool(initiator), bool(has_next))
+                                      rx_data, birth, counter, bool(initiator), bool(has_next),
+                                      staged)
 
     def peer_transfer(self, peer: int) -> tuple[Endpoint | None, int, int]:
         """(endpoint, rx_bytes, tx_bytes): the part of peer_info that `wg show` and the

@@ -36,7 +36,7 @@ import logging
 import secrets
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 
 from pywg import _constants as constants
@@ -125,6 +125,13 @@ class Device:
         self._serial = 0
         self._heap_timer: asyncio.TimerHandle | None = None
         self._tick_handle: asyncio.Handle | None = None
+        self._active: list[int] = []  # peers handed over by the data plane, not yet seen
+        self._active_more = False  # and the data plane has more
+        self._visit_handle: asyncio.Handle | None = None  # the next slice, if any
+        # Events read from the data plane and not yet handled; while any wait, the event fd
+        # is not watched, so a backlog waits in the data plane's bounded ring.
+        self._backlog: deque[Event] = deque()
+        self._backlog_handle: asyncio.Handle | None = None
         self._tick_ns = max(1_000_000, min(constants.DEVICE_TICK_MAX_NS,
                                            self.timing.rekey_timeout_ns // 20))
         self._ring_size = constants.DATAPLANE_EVENT_RING_SIZE
@@ -160,8 +167,9 @@ class Device:
             await self._stopped.wait()
         finally:
             self._tick_handle.cancel()
-            if self._heap_timer:
-                self._heap_timer.cancel()
+            for handle in (self._heap_timer, self._visit_handle, self._backlog_handle):
+                if handle is not None:
+                    handle.cancel()
             loop.remove_reader(self.dp.event_fd)
             self.dp.stop()
         return self._stop_reason
@@ -359,12 +367,25 @@ class Device:
     # ---- events from the data plane --------------------------------------------------------
 
     def _on_events(self) -> None:
+        """Handle the data plane's events, a slice at a time (a handshake message costs a
+        few hundred microseconds: a full ring would hold the loop for a second)."""
+        self._backlog_handle = None
+        if not self._backlog:
+            self._backlog.extend(self.dp.read_events())
         now = self._now()
-        for event in self.dp.read_events():
+        end = now + constants.DEVICE_TIMER_SLICE_NS
+        while self._backlog and self._now() <= end:
+            event = self._backlog.popleft()
             try:
                 self._on_event(event, now)
             except Exception:  # one bad event must not take the device down
                 log.exception("event %s failed", event.type.name)
+        assert self._loop is not None
+        if self._backlog:
+            self._loop.remove_reader(self.dp.event_fd)
+            self._backlog_handle = self._loop.call_soon(self._on_events)
+        else:
+            self._loop.add_reader(self.dp.event_fd, self._on_events)
 
     def _on_event(self, event: Event, now: int) -> None:
         if event.type is EventType.HANDSHAKE:
@@ -453,21 +474,27 @@ class Device:
     def _tick(self) -> None:
         assert self._loop is not None
         try:
-            self._visit_active_peers()
+            if self._visit_handle is None:  # else a slice is already on its way
+                self._visit_active_peers()
         finally:
             # Whatever happened this time, the timers must keep running.
             self._tick_handle = self._loop.call_later(self._tick_ns / 1e9, self._tick)
 
     def _visit_active_peers(self) -> None:
+        """Evaluate the peers whose facts moved, a slice at a time: what is left of a slice
+        (the data plane hands each peer over once) waits for the next turn of the loop."""
+        self._visit_handle = None
         now = self._now()
-        active = self.dp.active_peers(constants.DEVICE_TIMER_SLICE)
-        for slot in active:
-            peer = self._slots.get(slot)
+        end = now + constants.DEVICE_TIMER_SLICE_NS
+        if not self._active:
+            self._active = self.dp.active_peers(constants.DEVICE_TIMER_SLICE)
+            self._active_more = len(self._active) == constants.DEVICE_TIMER_SLICE
+        while self._active and self._now() <= end:
+            peer = self._slots.get(self._active.pop())
             if peer is not None:
                 self._evaluate(peer, now)
-        if len(active) == constants.DEVICE_TIMER_SLICE and self._loop is not None:
-            # More are waiting: take them on the next turn, after whatever else is ready.
-            self._loop.call_soon(self._visit_active_peers)
+        if (self._active or self._active_more) and self._loop is not None:
+            self._visit_handle = self._loop.call_soon(self._visit_active_peers)
             return
         if now >= self._next_link_poll_ns:
             self._next_link_poll_ns = now + constants.LINK_POLL_NS
@@ -544,9 +571,10 @@ class Device:
         """Evaluate the peers whose deadline has come, a slice at a time."""
         self._heap_timer = None
         now = self._now()
+        end = now + constants.DEVICE_TIMER_SLICE_NS
         try:
             for _ in range(constants.DEVICE_TIMER_SLICE):
-                if not self._heap or self._heap[0][0] > now:
+                if not self._heap or self._heap[0][0] > now or self._now() > end:
                     break
                 deadline, _serial, slot = heapq.heappop(self._heap)
                 peer = self._slots.get(slot)

@@ -42,7 +42,9 @@ Initiations are requested by the data plane's events and by the timers themselve
 (`request_handshake`): packets staged with no usable keypair, a current keypair that needs
 refreshing (keepKeyFreshSending and keepKeyFreshReceiving: the data plane checks them after
 each send and each authenticated receive, csrc/send.c and csrc/receive.c), and the
-new-handshake timer. A request resets the retry count, as in the kernel, and is dropped if
+new-handshake timer. Staged packets are also a fact: packets waiting while no initiation is
+in flight ask again at the next evaluation, so a request lost to a full event ring (a
+gateway turning a million keepalives on at once) costs a tick, not the handshake. A request resets the retry count, as in the kernel, and is dropped if
 an initiation went out less than REKEY_TIMEOUT ago: the retransmit timer covers that case.
 
 Everything here is pure: no clock is read (callers pass `now`, CLOCK_MONOTONIC in ns) and
@@ -145,6 +147,7 @@ class PeerFacts:
     keypair_send_counter: int = 0
     keypair_is_initiator: bool = False
     has_next_keypair: bool = False
+    staged: int = 0  # packets waiting for a key
 
 
 class TimerAction(enum.Enum):
@@ -246,6 +249,10 @@ def set_persistent_keepalive(state: TimerState, interval_ns: int) -> None:
 def evaluate(state: TimerState, facts: PeerFacts, now: int) -> Decision:
     """Run every timer that is due at `now`; return the actions and the next deadline."""
     actions: list[TimerAction] = []
+    if facts.staged and state.retransmit_at_ns is None and not state.handshake_requested:
+        # Packets wait for a key and no initiation is in flight: the data plane's request
+        # is still on its way, or was lost to a full event ring. Either way, ask now.
+        request_handshake(state)
     _retransmit_handshake(state, facts, now, actions)
     _new_handshake(state, facts, now, actions)
     if state.handshake_requested:

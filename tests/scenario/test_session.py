@@ -168,10 +168,11 @@ def test_the_timers_read_what_the_data_plane_reports() -> None:
                     facts.last_rx_data_ns, facts.first_tx_data_since_rx_ns,
                     facts.first_rx_data_since_tx_ns, facts.keypair_birth_ns,
                     facts.keypair_send_counter, facts.keypair_is_initiator,
-                    facts.has_next_keypair) == (
+                    facts.has_next_keypair, facts.staged) == (
                 info.last_tx_auth_ns, info.last_rx_auth_ns, info.last_tx_data_ns,
                 info.last_rx_data_ns, info.first_tx_data_since_rx_ns,
                 info.first_rx_data_since_tx_ns, info.current_birth_ns,
-                info.current_send_counter, info.current_initiator, info.next_index is not None)
+                info.current_send_counter, info.current_initiator, info.next_index is not None,
+                info.staged)
             assert facts.keypair_birth_ns and facts.last_rx_auth_ns
         assert p.a.device.dp.peer_facts(0)[1].keypair_is_initiator

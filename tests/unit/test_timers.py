@@ -126,6 +126,23 @@ def test_a_request_right_after_a_completed_handshake_waits_for_the_window() -> N
     assert timers.evaluate(state, facts, T0 + 5 * S + 1).actions == ()
 
 
+def test_staged_packets_ask_for_the_handshake_an_event_did_not() -> None:
+    # The data plane's NEED_HANDSHAKE can be lost to a full event ring; the staged count
+    # it reports as a fact asks instead, once, without resetting a retry cycle under way.
+    state = new_state()
+    facts = PeerFacts(staged=1)
+    assert timers.evaluate(state, facts, T0).actions == (INIT,)
+    attempts = state.handshake_attempts
+    retransmit = state.retransmit_at_ns
+    assert retransmit is not None
+    assert timers.evaluate(state, facts, T0 + S).actions == ()
+    assert timers.evaluate(state, facts, retransmit).actions == (CLEAR_SRC, INIT)
+    assert state.handshake_attempts == attempts + 1
+    # Given up and flushed: nothing is staged and nothing more is asked.
+    timers.handshake_complete(state, T0 + 10 * S)
+    assert timers.evaluate(state, PeerFacts(), T0 + 20 * S).actions == ()
+
+
 def test_retransmit_after_rekey_timeout_plus_jitter() -> None:
     rng = RecordingRng(fraction=0.25)
     state, facts = new_state(rng), PeerFacts()
