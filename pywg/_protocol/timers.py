@@ -44,8 +44,9 @@ refreshing (keepKeyFreshSending and keepKeyFreshReceiving: the data plane checks
 each send and each authenticated receive, csrc/send.c and csrc/receive.c), and the
 new-handshake timer. Staged packets are also a fact: packets waiting while no initiation is
 in flight ask again at the next evaluation, so a request lost to a full event ring (a
-gateway turning a million keepalives on at once) costs a tick, not the handshake. A request resets the retry count, as in the kernel, and is dropped if
-an initiation went out less than REKEY_TIMEOUT ago: the retransmit timer covers that case.
+gateway turning a million keepalives on at once) costs a tick, not the handshake. A
+request resets the retry count, as in the kernel, and is dropped if an initiation went out
+less than REKEY_TIMEOUT ago: the retransmit timer covers that case.
 
 Everything here is pure: no clock is read (callers pass `now`, CLOCK_MONOTONIC in ns) and
 the jitter comes from the injected `rng`. Facts use 0 for "never", as the C data plane does;
