@@ -125,7 +125,8 @@ def scale_refusal(summary: dict[str, float], size: int) -> str:
 
 
 AEAD_KEY = re.compile(r"aead_(?P<backend>.+)_(?P<op>seal|open)(?P<size>\d+)_(?P<unit>ns|gbps)$")
-ALLOWEDIPS_KEY = re.compile(r"allowedips_(?P<family>v[46])_(?P<size>\d+)_mlps$")
+ALLOWEDIPS_KEY = re.compile(
+    r"allowedips_(?P<family>v[46])_(?P<size>\d+)_(?P<unit>mlps|insert_ns|bytes)$")
 
 
 def aead_table(figures: dict[str, float]) -> tuple[list[str], dict[str, dict[str, float]]]:
@@ -143,14 +144,17 @@ def aead_table(figures: dict[str, float]) -> tuple[list[str], dict[str, dict[str
     return columns, table
 
 
-def allowedips_rows(figures: dict[str, float]) -> list[tuple[str, int, float]]:
-    """Micro allowed-IPs figures -> [(family, prefixes, million lookups per second)]."""
-    rows = []
+def allowedips_rows(
+        figures: dict[str, float]) -> list[tuple[str, int, float, float | None, float | None]]:
+    """Micro allowed-IPs figures -> [(family, prefixes, million lookups per second, ns per
+    insert or None, heap bytes per prefix or None)]."""
+    cells: dict[tuple[str, int], dict[str, float]] = {}
     for key, value in figures.items():
         m = ALLOWEDIPS_KEY.match(key)
         if m is not None:
-            rows.append((m["family"], int(m["size"]), value))
-    return sorted(rows)
+            cells.setdefault((m["family"], int(m["size"])), {})[m["unit"]] = value
+    return sorted((family, size, c["mlps"], c.get("insert_ns"), c.get("bytes"))
+                  for (family, size), c in cells.items() if "mlps" in c)
 
 
 def fmt(value: float) -> str:

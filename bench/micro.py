@@ -14,7 +14,8 @@ one packet `iterations` times in a C loop and reports the elapsed nanoseconds.
 
 Allowed-IPs: `wg_allowedips_bench(family, prefixes, lookups, seed, *elapsed_ns)`, which
 builds a table of `prefixes` random prefixes of family 4 or 6 and times `lookups` lookups of
-random addresses.
+random addresses; `wg_allowedips_bench_build(family, prefixes, seed, *elapsed_ns,
+*heap_bytes)` times building the same table and says how much heap it holds (0: unknown).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ HOOKS = {
     "wg_aead_name": "char *(*)()",
     "wg_aead_bench": "int(*)(char *, int, size_t, uint64_t, uint64_t *)",
     "wg_allowedips_bench": "int(*)(int, size_t, uint64_t, uint64_t, uint64_t *)",
+    "wg_allowedips_bench_build": "int(*)(int, size_t, uint64_t, uint64_t *, uint64_t *)",
 }
 AEAD_HOOKS = ("wg_aead_init", "wg_aead_backends", "wg_aead_status", "wg_aead_bench")
 SODIUM_FUNCTIONS = ("crypto_aead_chacha20poly1305_ietf_encrypt",
@@ -184,7 +186,8 @@ def aead(hooks: Hooks, target_s: float) -> tuple[Figures, list[str]]:
 
 
 def allowedips(hooks: Hooks, sizes: tuple[int, ...], target_s: float) -> tuple[Figures, list[str]]:
-    """Millions of destination lookups per second with each table size, IPv4 and IPv6."""
+    """Millions of destination lookups per second with each table size, IPv4 and IPv6; and
+    where the build hook is there, ns per insert and heap bytes per prefix."""
     out: Figures = {}
     if "wg_allowedips_bench" not in hooks.present:
         return out, [hooks.missing["wg_allowedips_bench"]]
@@ -200,4 +203,21 @@ def allowedips(hooks: Hooks, sizes: tuple[int, ...], target_s: float) -> tuple[F
                 notes.append(f"allowedips v{family} {size}: error {rc}")
                 continue
             out[f"allowedips_v{family}_{size}_mlps"] = 1e3 / per
+            out.update(_allowedips_build(hooks, family, size, notes))
+    if "wg_allowedips_bench_build" not in hooks.present:
+        notes.append(hooks.missing["wg_allowedips_bench_build"])
     return out, notes
+
+
+def _allowedips_build(hooks: Hooks, family: int, size: int, notes: list[str]) -> Figures:
+    if "wg_allowedips_bench_build" not in hooks.present or size == 0:
+        return {}
+    elapsed, heap = hooks.ffi.new("uint64_t *"), hooks.ffi.new("uint64_t *")
+    rc = int(hooks.lib.wg_allowedips_bench_build(family, size, SEED, elapsed, heap))
+    if rc != 0:
+        notes.append(f"allowedips v{family} {size} build: error {rc}")
+        return {}
+    out = {f"allowedips_v{family}_{size}_insert_ns": int(elapsed[0]) / size}
+    if int(heap[0]) > 0:
+        out[f"allowedips_v{family}_{size}_bytes"] = int(heap[0]) / size
+    return out

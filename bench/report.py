@@ -371,11 +371,17 @@ def _micro(figures: dict[str, float]) -> list[str]:
         out.append("AEAD: not available (see the notes).")
     out.append("")
     if lookups:
-        out += ["| allowed-IPs lookups | prefixes | million lookups/s |", "|---|---|---|"]
-        out += [f"| {family} | {size:,} | {fmt(rate)} |" for family, size, rate in lookups]
+        out += ["| allowed-IPs lookups | prefixes | million lookups/s | ns per insert "
+                "| heap bytes per prefix |", "|---|---|---|---|---|"]
+        out += [f"| {family} | {size:,} | {fmt(rate)} | {_maybe(insert)} | {_maybe(heap)} |"
+                for family, size, rate, insert, heap in lookups]
     else:
         out.append("Allowed-IPs lookups: not available (see the notes).")
     return out
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else fmt(value)
 
 
 def _notes(doc: dict[str, Any], image_dir: str) -> list[str]:

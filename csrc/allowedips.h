@@ -2,26 +2,31 @@
  * allowedips.h - cryptokey routing: longest-prefix match from an IPv4 or
  * IPv6 address to the peer slot that owns the prefix.
  *
- * Two path-compressed binary tries (one per family). Lookups run on the
- * packet threads without locks (they are epoch readers); insert and remove
- * must be serialized by the caller (the device's control mutex) and retire
- * unlinked nodes through the epoch, so a concurrent lookup sees either the
- * old or the new trie, never a broken one.
+ * One multibit trie per family (stride 8; allowedips.c explains the design).
+ * Lookups run on the packet threads without locks (they are epoch readers);
+ * insert and remove must be serialized by the caller (the device's control
+ * mutex) and retire what they unlink through the epoch, so a concurrent
+ * lookup sees every node either before or after a change, never half-made.
  */
 #pragma once
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "epoch.h"
 
-struct trie_node;
+struct allowedips_prefix;
+struct allowedips_garbage;
 
 struct allowedips {
-    _Atomic(struct trie_node *) root4;
-    _Atomic(struct trie_node *) root6;
-    struct trie_node **by_peer;         /* per slot: the nodes it owns, a list */
+    /* Per family: 0, a node, or a single prefix (a leaf: low bit set). */
+    _Atomic uintptr_t root4;
+    _Atomic uintptr_t root6;
+    struct allowedips_prefix **by_peer; /* per slot: the prefixes it owns, a list */
     uint32_t max_peers;
     struct epoch *epoch;
+    struct allowedips_garbage *garbage; /* what the current change unlinked */
+    int32_t alloc_budget;               /* self-tests: allocations left; negative: no limit */
 };
 
 int wg_allowedips_init(struct allowedips *t, uint32_t max_peers, struct epoch *epoch);
@@ -29,7 +34,8 @@ int wg_allowedips_init(struct allowedips *t, uint32_t max_peers, struct epoch *e
 void wg_allowedips_free(struct allowedips *t);
 
 /* The address is cut to its prefix first (host bits cleared), as wg does. An
- * identical prefix changes owner. -EINVAL for a bad family, cidr or peer. */
+ * identical prefix changes owner. -EINVAL for a bad family, cidr or peer,
+ * -ENOMEM (and no change) when memory runs out. */
 int wg_allowedips_insert(struct allowedips *t, uint8_t family, const uint8_t *addr,
                          uint8_t cidr, uint32_t peer);
 /* Removes the prefix only if `peer` owns it; -ENOENT otherwise. */
@@ -39,3 +45,8 @@ int wg_allowedips_remove(struct allowedips *t, uint8_t family, const uint8_t *ad
 void wg_allowedips_remove_peer(struct allowedips *t, uint32_t peer);
 /* The owner of the longest prefix containing addr, or WG_DP_PEER_NONE. */
 uint32_t wg_allowedips_lookup(struct allowedips *t, uint8_t family, const uint8_t *addr);
+
+/* For the self-tests: 0 if every structural rule allowedips.c states holds
+ * (and the owner lists agree with the tries), else the number of the broken
+ * rule. Counts the nodes and prefixes when the pointers are not NULL. */
+int wg_allowedips_check(struct allowedips *t, size_t *nodes, size_t *prefixes);

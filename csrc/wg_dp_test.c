@@ -10,10 +10,15 @@
  * way routing tables spread them (mostly /16-/32 for IPv4, /32-/128 for
  * IPv6), each owned by a peer among 1024; lookups are random addresses,
  * half of them inside an inserted prefix so both hits and misses count.
+ * wg_allowedips_bench_build times building the same table, and says how
+ * much heap it holds.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "allowedips.h"
 #include "device.h"
@@ -52,6 +57,36 @@ static uint8_t random_cidr(uint64_t *s, uint8_t family)
     return family == 4 ? (uint8_t)(16 + r % 17) : (uint8_t)(32 + r % 97);
 }
 
+/* A table of `prefixes` random prefixes, as both benchmarks build it; the
+ * first probes (up to 2048) get addresses inside the prefixes just inserted,
+ * and *next is left where the generator stands. */
+static int bench_table(struct allowedips *t, struct epoch *e, int family, size_t prefixes,
+                       uint64_t seed, uint8_t (*probes)[16], uint64_t *next)
+{
+    size_t len = family == 4 ? 4 : 16;
+    uint64_t s = seed | 1;
+    int rc;
+
+    if ((rc = wg_allowedips_init(t, BENCH_PEERS, e)))
+        return rc;
+    for (size_t i = 0; i < prefixes; i++) {
+        uint8_t addr[16] = { 0 };
+        random_addr(&s, addr, len);
+        if ((rc = wg_allowedips_insert(t, (uint8_t)family, addr, random_cidr(&s, (uint8_t)family),
+                                       (uint32_t)(next_random(&s) % BENCH_PEERS)))) {
+            wg_allowedips_free(t);
+            return rc;
+        }
+        if (probes && i < 2048)
+            memcpy(probes[i], addr, len);  /* a hit: inside a prefix just inserted */
+        if (i % 1024 == 1023)
+            wg_epoch_reclaim(e);           /* what inserts replaced; no reader runs */
+    }
+    wg_epoch_reclaim(e);
+    *next = s;
+    return 0;
+}
+
 int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t seed,
                         uint64_t *elapsed_ns)
 {
@@ -59,28 +94,17 @@ int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t 
     uint8_t (*probes)[16] = NULL;
     struct allowedips t;
     struct epoch e;
-    uint64_t s = seed | 1, start, found = 0;
+    uint64_t s, start, found = 0;
     int rc;
 
     if ((family != 4 && family != 6) || !elapsed_ns || lookups == 0)
         return -EINVAL;
-    wg_epoch_init(&e);
-    if ((rc = wg_allowedips_init(&t, BENCH_PEERS, &e)))
-        goto out_epoch;
     probes = calloc(4096, sizeof(*probes));
-    if (!probes) {
-        rc = -ENOMEM;
-        goto out_trie;
-    }
-    for (size_t i = 0; i < prefixes; i++) {
-        uint8_t addr[16] = { 0 };
-        random_addr(&s, addr, len);
-        if ((rc = wg_allowedips_insert(&t, (uint8_t)family, addr, random_cidr(&s, (uint8_t)family),
-                                       (uint32_t)(next_random(&s) % BENCH_PEERS))))
-            goto out_probes;
-        if (i < 2048)
-            memcpy(probes[i], addr, len);  /* a hit: inside a prefix just inserted */
-    }
+    if (!probes)
+        return -ENOMEM;
+    wg_epoch_init(&e);
+    if ((rc = bench_table(&t, &e, family, prefixes, seed, probes, &s)))
+        goto out;
     for (size_t i = prefixes < 2048 ? prefixes : 2048; i < 4096; i++)
         random_addr(&s, probes[i], len);     /* mostly misses */
     start = now_ns();
@@ -88,11 +112,43 @@ int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t 
         found += wg_allowedips_lookup(&t, (uint8_t)family, probes[i % 4096]) != WG_DP_PEER_NONE;
     *elapsed_ns = now_ns() - start;
     bench_sink = found;
-out_probes:
-    free(probes);
-out_trie:
     wg_allowedips_free(&t);
-out_epoch:
+out:
+    wg_epoch_destroy(&e);
+    free(probes);
+    return rc;
+}
+
+/* The heap in use, where the C library says (glibc); 0 elsewhere. */
+static uint64_t heap_in_use(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 m = mallinfo2();
+    return (uint64_t)m.uordblks + (uint64_t)m.hblkhd;
+#else
+    return 0;
+#endif
+}
+
+int wg_allowedips_bench_build(int family, size_t prefixes, uint64_t seed, uint64_t *elapsed_ns,
+                              uint64_t *heap_bytes)
+{
+    struct allowedips t;
+    struct epoch e;
+    uint64_t s, start, before;
+    int rc;
+
+    if ((family != 4 && family != 6) || !elapsed_ns || !heap_bytes || prefixes == 0)
+        return -EINVAL;
+    wg_epoch_init(&e);
+    before = heap_in_use();
+    start = now_ns();
+    if (!(rc = bench_table(&t, &e, family, prefixes, seed, NULL, &s))) {
+        uint64_t after = heap_in_use();
+        *elapsed_ns = now_ns() - start;
+        *heap_bytes = before && after > before ? after - before : 0;
+        wg_allowedips_free(&t);
+    }
     wg_epoch_destroy(&e);
     return rc;
 }

@@ -21,6 +21,10 @@ bool wg_replay_check(struct wg_replay *r, uint64_t counter, uint64_t reject_afte
  * or 6), then `lookups` lookups of random addresses (half inside a prefix). */
 int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t seed,
                         uint64_t *elapsed_ns);
+/* The same table's inserts, timed, and the heap it holds once built (bytes;
+ * 0 where the C library cannot say). */
+int wg_allowedips_bench_build(int family, size_t prefixes, uint64_t seed, uint64_t *elapsed_ns,
+                              uint64_t *heap_bytes);
 
 /* ---- BLAKE2s (csrc/crypto/blake2s.h), for the differential test ------------ */
 void wg_blake2s(uint8_t *out, size_t outlen, const uint8_t *in, size_t inlen,

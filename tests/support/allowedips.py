@@ -37,7 +37,12 @@ class AllowedIPs(Generic[T]):
                 return value
         return None
 
+    def remove(self, network: str | Network) -> None:
+        """Forget `network` (host bits cleared), if present."""
+        net = ipaddress.ip_network(network, strict=False)
+        self._tables.get((net.version, net.prefixlen), {}).pop(int(net.network_address), None)
+
     def remove_by_value(self, value: T) -> None:
         for table in self._tables.values():
-            for key in [k for k, v in table.items() if v is value]:
+            for key in [k for k, v in table.items() if v == value]:
                 del table[key]

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
+from bench import figures as figures_mod
 from bench import history, hsload, memory, micro, report, syscalls, sysstat, traffic
 from bench.initiation import Initiator, Responder, cookie_receiver, response_receiver
 from bench.runner import Results, topology_specs
@@ -275,6 +276,8 @@ int wg_aead_bench(const char *backend, int open, size_t len, uint64_t iterations
                   uint64_t *elapsed_ns);
 int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t seed,
                         uint64_t *elapsed_ns);
+int wg_allowedips_bench_build(int family, size_t prefixes, uint64_t seed, uint64_t *elapsed_ns,
+                              uint64_t *heap_bytes);
 """
 HOOK_SOURCE = r"""
 #include <errno.h>
@@ -314,6 +317,10 @@ int wg_allowedips_bench(int f, size_t p, uint64_t n, uint64_t s, uint64_t *ns) {
     for (uint64_t i = 0; i < n; i++) x += i ^ p ^ s;
     *ns = now() - t; return 0;
 }
+int wg_allowedips_bench_build(int f, size_t p, uint64_t s, uint64_t *ns, uint64_t *heap) {
+    if (f != 4) return -EAFNOSUPPORT;
+    *ns = 3 * p; *heap = p == 10 ? 0 : 50 * p; return 0;
+}
 """
 
 
@@ -339,8 +346,14 @@ def test_hooks_used_when_signatures_match(tmp_path: Path):
     assert notes == [f"aead missing: not measured (status {-errno.ENOTSUP})",
                      "aead: the data plane selects fast"]
     figures, notes = micro.allowedips(hooks, (10, 20), 0.002)
-    assert sorted(figures) == ["allowedips_v4_10_mlps", "allowedips_v4_20_mlps"]
+    # Where the heap cannot be measured (0), no bytes figure.
+    assert sorted(figures) == ["allowedips_v4_10_insert_ns", "allowedips_v4_10_mlps",
+                               "allowedips_v4_20_bytes", "allowedips_v4_20_insert_ns",
+                               "allowedips_v4_20_mlps"]
+    assert figures["allowedips_v4_20_insert_ns"] == 3 and figures["allowedips_v4_20_bytes"] == 50
     assert len(notes) == 2 and all("v6" in n for n in notes)
+    rows = figures_mod.allowedips_rows(figures)
+    assert [(f, n, i, b) for f, n, _, i, b in rows] == [("v4", 10, 3, None), ("v4", 20, 3, 50)]
 
 
 # ---- reports and the recorded history -------------------------------------------------------
