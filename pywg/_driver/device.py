@@ -228,7 +228,7 @@ class Device:
                 self.dp.set_public_key(self.core.public_key)
                 for peer in self._peers.values():
                     self._zero_keys(peer)
-                    peer.handshake.precompute(self.core.identity)
+                    peer.handshake.forget_static_static()
             case PresharedKeyChanged(public_key=key, preshared_key=psk):
                 self._peers[key.raw].handshake.set_preshared_key(psk.raw if psk else None)
             case EndpointChanged(public_key=key, endpoint=endpoint):
@@ -290,7 +290,6 @@ class Device:
         peer = Peer(config.public_key.raw, slot, state)
         peer.handshake.set_preshared_key(config.preshared_key.raw if config.preshared_key
                                          else None)
-        peer.handshake.precompute(self.core.identity)
         self._peers[peer.public_key] = peer
         self._slots[slot] = peer
         if config.endpoint is not None:
