@@ -14,7 +14,6 @@ is not timed: it computes the peers' static-static secrets and starts the pool's
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import time
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from bench.initiation import TIMESTAMP_STEP_NS, Initiator, Responder
 from pywg._protocol import crypto
 from pywg._protocol.cookie import CookieGenerator
-from pywg._protocol.endpoint import Endpoint
 from pywg._protocol.handshake import Action, HandshakeCore, HandshakePeer, SendHandshakeResponse
 from pywg._protocol.noise import Handshake
 
@@ -40,10 +38,6 @@ class Record:
     def __post_init__(self) -> None:
         self.handshake = Handshake(remote_static=self.public_key)
         self.cookie = CookieGenerator(self.public_key)
-
-
-def _source() -> Endpoint:
-    return Endpoint(ipaddress.ip_address("192.0.2.1"), 51820)
 
 
 class Bench:
@@ -65,7 +59,6 @@ class Bench:
             [p.initiation((r * peers + i) & 0xFFFFFFFF, wall + r * TIMESTAMP_STEP_NS,
                           os.urandom(32)) for i, p in enumerate(initiators)]
             for r in range(rounds)]
-        self.source = _source()
 
     def _new_index(self, peer: HandshakePeer) -> int:
         self._next_index += 1
@@ -89,13 +82,13 @@ class Bench:
         return elapsed
 
     def one_by_one(self, packets: Sequence[bytes], now: int) -> list[tuple[Action, ...]]:
-        return [self.core.receive(p, self.source, None, now) for p in packets]
+        return [self.core.receive(p, None, now) for p in packets]
 
     def batched(self, size: int) -> Callable[[Sequence[bytes], int], list[tuple[Action, ...]]]:
         def step(packets: Sequence[bytes], now: int) -> list[tuple[Action, ...]]:
             out: list[tuple[Action, ...]] = []
             for at in range(0, len(packets), size):
-                chunk = [(p, self.source, None) for p in packets[at:at + size]]
+                chunk = [(p, None) for p in packets[at:at + size]]
                 out += self.core.receive_batch(chunk, now)
             return out
         return step
