@@ -313,26 +313,36 @@ def split(chain: Buffer) -> tuple[bytearray, bytearray]:
 
 
 # ---- batches: one step over many messages, on every core ------------------------------------
+#
+# Written for few Python operations per message: a batch is joined into one buffer, C writes
+# into one buffer per output, and the results are sliced out once.
 
 def _joined(name: str, items: Sequence[Buffer], size: int) -> bytes:
-    for item in items:
-        _check_len(name, item, size)
-    return b"".join(items)
+    joined = b"".join(items)
+    if len(joined) != size * len(items) or any(len(item) != size for item in items):
+        raise LocalProtocolError(f"every {name} must be {size} bytes")
+    return joined
 
 
 def _joined_secret(name: str, items: Sequence[Buffer], size: int) -> bytearray:
     # A bytearray, so the caller can wipe the copy.
-    for item in items:
-        _check_len(name, item, size)
-    return bytearray().join(items)
+    joined = bytearray().join(items)
+    if len(joined) != size * len(items) or any(len(item) != size for item in items):
+        wipe(joined)
+        raise LocalProtocolError(f"every {name} must be {size} bytes")
+    return joined
 
 
-def _rcs(n: int) -> Any:
-    return _ffi.new("int[]", n)
+def _out(buf: bytearray) -> Any:
+    return _ffi.from_buffer("uint8_t[]", buf)
 
 
-def _slices(buf: bytearray, size: int, n: int) -> list[bytearray]:
-    out = [buf[i * size:(i + 1) * size] for i in range(n)]
+def _pieces(buf: bytes, size: int, n: int) -> list[bytes]:
+    return [buf[i:i + size] for i in range(0, n * size, size)]
+
+
+def _secret_pieces(buf: bytearray, size: int, n: int) -> list[bytearray]:
+    out = [buf[i:i + size] for i in range(0, n * size, size)]
     wipe(buf)
     return out
 
@@ -343,84 +353,85 @@ def static_statics(private: Buffer, publics: Sequence[bytes]) -> list[bytearray 
     n = len(publics)
     if not n:
         return []
-    secrets, rcs = bytearray(n * _KEY), _rcs(n)
-    _check(_lib.wg_noise_static_statics(n, _ptr(secrets), rcs, _key("private key", private),
+    secrets, rcs = bytearray(n * _KEY), _ffi.new("int[]", n)
+    _check(_lib.wg_noise_static_statics(n, _out(secrets), rcs, _key("private key", private),
                                         _joined("peer key", publics, _KEY)))
-    return [s if rcs[i] == 0 else None for i, s in enumerate(_slices(secrets, _KEY, n))]
+    return [s if rc == 0 else None
+            for rc, s in zip(_ffi.unpack(rcs, n), _secret_pieces(secrets, _KEY, n), strict=True)]
 
 
 def read_initiations_static(chain: Buffer, local_static_private: Buffer,
                             local_static_public: Buffer, bodies: Sequence[bytes],
-                            ) -> list[tuple[int, bytearray, bytes]]:
+                            ) -> tuple[list[int], list[bytearray], list[bytes]]:
     """read_initiation_static over initiation bodies (e || encrypted static || encrypted
-    timestamp, all the same size): (0 or -errno, chain, initiator's static key) each."""
+    timestamp, all the same size): each one's 0 or -errno, chain, initiator's static key."""
     n = len(bodies)
     if not n:
-        return []
+        return [], [], []
     stride = len(bodies[0])
     if stride < _KEY + _ENCRYPTED_STATIC_LEN:
         raise LocalProtocolError("an initiation's e and static are 80 bytes")
-    chains, statics, rcs = bytearray(n * CHAIN_LEN), bytearray(n * _KEY), _rcs(n)
+    chains, statics, rcs = bytearray(n * CHAIN_LEN), bytearray(n * _KEY), _ffi.new("int[]", n)
     _check(_lib.wg_noise_read_initiations_static(
-        n, _ptr(chains), _ptr(statics), rcs, _chain(chain),
+        n, _out(chains), _out(statics), rcs, _chain(chain),
         _key("private key", local_static_private), _key("public key", local_static_public),
         _joined("initiation body", bodies, stride), stride))
-    return [(rcs[i], c, bytes(statics[i * _KEY:(i + 1) * _KEY]))
-            for i, c in enumerate(_slices(chains, CHAIN_LEN, n))]
+    return (_ffi.unpack(rcs, n), _secret_pieces(chains, CHAIN_LEN, n),
+            _pieces(bytes(statics), _KEY, n))
 
 
 def read_initiations_payload(chains: Sequence[Buffer], static_statics: Sequence[Buffer],
                              bodies: Sequence[bytes], offset: int, encrypted_len: int,
-                             ) -> list[tuple[int, bytearray, bytes]]:
+                             ) -> tuple[list[int], list[bytearray], list[bytes]]:
     """read_initiation_payload over n: the encrypted payload of body i is at `offset`, all
-    `encrypted_len` long. Returns (0 or -errno, chain, payload) each."""
+    `encrypted_len` long. Each one's 0 or -errno, chain, payload."""
     n = len(bodies)
     if not n:
-        return []
+        return [], [], []
     stride = len(bodies[0])
     if encrypted_len < _TAG or offset + encrypted_len > stride or len(chains) != n \
             or len(static_statics) != n:
         raise LocalProtocolError("inconsistent batch")
     size = encrypted_len - _TAG
-    out, payloads, rcs = bytearray(n * CHAIN_LEN), bytearray(n * size), _rcs(n)
+    out, payloads, rcs = bytearray(n * CHAIN_LEN), bytearray(n * size), _ffi.new("int[]", n)
     joined = _joined("initiation body", bodies, stride)
     secrets = (_joined_secret("chain", chains, CHAIN_LEN),
                _joined_secret("static-static secret", static_statics, _KEY))
     try:
         _check(_lib.wg_noise_read_initiations_payload(
-            n, _ptr(out), _ptr(payloads), rcs, _ptr(secrets[0]), _ptr(secrets[1]),
+            n, _out(out), _out(payloads), rcs, _out(secrets[0]), _out(secrets[1]),
             _ffi.from_buffer("uint8_t[]", joined) + offset, stride, encrypted_len))
     finally:
         wipe(*secrets)
-    return [(rcs[i], c, bytes(payloads[i * size:(i + 1) * size]))
-            for i, c in enumerate(_slices(out, CHAIN_LEN, n))]
+    return (_ffi.unpack(rcs, n), _secret_pieces(out, CHAIN_LEN, n),
+            _pieces(bytes(payloads), size, n))
 
 
 def write_responses(chains: Sequence[Buffer], ephemeral_privates: Sequence[Buffer],
                     remote_ephemerals: Sequence[bytes], remote_statics: Sequence[bytes],
                     preshared_keys: Sequence[Buffer],
-                    ) -> list[tuple[int, bytes, bytearray, bytearray]]:
-    """write_response with an empty payload, then split, over n: (0 or -errno, e ||
-    encrypted nothing, initiator-to-responder key, responder-to-initiator key) each."""
+                    ) -> tuple[list[int], list[bytes], list[bytearray], list[bytearray]]:
+    """write_response with an empty payload, then split, over n: each one's 0 or -errno,
+    e || encrypted nothing, initiator-to-responder key, responder-to-initiator key."""
     n = len(chains)
     if not n:
-        return []
+        return [], [], [], []
     if not (len(ephemeral_privates) == len(remote_ephemerals) == len(remote_statics)
             == len(preshared_keys) == n):
         raise LocalProtocolError("inconsistent batch")
-    messages, keys, rcs = bytearray(n * _RESPONSE_BODY_LEN), bytearray(n * 2 * _KEY), _rcs(n)
+    messages, keys, rcs = bytearray(n * _RESPONSE_BODY_LEN), bytearray(n * 2 * _KEY), \
+        _ffi.new("int[]", n)
     secrets = (_joined_secret("chain", chains, CHAIN_LEN),
                _joined_secret("ephemeral key", ephemeral_privates, _KEY),
                _joined_secret("preshared key", preshared_keys, _KEY))
     try:
         _check(_lib.wg_noise_write_responses(
-            n, _ptr(messages), _ptr(keys), rcs, _ptr(secrets[0]), _ptr(secrets[1]),
-            _ptr(_joined("peer ephemeral key", remote_ephemerals, _KEY)),
-            _ptr(_joined("peer key", remote_statics, _KEY)), _ptr(secrets[2])))
+            n, _out(messages), _out(keys), rcs, _out(secrets[0]), _out(secrets[1]),
+            _joined("peer ephemeral key", remote_ephemerals, _KEY),
+            _joined("peer key", remote_statics, _KEY), _out(secrets[2])))
     finally:
         wipe(*secrets)
-    pairs = _slices(keys, 2 * _KEY, n)
-    out = [(rcs[i], bytes(messages[i * _RESPONSE_BODY_LEN:(i + 1) * _RESPONSE_BODY_LEN]),
-            pair[:_KEY], pair[_KEY:]) for i, pair in enumerate(pairs)]
-    wipe(*pairs)
-    return out
+    # The two keys of message i are pieces 2i and 2i + 1.
+    both = _secret_pieces(keys, _KEY, 2 * n)
+    return (_ffi.unpack(rcs, n), _pieces(bytes(messages), _RESPONSE_BODY_LEN, n), both[0::2],
+            both[1::2])

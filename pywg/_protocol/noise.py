@@ -202,12 +202,16 @@ def _static_statics(handshakes: Sequence[Handshake], identity: StaticIdentity,
                     ) -> list[bytearray]:
     """Each handshake's static-static secret with `identity`, computing (in one batch) those
     not computed yet; all zeros for a peer whose key is of small order."""
-    missing = list({id(h): h for h in handshakes if h.static_static(identity) is None}.values())
-    secrets = crypto.static_statics(identity.private_key, [h.remote_static for h in missing])
-    for handshake, secret in zip(missing, secrets, strict=True):
+    secrets = [h.static_static(identity) for h in handshakes]
+    known = [secret for secret in secrets if secret is not None]
+    if len(known) == len(secrets):
+        return known
+    missing = list({id(h): h for h, s in zip(handshakes, secrets, strict=True)
+                    if s is None}.values())
+    computed = crypto.static_statics(identity.private_key, [h.remote_static for h in missing])
+    for handshake, secret in zip(missing, computed, strict=True):
         handshake._set_static_static(identity, secret)
-    out = [h.static_static(identity) for h in handshakes]
-    return [secret for secret in out if secret is not None]
+    return [h._static_static for h in handshakes if h._static_static is not None]
 
 
 def create_initiation(
@@ -249,11 +253,11 @@ def consume_initiations(
     or the error that rejected the message (and left every handshake untouched)."""
     out: list[Handshake | RemoteProtocolError] = []
     bodies = [_body(m) for m in messages]
-    first = crypto.read_initiations_static(INITIAL_CHAIN, identity.private_key,
-                                           identity.public_key, bodies)
+    rcs, chains, statics = crypto.read_initiations_static(
+        INITIAL_CHAIN, identity.private_key, identity.public_key, bodies)
     try:
         found: list[tuple[int, Handshake]] = []
-        for i, (rc, _, remote_static) in enumerate(first):
+        for i, (rc, remote_static) in enumerate(zip(rcs, statics, strict=True)):
             handshake = find_peer(remote_static) if rc == 0 else None
             if rc != 0:
                 out.append(_remote(crypto.error(rc)))
@@ -270,14 +274,14 @@ def consume_initiations(
                                              "no static-static secret for this peer")
             else:
                 usable.append((i, handshake, secret))
-        second = crypto.read_initiations_payload(
-            [first[i][1] for i, _, _ in usable], [s for _, _, s in usable],
+        rcs, chains_after, timestamps = crypto.read_initiations_payload(
+            [chains[i] for i, _, _ in usable], [s for _, _, s in usable],
             [bodies[i] for i, _, _ in usable], _KEY + _ENCRYPTED_STATIC_LEN,
             _ENCRYPTED_TIMESTAMP_LEN)
     finally:
-        for _, chain, _ in first:
-            crypto.wipe(chain)
-    for (i, handshake, _), (rc, chain, timestamp) in zip(usable, second, strict=True):
+        crypto.wipe(*chains)
+    for (i, handshake, _), rc, chain, timestamp in zip(usable, rcs, chains_after, timestamps,
+                                                       strict=True):
         # In order: a second message from the same peer meets the state the first left.
         problem = _remote(crypto.error(rc)) if rc != 0 else \
             _replay_or_flood(handshake, timestamp, now_ns)
@@ -338,8 +342,8 @@ def respond_all(
         [h.remote_ephemeral for h, _, _ in answers], [h.remote_static for h, _, _ in answers],
         [h.preshared_key for h, _, _ in answers])
     out: list[tuple[MessageResponse, Session] | ProtocolError] = []
-    for (handshake, index, ephemeral), (rc, body, first, second) in zip(
-            answers, results, strict=True):
+    for (handshake, index, ephemeral), rc, body, first, second in zip(answers, *results,
+                                                                       strict=True):
         crypto.wipe(ephemeral)
         if rc != 0:
             handshake.clear()  # the chain is half-mixed: this handshake is unusable

@@ -63,7 +63,7 @@ def test_the_first_batch_step_is_the_single_step_per_message(picks):
     bodies = [_mutate(GOOD[i][0], flips) for i, flips in picks]
     batch = crypto.read_initiations_static(noise.INITIAL_CHAIN, RESPONDER, RESPONDER_PUBLIC,
                                            bodies)
-    for body, (rc, chain, static) in zip(bodies, batch, strict=True):
+    for body, rc, chain, static in zip(bodies, *batch, strict=True):
         assert (rc, bytes(chain), static) == _single_static(body)
 
 
@@ -71,39 +71,39 @@ def test_the_first_batch_step_is_the_single_step_per_message(picks):
 def test_a_whole_responder_batch_matches_the_single_steps(n):
     picks = [GOOD[i % len(GOOD)] for i in range(n)]
     bodies = [body for body, _ in picks]
-    first = crypto.read_initiations_static(noise.INITIAL_CHAIN, RESPONDER, RESPONDER_PUBLIC,
-                                           bodies)
-    assert [rc for rc, _, _ in first] == [0] * n
-    assert [static for _, _, static in first] == [public for _, public in picks]
+    rcs, chains, statics = crypto.read_initiations_static(
+        noise.INITIAL_CHAIN, RESPONDER, RESPONDER_PUBLIC, bodies)
+    assert rcs == [0] * n
+    assert statics == [public for _, public in picks]
     secrets = crypto.static_statics(RESPONDER, [public for _, public in picks])
     assert secrets == [crypto_scalarmult(RESPONDER, public) for _, public in picks]
-    second = crypto.read_initiations_payload([c for _, c, _ in first], secrets, bodies, 80, 28)
+    rcs2, chains2, stamps = crypto.read_initiations_payload(chains, secrets, bodies, 80, 28)
     ephemerals = [crypto.generate_private_key() for _ in range(n)]
     psks = [os.urandom(32) for _ in range(n)]
-    third = crypto.write_responses([c for _, c, _ in second], ephemerals,
-                                   [b[:KEY] for b in bodies], [p for _, p in picks], psks)
+    rcs3, responses, firsts, seconds = crypto.write_responses(
+        chains2, ephemerals, [b[:KEY] for b in bodies], [p for _, p in picks], psks)
     for i in range(n):
         chain, stamp = crypto.read_initiation_payload(
-            first[i][1], static_static=secrets[i], encrypted_payload=bodies[i][80:])
-        assert (second[i][0], second[i][1], second[i][2]) == (0, chain, stamp)
+            chains[i], static_static=secrets[i], encrypted_payload=bodies[i][80:])
+        assert (rcs2[i], chains2[i], stamps[i]) == (0, chain, stamp)
         chain, body = crypto.write_response(
             chain, ephemeral_private=ephemerals[i], remote_ephemeral=bodies[i][:KEY],
             remote_static=picks[i][1], preshared_key=psks[i], payload=b"")
-        assert third[i][:2] == (0, body)
-        assert (third[i][2], third[i][3]) == crypto.split(chain)
+        assert (rcs3[i], responses[i]) == (0, body)
+        assert (firsts[i], seconds[i]) == crypto.split(chain)
 
 
 def test_batches_from_two_threads_at_once():
     bodies = [body for body, _ in GOOD] * 8
-    expected = [(rc, bytes(c), s) for rc, c, s in crypto.read_initiations_static(
-        noise.INITIAL_CHAIN, RESPONDER, RESPONDER_PUBLIC, bodies)]
+    expected = crypto.read_initiations_static(noise.INITIAL_CHAIN, RESPONDER,
+                                              RESPONDER_PUBLIC, bodies)
     failures: list[str] = []
 
     def run() -> None:
         for _ in range(5):
             got = crypto.read_initiations_static(noise.INITIAL_CHAIN, RESPONDER,
                                                  RESPONDER_PUBLIC, bodies)
-            if [(rc, bytes(c), s) for rc, c, s in got] != expected:
+            if got != expected:
                 failures.append("a batch differed")
 
     threads = [threading.Thread(target=run) for _ in range(2)]
@@ -122,7 +122,7 @@ def test_the_pool_stops_and_starts_again():
     pywg._crypto.lib.wg_crypto_stop()
     after = crypto.read_initiations_static(noise.INITIAL_CHAIN, RESPONDER, RESPONDER_PUBLIC,
                                            bodies)
-    assert [(rc, bytes(c), s) for rc, c, s in before] == [(rc, bytes(c), s) for rc, c, s in after]
+    assert before == after
     assert crypto.workers() == len(os.sched_getaffinity(0))
 
 
@@ -132,6 +132,7 @@ def test_small_order_keys_in_a_batch():
     secrets = crypto.static_statics(RESPONDER, [*low_order, GOOD[0][1]])
     assert secrets[:3] == [None] * 3 and secrets[3] == crypto_scalarmult(RESPONDER, GOOD[0][1])
     bodies = [p + GOOD[0][0][KEY:] for p in low_order]
-    got = crypto.read_initiations_static(noise.INITIAL_CHAIN, RESPONDER, RESPONDER_PUBLIC, bodies)
-    assert [rc for rc, _, _ in got] == [-errno.EINVAL] * 3
-    assert all(not any(c) and not any(s) for _, c, s in got)
+    rcs, chains, statics = crypto.read_initiations_static(noise.INITIAL_CHAIN, RESPONDER,
+                                                          RESPONDER_PUBLIC, bodies)
+    assert rcs == [-errno.EINVAL] * 3
+    assert not any(any(c) for c in chains) and not any(any(s) for s in statics)

@@ -95,23 +95,23 @@ def test_vectors_through_the_batch_steps(v):
     forged = bytearray(good)
     forged[40] ^= 1  # inside the encrypted static
     bodies = [good, bytes(forged), good, good]
-    first = crypto.read_initiations_static(_chain(v, "resp"), r_static,
-                                           crypto.public_key(r_static), bodies)
-    assert [rc for rc, _, _ in first] == [0, -errno.EBADMSG, 0, 0]
-    assert first[1][1] == bytes(64) and first[1][2] == bytes(32)  # nothing of a failure
-    remote_static = first[0][2]
+    rcs, chains, statics = crypto.read_initiations_static(
+        _chain(v, "resp"), r_static, crypto.public_key(r_static), bodies)
+    assert rcs == [0, -errno.EBADMSG, 0, 0]
+    assert chains[1] == bytes(64) and statics[1] == bytes(32)  # nothing of a failure
+    remote_static = statics[0]
     ok = [0, 2, 3]
     [secret] = crypto.static_statics(r_static, [remote_static])
-    second = crypto.read_initiations_payload(
-        [first[i][1] for i in ok], [secret] * 3, [bodies[i] for i in ok], 80, len(good) - 80)
-    assert [(rc, payload) for rc, _, payload in second] == [(0, h(msgs[0]["payload"]))] * 3
+    rcs, chains2, payloads = crypto.read_initiations_payload(
+        [chains[i] for i in ok], [secret] * 3, [bodies[i] for i in ok], 80, len(good) - 80)
+    assert rcs == [0] * 3 and payloads == [h(msgs[0]["payload"])] * 3
     # write_responses takes an empty payload only (WireGuard's); the vector's is not, so
     # compare its keys with the single steps' on the same chain and ephemeral.
-    chain = second[0][1]
+    chain = chains2[0]
     single, _ = crypto.write_response(
         chain, ephemeral_private=h(v["resp_ephemeral"]), remote_ephemeral=good[:32],
         remote_static=remote_static, preshared_key=h(v["resp_psks"][0]), payload=b"")
-    [(rc, body, first_key, second_key)] = crypto.write_responses(
+    [rc], [body], [first_key], [second_key] = crypto.write_responses(
         [chain], [h(v["resp_ephemeral"])], [good[:32]], [remote_static], [h(v["resp_psks"][0])])
     assert rc == 0 and body[:32] == h(msgs[1]["ciphertext"])[:32]
     assert (first_key, second_key) == crypto.split(single)
