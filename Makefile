@@ -10,7 +10,8 @@ PYTEST   := $(VPY) -m pytest
 # systemd: systemd-analyze verify on the units.
 APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 nftables procps linux-perf \
             gcc libc6-dev make chromium chromium-driver systemd
-CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py csrc/build_ffi_test.py
+CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py csrc/build_ffi_test.py \
+            csrc/build_crypto.py
 # The data plane's C sources, without the self-test and fuzz drivers (they have main()).
 DP_C     := $(filter-out csrc/selftest/% csrc/fuzz/%,$(filter %.c,$(CSRC)))
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -46,7 +47,8 @@ install: $(VENV)/.installed build
 # The build needs the venv, which may need Debian's python3-venv: deps first.
 $(VENV)/.installed: | deps
 
-# Rebuild the C extension in place when csrc/ changes, and the test-only module with the
+# Rebuild the C extensions in place when csrc/ changes (pywg._wgdp, the data plane, and
+# pywg._crypto, the handshake's cryptography: setup.py builds both), and the test-only module with the
 # hooks of csrc/wg_dp_test.h (never shipped) in build/wgdp-test, where tests/conftest.py and
 # bench/micro.py find it.
 build: $(VENV)/.installed pywg/.built build/wgdp-test/.built
@@ -87,7 +89,7 @@ asan: install
 	@mkdir -p build/asan-selftest
 	$(CC) $(CFLAGS_LINT) -O1 -g $(SANITIZE) -o build/asan-selftest/run $(DP_C) csrc/selftest/*.c -pthread
 	build/asan-selftest/run
-	rm -rf build/asan && mkdir -p build/asan && cp -r pywg build/asan/ && rm -f build/asan/pywg/_wgdp*.so
+	rm -rf build/asan && mkdir -p build/asan && cp -r pywg build/asan/ && rm -f build/asan/pywg/_wgdp*.so build/asan/pywg/_crypto*.so
 	PYWG_SANITIZE=1 $(VPY) setup.py -q build_ext --build-lib build/asan --build-temp build/asan-tmp --force >/dev/null
 	rm -rf build/asan-test && PYWG_SANITIZE=1 $(VPY) csrc/build_ffi_test.py build/asan-test >/dev/null
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
@@ -95,7 +97,7 @@ asan: install
 	  PYTHONPATH=build/asan PYWG_TEST_FFI_DIR=build/asan-test PYWG_EXPECT_SANITIZED=1 $(VPY) -P -m pytest -p no:cacheprovider --import-mode=append tests/c $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check pywg tests bench csrc/build_ffi.py csrc/build_ffi_test.py
+	$(VENV)/bin/ruff check pywg tests bench csrc/build_ffi.py csrc/build_ffi_test.py csrc/build_crypto.py
 	$(VENV)/bin/mypy
 	$(CC) $(CFLAGS_LINT) -fsyntax-only $(DP_C) csrc/selftest/*.c
 	$(CC) $(CFLAGS_LINT) -fsyntax-only -Wno-unused-function csrc/fuzz/*.c
@@ -127,5 +129,5 @@ build/fuzz/aead: $(CSRC)
 	  -o $@ csrc/fuzz/aead_fuzz.c $(filter csrc/crypto/%,$(DP_C)) -pthread
 
 clean:
-	rm -rf build $(VENV) *.egg-info pywg/_wgdp*.so pywg/.built .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build $(VENV) *.egg-info pywg/_wgdp*.so pywg/_crypto*.so pywg/.built .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pywg", "pywg.*"]),
     package_data={"pywg": ["py.typed"], "pywg._tools": ["systemd/*.service"]},
-    cffi_modules=["csrc/build_ffi.py:ffibuilder"],
+    cffi_modules=["csrc/build_ffi.py:ffibuilder", "csrc/build_crypto.py:ffibuilder"],
     # prometheus_client is imported only when metrics are asked for, rich only by
     # `pywg status`: an idle daemon loads neither.
     install_requires=["cffi>=1.15", "pynacl>=1.5", "uvloop>=0.17", "pyroute2>=0.7",

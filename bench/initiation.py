@@ -32,13 +32,13 @@ class Responder:
 
 
 class Initiator:
-    """One initiating peer (its static-static DH computed once, as real peers do)."""
+    """One initiating peer (its static-static DH computed at its first initiation and kept,
+    as real peers do)."""
 
     def __init__(self, private: bytes, responder: Responder) -> None:
         self.identity = noise.StaticIdentity(private)
         self.public = self.identity.public_key
         self.handshake = noise.Handshake(remote_static=responder.public)
-        self.handshake.precompute(self.identity)
         self.macs = CookieGenerator(responder.public)
         # What mac1 of a response sent to us is keyed with.
         self.mac1_key = crypto.blake2s(LABEL_MAC1, self.public)

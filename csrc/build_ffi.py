@@ -1,4 +1,5 @@
-"""cffi build script: compiles csrc/*.c into the extension module pywg._wgdp.
+"""cffi build script: compiles csrc/*.c into the extension module pywg._wgdp (the handshake's
+cryptography in csrc/crypto/ goes to pywg._crypto instead: csrc/build_crypto.py).
 
 API mode, out of line, as the cffi documentation recommends. The cdef is
 csrc/wg_dp.h itself, minus the preprocessor lines cffi cannot parse, so the
@@ -19,6 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # The test hooks that live nowhere else (wg_dp_test.h); only the test module has them.
 TEST_ONLY = "wg_dp_test.c"
+# The handshake's steps, batches and their threads: only in pywg._crypto (build_crypto.py).
+HANDSHAKE_ONLY = ("crypto/noise.c", "crypto/wg_crypto.c", "crypto/workers.c", "crypto/x25519.c")
 
 
 def _cdef_text(header: str) -> str:
@@ -33,7 +36,14 @@ def sources(test: bool = False) -> list[str]:
     files = [f for f in files if "/selftest/" not in f and "/fuzz/" not in f]
     if not test:
         files = [f for f in files if os.path.basename(f) != TEST_ONLY]
+    files = [f for f in files if os.path.relpath(f, HERE) not in HANDSHAKE_ONLY]
     return [os.path.relpath(f, ROOT) for f in files]
+
+
+def crypto_sources() -> list[str]:
+    """The sources of pywg._crypto: everything in csrc/crypto/ (BLAKE2s, the AEAD backends,
+    X25519's borrowed functions, the Noise steps, the workers)."""
+    return sorted(os.path.relpath(f, ROOT) for f in glob.glob(os.path.join(HERE, "crypto", "*.c")))
 
 
 def _cflags() -> list[str]:

@@ -17,6 +17,8 @@ static const struct selftest tests[] = {
     { "checksum", selftest_checksum },
     { "blake2s", selftest_blake2s },
     { "cookie", selftest_cookie },
+    { "x25519", selftest_x25519 },
+    { "noise", selftest_noise },
 };
 
 int main(void)

@@ -108,7 +108,7 @@ class Device:
         self.timing = timing or Timing()
         self.config = DeviceConfig()
         self.core = HandshakeCore(self._peers_get, self._new_index)
-        self._peer_context = PeerContext(self.timing, rand_below, self.core)
+        self._peer_context = PeerContext(self.timing, rand_below)
         self.bind: Bind | None = None
         self.drops: Counter[str] = Counter()  # handshake messages dropped, by reason
         self.counters = HandshakeCounters()  # for metrics (pywg._driver.metrics)

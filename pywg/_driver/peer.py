@@ -15,19 +15,13 @@ handshake, the cookie generator and the timer state are made the first time they
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from pywg._driver.log import peer_name
 from pywg._protocol.cookie import CookieGenerator
-from pywg._protocol.noise import Handshake, StaticIdentity
+from pywg._protocol.noise import Handshake
 from pywg._protocol.timers import RandBelow, TimerState, Timing
 
 __all__ = ["Peer", "PeerContext"]
-
-
-class _Identity(Protocol):
-    @property
-    def identity(self) -> StaticIdentity | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +30,6 @@ class PeerContext:
 
     timing: Timing
     rand_below: RandBelow
-    core: _Identity  # whose static identity the handshake is computed against
 
 
 class Peer:
@@ -60,7 +53,6 @@ class Peer:
         if self._handshake is None:
             handshake = Handshake(remote_static=self.public_key)
             handshake.set_preshared_key(self._psk)
-            handshake.precompute(self._context.core.identity)
             self._handshake = handshake
         return self._handshake
 
@@ -84,10 +76,10 @@ class Peer:
 
     def new_identity(self) -> None:
         """Our private key changed: a handshake in progress is void, and the static-static
-        secret is computed again (if the handshake exists yet; else when it is made)."""
+        secret is forgotten (the next handshake computes it with the new key)."""
         if self._handshake is not None:
             self._handshake.clear()
-            self._handshake.precompute(self._context.core.identity)
+            self._handshake.forget_static_static()
 
     def clear_handshake(self) -> None:
         if self._handshake is not None:

@@ -11,8 +11,12 @@ records; the core reaches them through `find`, by public key. Receiver indices a
 plane's: `new_index(peer)` draws the sender index of a message we create, and for a response
 or cookie reply the data plane has already found the peer the receiver index names.
 
-    create_initiation(peer, now_ns, wall_ns) -> bytes   a 148-byte initiation
-    receive(datagram, peer, now_ns) -> actions          for types 1 to 3
+    create_initiation(peer, now_ns, wall_ns) -> bytes          a 148-byte initiation
+    receive(datagram, peer, now_ns) -> actions                 for types 1 to 3
+    receive_batch([(datagram, peer), ...], now_ns) -> [actions, ...]
+
+`receive_batch` is `receive` over many messages, with the same actions, but with the Noise
+work of the initiations among them spread over every core (noise.py's batches).
 
 `receive` never raises a ProtocolError: every datagram yields a tuple of actions, in the
 order the driver must carry them out, and a rejected datagram yields exactly one `Drop` with
@@ -29,10 +33,11 @@ Times: `now_ns` is monotonic (cookie ages, the 20 ms initiation limit, session b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pywg._constants import MESSAGE_HANDSHAKE_COOKIE, MESSAGE_HANDSHAKE_RESPONSE
 from pywg._protocol import crypto, messages, noise, tai64n
 from pywg._protocol.cookie import CookieGenerator
 from pywg._protocol.crypto import Buffer, Rng
@@ -110,6 +115,23 @@ class Drop:
 Action = SendHandshakeResponse | InstallSession | UpdateEndpoint | CookieConsumed | Drop
 
 
+def _names_a_peer(datagram: bytes) -> bool:
+    """Whether a datagram is a response or cookie reply (whose receiver index the data plane
+    already resolved to a peer), the messages that change a peer's state outright."""
+    try:
+        kind = messages.message_type(datagram)
+    except RemoteProtocolError:
+        return False
+    return kind in (MESSAGE_HANDSHAKE_RESPONSE, MESSAGE_HANDSHAKE_COOKIE)
+
+
+def _dropped(error: ProtocolError) -> tuple[Action, ...]:
+    if isinstance(error, RemoteProtocolError):
+        return (Drop(error.reason, error.detail),)
+    # Not the sender's fault (say, no free index), but the datagram is lost all the same.
+    return (Drop(DropReason.LOCAL_ERROR, str(error)),)
+
+
 class HandshakeCore:
     """The device's handshake state; no I/O, no clock, no peers of its own."""
 
@@ -127,7 +149,8 @@ class HandshakeCore:
 
     def set_private_key(self, private_key: Buffer | None) -> None:
         """Set (or, with None, clear) our static private key. Every peer's handshake must then
-        be cleared and its static-static secret recomputed (`Handshake.precompute`)."""
+        be cleared and its static-static secret forgotten (`Handshake.forget_static_static`;
+        the next handshake computes it from the new key)."""
         if self.identity is not None:
             self.identity.wipe()
         self.identity = StaticIdentity(private_key) if private_key is not None else None
@@ -149,15 +172,17 @@ class HandshakeCore:
         response or cookie reply names (the data plane looked it up). Returns the actions
         (see the module doc)."""
         try:
-            return self._receive(bytes(datagram), peer, now_ns)
-        except RemoteProtocolError as e:
-            return (Drop(e.reason, e.detail),)
+            result = self._receive(bytes(datagram), peer, now_ns)
+            if isinstance(result, MessageInitiation):
+                return self._consume_initiations([result], now_ns)[0]
+            return result
         except ProtocolError as e:
-            # Not the sender's fault (say, no free index), but the datagram is lost all the same.
-            return (Drop(DropReason.LOCAL_ERROR, str(e)),)
+            return _dropped(e)
 
     def _receive(self, datagram: bytes, peer: HandshakePeer | None,
-                 now_ns: int) -> tuple[Action, ...]:
+                 now_ns: int) -> tuple[Action, ...] | MessageInitiation:
+        """Everything `receive` does but an initiation's Noise work: the actions, or the
+        initiation to consume (`_consume_initiations` does that)."""
         message = messages.parse(datagram)
         if isinstance(message, messages.MessageTransport):
             return (Drop(DropReason.DATA_MESSAGE),)
@@ -173,25 +198,90 @@ class HandshakeCore:
         if identity is None:
             return (Drop(DropReason.NO_PRIVATE_KEY),)
         if isinstance(message, MessageInitiation):
-            return self._consume_initiation(message, identity, now_ns)
+            return message
         assert peer is not None
         noise.consume_response(message, identity, peer.handshake)
         session = noise.begin_session(peer.handshake, now_ns)
         return (UpdateEndpoint(peer.public_key), InstallSession(session))
 
-    def _consume_initiation(self, message: MessageInitiation, identity: StaticIdentity,
-                            now_ns: int) -> tuple[Action, ...]:
+    def _consume_initiations(self, initiations: Sequence[MessageInitiation],
+                             now_ns: int) -> list[tuple[Action, ...]]:
+        """The Noise work of initiations, in arrival order: each step's C work for all of
+        them at once, the rules between the steps in order."""
+        identity = self.identity
+        assert identity is not None
+
         def handshake_of(public_key: bytes) -> Handshake | None:
             found = self._find(public_key)
             return found.handshake if found else None
 
-        handshake = noise.consume_initiation(message, identity, handshake_of, now_ns)
-        peer = self._find(handshake.remote_static)
-        assert peer is not None
-        response = noise.create_response(
-            handshake, sender_index=self._new_index(peer),
-            ephemeral_private=crypto.generate_private_key(self._rng))
-        packet = peer.cookie.add_macs(response.to_bytes(), now_ns)
-        session = noise.begin_session(handshake, now_ns)
-        return (UpdateEndpoint(peer.public_key), InstallSession(session),
-                SendHandshakeResponse(peer.public_key, packet))
+        out: list[tuple[Action, ...]] = []
+        answers: list[tuple[Handshake, int, bytearray]] = []
+        waiting: list[tuple[int, HandshakePeer]] = []  # out position, peer: to answer
+        for result in noise.consume_initiations(initiations, identity, handshake_of, now_ns):
+            if isinstance(result, RemoteProtocolError):
+                out.append(_dropped(result))
+                continue
+            peer = self._find(result.remote_static)
+            assert peer is not None
+            try:
+                index = self._new_index(peer)
+            except ProtocolError as e:
+                out.append(_dropped(e))
+                continue
+            answers.append((result, index, crypto.generate_private_key(self._rng)))
+            waiting.append((len(out), peer))
+            out.append(())
+        for (position, peer), answer in zip(waiting, noise.respond_all(answers, now_ns),
+                                            strict=True):
+            if isinstance(answer, ProtocolError):
+                out[position] = _dropped(answer)
+                continue
+            response, session = answer
+            packet = peer.cookie.add_macs(response.to_bytes(), now_ns)
+            out[position] = (UpdateEndpoint(peer.public_key), InstallSession(session),
+                             SendHandshakeResponse(peer.public_key, packet))
+        return out
+
+    def receive_batch(self, items: Sequence[tuple[Buffer, HandshakePeer | None]],
+                      now_ns: int) -> list[tuple[Action, ...]]:
+        """`receive` for each (datagram, peer), in order: the same actions as one `receive`
+        after another, with the Noise work of the initiations among them done in batches
+        over every core (csrc/crypto/noise.c).
+
+        Initiations are gathered while nothing else can touch the state their processing
+        reads or writes. A response or a cookie reply touches a peer's handshake or cookie
+        state, and which peer an initiation is for is known only once it is decrypted, so
+        either first finishes the initiations gathered before it.
+        """
+        out: list[tuple[Action, ...]] = []
+        gathered: list[tuple[int, MessageInitiation]] = []
+        for datagram, peer in items:
+            data = bytes(datagram)
+            if _names_a_peer(data):
+                self._finish(gathered, out, now_ns)
+                out.append(self.receive(data, peer, now_ns))
+                continue
+            try:
+                result = self._receive(data, peer, now_ns)
+            except ProtocolError as e:
+                result = _dropped(e)
+            if isinstance(result, MessageInitiation):
+                gathered.append((len(out), result))
+                result = ()
+            out.append(result)
+        self._finish(gathered, out, now_ns)
+        return out
+
+    def _finish(self, gathered: list[tuple[int, MessageInitiation]],
+                out: list[tuple[Action, ...]], now_ns: int) -> None:
+        """The Noise work of the gathered initiations, into their places in `out`."""
+        if not gathered:
+            return
+        try:
+            results = self._consume_initiations([m for _, m in gathered], now_ns)
+        except ProtocolError as e:
+            results = [_dropped(e)] * len(gathered)
+        for (position, _), actions in zip(gathered, results, strict=True):
+            out[position] = actions
+        gathered.clear()

@@ -27,6 +27,11 @@ import subprocess
 import tempfile
 import time
 
+from nacl.bindings import (
+    crypto_aead_chacha20poly1305_ietf_decrypt,
+    crypto_aead_chacha20poly1305_ietf_encrypt,
+)
+
 from pywg._protocol import crypto, messages
 from pywg._protocol.handshake import InstallSession, SendHandshakeResponse
 from pywg._tools import keys
@@ -52,17 +57,23 @@ def _udp_socket_in(ns: str) -> socket.socket:
 
 # ---- transport data, by hand ----------------------------------------------------------------
 
+def _nonce(counter: int) -> bytes:
+    return bytes(4) + counter.to_bytes(8, "little")
+
+
 def _seal(session, counter: int, payload: bytes) -> bytes:
     padded = payload + bytes(-len(payload) % 16)
     header = struct.pack("<IIQ", 4, session.remote_index, counter)
-    return header + crypto.aead_encrypt(session.send_key, counter, padded, b"")
+    return header + crypto_aead_chacha20poly1305_ietf_encrypt(
+        padded, b"", _nonce(counter), bytes(session.send_key))
 
 
 def _open(session, packet: bytes) -> bytes:
     message = messages.parse(packet)
     assert isinstance(message, messages.MessageTransport)
     assert message.receiver == session.local_index
-    return crypto.aead_decrypt(session.receive_key, message.counter, message.encrypted, b"")
+    return crypto_aead_chacha20poly1305_ietf_decrypt(
+        message.encrypted, b"", _nonce(message.counter), bytes(session.receive_key))
 
 
 def _checksum(data: bytes) -> int:

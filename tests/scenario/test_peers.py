@@ -1,7 +1,10 @@
 """Endpoints and peers changing under a live session: roaming, IPv6 outer addresses, a
-peer removed and added again, and a private key changed."""
+peer removed and added again, and a private key changed; peers that cost no X25519 until
+their first handshake."""
 
 from __future__ import annotations
+
+import os
 
 from tests.scenario.pair import a_to_b, b_to_a, endpoint_of, pair
 from tests.support.packets import ipv4
@@ -83,3 +86,20 @@ def test_cryptokey_routing_picks_the_longest_prefix() -> None:
         p.a.send(ipv4(p.a.inner[0], "10.0.9.5", b"back inside"))
         assert p.wait(lambda: len(p.b.received) == 1)
         assert p.b.received == [ipv4(p.a.inner[0], "10.0.9.5", b"back inside")]
+
+
+def test_peers_cost_no_x25519_until_their_first_handshake() -> None:
+    """Adding peers does no X25519 (the static-static secret waits for a peer's first
+    handshake), so a configuration of many peers is quick; the handshake computes it."""
+    with pair() as p:
+        p.a.set("".join(f"public_key={os.urandom(32).hex()}\n" for _ in range(500)))
+        device = p.a.device
+        identity = device.core.identity
+        assert identity is not None and len(device._peers) == 501
+        assert all(peer.handshake.static_static(identity) is None
+                   for peer in device._peers.values())
+        p.a.send(a_to_b())
+        assert p.wait(lambda: len(p.b.received) == 1)
+        computed = [peer.public_key for peer in device._peers.values()
+                    if peer.handshake.static_static(identity) is not None]
+        assert computed == [p.b.public_key]

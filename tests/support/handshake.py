@@ -52,12 +52,11 @@ class Side:
         self.core.set_private_key(private)
         for record in self.peers.values():
             record.handshake.clear()
-            record.handshake.precompute(self.core.identity)
+            record.handshake.forget_static_static()
 
     def add_peer(self, public_key: bytes, psk: Buffer | None = None) -> Record:
         record = self.peers[public_key] = Record(public_key)
         record.handshake.set_preshared_key(psk)
-        record.handshake.precompute(self.core.identity)
         return record
 
     def new_index(self, peer: HandshakePeer) -> int:

@@ -122,3 +122,14 @@ def test_shipped_header_declares_only_what_the_product_calls() -> None:
     assert "wg_dp_create" in shipped and "wg_aead_name" in shipped
     assert {name for name in shipped if not re.search(rf"\b{name}\b", product)} == set()
     assert declared("wg_dp_test.h") and not declared("wg_dp_test.h") & shipped
+
+
+def test_handshake_header_declares_only_what_the_core_calls() -> None:
+    """crypto/wg_crypto.h is the ABI of pywg._crypto, which only the protocol core's
+    crypto.py imports: it declares nothing that file does not call, and shares nothing with
+    the data plane's boundary."""
+    caller = (CSRC.parent / "pywg" / "_protocol" / "crypto.py").read_text()
+    shipped = declared("crypto/wg_crypto.h")
+    assert "wg_crypto_init" in shipped and "wg_noise_write_responses" in shipped
+    assert {name for name in shipped if not re.search(rf"\b{name}\b", caller)} == set()
+    assert not shipped & declared("wg_dp.h")

@@ -13,7 +13,11 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+from nacl.bindings import (
+    crypto_aead_chacha20poly1305_ietf_decrypt,
+    crypto_aead_chacha20poly1305_ietf_encrypt,
+    crypto_aead_xchacha20poly1305_ietf_encrypt,
+)
 
 from pywg._protocol import crypto, messages
 from pywg._protocol.cookie import CookieGenerator
@@ -81,10 +85,14 @@ def _check_sessions(initiator, responder):
     assert (initiator.local_index, initiator.remote_index) == (
         responder.remote_index, responder.local_index)
     # What one seals, the other opens (counter 0, empty AD: a transport keepalive).
-    sealed = crypto.aead_encrypt(initiator.send_key, 0, b"ping", b"")
-    assert crypto.aead_decrypt(responder.receive_key, 0, sealed, b"") == b"ping"
-    sealed = crypto.aead_encrypt(responder.send_key, 0, b"pong", b"")
-    assert crypto.aead_decrypt(initiator.receive_key, 0, sealed, b"") == b"pong"
+    sealed = crypto_aead_chacha20poly1305_ietf_encrypt(b"ping", b"", bytes(12),
+                                                       bytes(initiator.send_key))
+    assert crypto_aead_chacha20poly1305_ietf_decrypt(
+        sealed, b"", bytes(12), bytes(responder.receive_key)) == b"ping"
+    sealed = crypto_aead_chacha20poly1305_ietf_encrypt(b"pong", b"", bytes(12),
+                                                       bytes(responder.send_key))
+    assert crypto_aead_chacha20poly1305_ietf_decrypt(
+        sealed, b"", bytes(12), bytes(initiator.receive_key)) == b"pong"
 
 
 # ---- handshakes that succeed ----------------------------------------------------------------

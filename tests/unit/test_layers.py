@@ -8,7 +8,7 @@ from pathlib import Path
 PYWG = Path(__file__).parents[2] / "pywg"
 # A layer may import from itself and the layers listed.
 ALLOWED = {
-    "_protocol": {"_protocol", "_constants"},
+    "_protocol": {"_protocol", "_constants", "_crypto"},
     "_config": {"_config", "_protocol", "_constants"},
     "_driver": {"_driver", "_config", "_protocol", "_constants", "_wgdp"},
 }
@@ -31,6 +31,18 @@ def test_each_layer_imports_only_downwards() -> None:
         for path in sorted((PYWG / layer).rglob("*.py")):
             wrong = imported_layers(path) - allowed
             assert not wrong, f"{path.relative_to(PYWG)} imports {sorted(wrong)}"
+
+
+def test_each_c_module_has_one_importer() -> None:
+    """The data plane's module belongs to the driver's datapath.py, the handshake's
+    cryptography to the protocol core's crypto.py: everything else goes through them."""
+    owners = {"_wgdp": PYWG / "_driver" / "datapath.py",
+              "_crypto": PYWG / "_protocol" / "crypto.py"}
+    for path in sorted(PYWG.rglob("*.py")):
+        for module, owner in owners.items():
+            if module in imported_layers(path):
+                assert path == owner, f"{path.relative_to(PYWG)} imports pywg.{module}"
+    assert all(module in imported_layers(owner) for module, owner in owners.items())
 
 
 def test_the_check_sees_imports() -> None:
