@@ -228,6 +228,7 @@ class Device:
                 self.dp.set_public_key(self.core.public_key)
                 for peer in self._peers.values():
                     self._zero_keys(peer)
+                    timers.keys_expired(peer.timers)
                     peer.handshake.precompute(self.core.identity)
             case PresharedKeyChanged(public_key=key, preshared_key=psk):
                 self._peers[key.raw].handshake.set_preshared_key(psk.raw if psk else None)
