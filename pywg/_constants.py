@@ -124,6 +124,7 @@ UDP_SOCKET_BUFFER_BYTES: Final = 7 << 20  # as wireguard-go: absorbs a batch's b
 DEVICE_MAX_PEERS: Final = 1 << 16  # data-plane peer slots; wireguard-go's limit
 DEVICE_TICK_MAX_NS: Final = 250 * NSEC_PER_MSEC  # how often peers whose facts moved are seen
 LINK_POLL_NS: Final = NSEC_PER_SEC  # how often the TUN's MTU and existence are checked
+ROUTE_CHECK_DELAY_S: Final = 0.02  # sticky sources are checked this long after routes change
 TUN_TX_QUEUE_LEN: Final = 1000  # packets the kernel queues for our TUN reader
 
 # The UAPI client (pywg/_tools/uapi_client.py): how long a daemon may take to answer, and how much

@@ -19,11 +19,13 @@ fails the case, rather than being hidden by a retry.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from pywg._driver import route
 from tests.harness import files, netns
 from tests.harness.impls import Impl
 from tests.harness.probes import ping_once
@@ -187,3 +189,26 @@ def test_the_first_reply_goes_to_where_the_peer_moved(site: Site) -> None:
         current = new
         assert site.ping_from(a), f"move {step + 1}: the reply went to a's old address"
         assert site.b_sees() == f"{current}:{a.port}"
+
+
+def test_route_lookup_agrees_with_ip_route_get(topo: Topology) -> None:
+    """pywg's own rtnetlink lookup (pywg._driver.route), which the sticky source checks,
+    against `ip route get` in the same namespace, with and without a fwmark rule."""
+    a = topo.nodes["a"]
+    mark_table = "4242"
+    _n(a.ns, "ip", "route", "add", "192.0.2.0/24", "dev", a.ifname, "table", mark_table)
+    _n(a.ns, "ip", "rule", "add", "fwmark", "0x99", "table", mark_table)
+    try:
+        for dst, mark in (("10.71.0.2", 0), ("fd71::2", 0), ("192.0.2.7", 0x99),
+                          ("198.51.100.1", 0)):
+            shown = netns.run(a.ns, ["ip", "-j", "route", "get", dst, "mark", str(mark)],
+                              check=False)
+            want = None
+            if shown.returncode == 0:
+                dev = json.loads(shown.stdout)[0]["dev"]
+                want = int(netns.run(a.ns, ["cat", f"/sys/class/net/{dev}/ifindex"]).stdout)
+            with netns.inside(a.ns):
+                got = route.output_interface(ipaddress.ip_address(dst), None, mark)
+            assert got == want, f"{dst} mark {mark}"
+    finally:
+        _n(a.ns, "ip", "rule", "del", "fwmark", "0x99", "table", mark_table)
