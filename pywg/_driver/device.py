@@ -225,6 +225,9 @@ class Device:
             case FwmarkChanged(fwmark=fwmark):
                 if self.bind is not None:
                     self.bind.set_mark(fwmark)
+                # The routes our datagrams take depend on the mark: the next one must
+                # not leave through the old route's interface.
+                self._check_sources(fwmark)
             case PeerRemoved(public_key=key):
                 self._remove_peer(key)
             case PrivateKeyChanged(private_key=key):
@@ -537,21 +540,27 @@ class Device:
             self._routes = None
 
     def _on_routes(self) -> None:
-        # Routes change in bursts (an address brings several): one check after a burst.
-        if self._routes is not None and self._routes.changed() and self._route_check is None \
-                and self._loop is not None:
-            self._route_check = self._loop.call_later(constants.ROUTE_CHECK_DELAY_S,
-                                                      self._check_sources)
+        if self._routes is not None and self._routes.changed():
+            self._schedule_source_check()
 
-    def _check_sources(self) -> None:
+    def _schedule_source_check(self) -> None:
+        # Routes change in bursts (an address brings several): one check after a burst.
+        if self._route_check is None and self._loop is not None:
+            self._route_check = self._loop.call_later(constants.ROUTE_CHECK_DELAY_S,
+                                                      self._routes_changed)
+
+    def _routes_changed(self) -> None:
+        self._route_check = None
+        self._check_sources(self.config.fwmark)
+
+    def _check_sources(self, fwmark: int) -> None:
         """Forget each sticky source whose peer is now routed through another interface
         than the source's, as the kernel module does when it next sends."""
-        self._route_check = None
         for peer in list(self._peers.values()):
             endpoint, _, _ = self.dp.peer_transfer(peer.slot)
             if endpoint is None or endpoint.source is None or not endpoint.source_ifindex:
                 continue
-            oif = route.output_interface(endpoint.address, endpoint.source, self.config.fwmark)
+            oif = route.output_interface(endpoint.address, endpoint.source, fwmark)
             if oif is not None and oif != endpoint.source_ifindex:
                 self.dp.clear_source(peer.slot)
 
