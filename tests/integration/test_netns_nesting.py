@@ -75,7 +75,9 @@ class Nest:
         a.wg("set", a.ifname, "peer", self.inner["b"].keys.public, "endpoint", endpoint)
 
 
-@pytest.fixture(scope="module", params=["pywg", "wggo"], ids=["inner-pywg", "inner-wggo"])
+@pytest.fixture(scope="module", params=[
+    pytest.param("pywg", id="inner-pywg"),
+    pytest.param("wggo", id="inner-wggo", marks=pytest.mark.long)])
 def nest(request: pytest.FixtureRequest) -> Iterator[Nest]:
     require_root()
     require_tools("wg", "ping")

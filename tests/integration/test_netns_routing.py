@@ -46,8 +46,9 @@ def _nft(ns: str, rules: str) -> None:
     netns.run(ns, ["nft", "-f", "-"], input=rules)
 
 
-@pytest.fixture(scope="module", params=[("pywg", "pywg"), ("pywg", "wggo")],
-                ids=["pywg-pywg", "pywg-wggo"])
+@pytest.fixture(scope="module", params=[
+    pytest.param(("pywg", "pywg"), id="pywg-pywg"),
+    pytest.param(("pywg", "wggo"), id="pywg-wggo", marks=pytest.mark.long)])
 def chain(request: pytest.FixtureRequest) -> Iterator[Topology]:
     require_root()
     require_tools("wg", "ping", "nft")
