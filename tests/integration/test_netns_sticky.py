@@ -32,7 +32,6 @@ from tests.harness.probes import ping_once
 from tests.harness.skips import require_impls, require_root, require_tools
 from tests.harness.topology import Node, Topology
 
-
 ROUTE_NEWS_S = 5.0
 
 
