@@ -18,7 +18,7 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 CFLAGS_LINT := -std=gnu11 -O2 -Wall -Wextra -Werror -Icsrc
 PYTEST_ARGS ?=
 
-.PHONY: all install deps build test unit ctest integration demo bench bench-memory asan selftest lint fuzz clean
+.PHONY: all install deps build test unit ctest integration long soak demo bench bench-memory asan selftest lint fuzz clean
 
 all: install
 
@@ -73,6 +73,16 @@ ctest: install
 
 integration: deps install
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
+
+# The long variants that make test leaves out (pytest's `long` marker): 100 MB through each
+# impairment of tests/integration/test_impaired.py, a routing loop through two tunnels.
+long: deps install
+	$(PYTEST) tests -m long $(PYTEST_ARGS)
+
+# The soak (tests/integration/test_soak.py) for MINUTES: two pywg daemons rekeying every 5 s
+# under traffic both ways and a ping every 10 ms each way; make test runs 24 s of it.
+soak: deps install
+	SOAK_MINUTES=$(MINUTES) $(PYTEST) tests/integration/test_soak.py -s $(PYTEST_ARGS)
 
 # The C self-tests as a plain program (no Python), as the kernel module's are.
 selftest: build/selftest/run

@@ -42,7 +42,7 @@ enum dp_stat {
     STAT_ICMP_TX, STAT_HANDSHAKES_RX, STAT_UDP_TX_GSO, STAT_UDP_GSO_REFUSED, STAT_UDP_RX_GRO,
     STAT_TUN_RX_GSO, STAT_TUN_TX_GRO, STAT_TUN_GRO_REFUSED, STAT_DROP_HANDSHAKE_MAC,
     STAT_HANDSHAKE_COOKIES_TX, STAT_DROP_HANDSHAKE_RATELIMIT, STAT_HANDSHAKE_UNDER_LOAD,
-    STAT_COUNT
+    STAT_DROP_LOOP, STAT_COUNT
 };
 
 /* Peers whose state moved, for the timer tick: each slot at most once. */
@@ -61,6 +61,7 @@ struct wg_dp {
     _Atomic int tun_fd;                 /* -1 once the TUN is gone */
     _Atomic int udp4_fd, udp6_fd;
     _Atomic uint32_t udp_gen;           /* bumped by every wg_dp_set_udp */
+    _Atomic uint16_t listen_port;       /* the sockets' port (0: unknown): the loop check */
     _Atomic uint32_t mtu;
     uint32_t offloads;                  /* WG_DP_OFFLOAD_* the settings allow */
     _Atomic uint32_t udp4_offloads, udp6_offloads;  /* what each socket took */

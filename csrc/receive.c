@@ -315,8 +315,10 @@ static void receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint
         if (p->drop > 0)
             stat_add(dp, (enum dp_stat)p->drop, 1);
     }
-    wg_tun_write_batch(dp, l, ndeliver);
+    /* Before the TUN sees the packets, as the kernel does: what answers them must go
+     * to where the peer is now, not where it was. */
     roam(dp, l, n, now);
+    wg_tun_write_batch(dp, l, ndeliver);
 }
 
 /* Reads fd until it is empty, or until wg_dp_set_udp replaces it: once this

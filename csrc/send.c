@@ -210,6 +210,41 @@ static bool ip_destination(const uint8_t *pkt, uint32_t len, uint8_t *family,
     return false;
 }
 
+/* A datagram of our own socket that routing sent back into our TUN, towards
+ * the very peer whose endpoint it was sent to: the endpoint is reached through
+ * the tunnel itself. The kernel module refuses such a send (ELOOP); here the
+ * packet is dropped at its first turn instead of circling for ever, growing by
+ * our overhead at each turn and splitting into fragments past the MTU. Only
+ * our sockets send from our port in this namespace, and a forwarded packet
+ * from the same port to exactly this endpoint is no one's traffic but a loop's. */
+static bool routing_loop(struct wg_dp *dp, struct peer *peer, const uint8_t *pkt, uint32_t len)
+{
+    uint16_t port = atomic_load_explicit(&dp->listen_port, memory_order_relaxed);
+    struct wg_endpoint ep;
+    const uint8_t *udp, *daddr;
+    uint8_t family;
+
+    if (pkt[0] >> 4 == 4) {
+        uint32_t ihl = (pkt[0] & 0xf) * 4u;
+        if (pkt[9] != IPPROTO_UDP || ihl < 20 || len < ihl + 8 || (get_be16(pkt + 6) & 0x1fff))
+            return false;
+        udp = pkt + ihl;
+        daddr = pkt + 16;
+        family = 4;
+    } else {
+        if (pkt[6] != IPPROTO_UDP || len < 48)
+            return false;
+        udp = pkt + 40;
+        daddr = pkt + 24;
+        family = 6;
+    }
+    if (!port || get_be16(udp) != port)
+        return false;
+    wg_peer_get_endpoint(peer, &ep);
+    return ep.family == family && ep.port == get_be16(udp + 2) &&
+           memcmp(ep.addr, daddr, family == 4 ? 4 : 16) == 0;
+}
+
 struct tx_group {
     struct peer *peer;
     unsigned int head, tail, count;
@@ -235,6 +270,10 @@ static unsigned int route_batch(struct wg_dp *dp, struct loop *l, unsigned int n
         if (!peer) {
             stat_add(dp, STAT_DROP_NO_PEER, 1);
             wg_icmp_unreachable(dp, p->data, p->len, now);
+            continue;
+        }
+        if (routing_loop(dp, peer, p->data, p->len)) {
+            stat_add(dp, STAT_DROP_LOOP, 1);
             continue;
         }
         p->next = DP_BURST;

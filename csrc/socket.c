@@ -51,6 +51,19 @@ static uint32_t socket_offloads(int fd, uint32_t allowed)
     return got;
 }
 
+/* The port the sockets are bound to (both have the same one); 0 if neither
+ * says. */
+static uint16_t bound_port(int udp4_fd, int udp6_fd)
+{
+    union sockaddr_inet sa;
+    socklen_t len = sizeof(sa);
+    int fd = udp4_fd >= 0 ? udp4_fd : udp6_fd;
+
+    if (fd < 0 || getsockname(fd, &sa.sa, &len) != 0)
+        return 0;
+    return ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in4.sin_port);
+}
+
 void wg_socket_prepare(struct wg_dp *dp, int udp4_fd, int udp6_fd)
 {
     int one = 1;
@@ -64,6 +77,7 @@ void wg_socket_prepare(struct wg_dp *dp, int udp4_fd, int udp6_fd)
     }
     atomic_store(&dp->udp4_offloads, socket_offloads(udp4_fd, dp->offloads));
     atomic_store(&dp->udp6_offloads, socket_offloads(udp6_fd, dp->offloads));
+    atomic_store(&dp->listen_port, bound_port(udp4_fd, udp6_fd));
 }
 
 static uint32_t fd_offloads(struct wg_dp *dp, int fd)

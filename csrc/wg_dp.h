@@ -255,7 +255,8 @@ struct wg_dp_stats {
     uint64_t drop_handshake_ratelimit; /* under load, the source over its budget (for cookie
                                           replies, or for messages with a valid mac2) */
     uint64_t handshake_under_load;  /* 1 while under load (the handshake queue, held 1 s) */
-    uint64_t reserved[1];           /* room to grow without breaking the layout */
+    uint64_t drop_loop;             /* our own datagram routed back into the TUN to its peer */
+    uint64_t reserved[0];           /* room to grow without breaking the layout: none left */
 };
 int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out);
 

@@ -134,6 +134,7 @@ DEVICE_TIMER_SLICE: Final = 2048
 DEVICE_TIMER_SLICE_NS: Final = 5 * NSEC_PER_MSEC
 EVENT_LOOP_RESOLUTION_NS: Final = NSEC_PER_MSEC  # asyncio's and uvloop's timers: 1 ms
 LINK_POLL_NS: Final = NSEC_PER_SEC  # how often the TUN's MTU and existence are checked
+ROUTE_CHECK_DELAY_S: Final = 0.02  # sticky sources are checked this long after routes change
 TUN_TX_QUEUE_LEN: Final = 1000  # packets the kernel queues for our TUN reader
 
 # The UAPI client (pywg/_tools/uapi_client.py): how long a daemon may take to answer, and how much

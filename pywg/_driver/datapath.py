@@ -167,6 +167,7 @@ class Stats:
     handshake_cookies_tx: int  # cookie replies sent under load
     drop_handshake_ratelimit: int  # under load, valid mac2, the source over its budget
     handshake_under_load: int  # 1 while under load (a gauge)
+    drop_loop: int  # our own datagram routed back into the TUN towards its peer
 
     def drops(self) -> dict[str, int]:
         """Every drop counter, by name (drop_REASON)."""

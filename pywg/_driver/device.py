@@ -60,7 +60,7 @@ from pywg._config.apply import (
 )
 from pywg._config.model import Change, DeviceConfig, PeerConfig, PublicKey
 from pywg._config.uapi import DeviceSnapshot, PeerStats, UapiError
-from pywg._driver import datapath
+from pywg._driver import datapath, route
 from pywg._driver.bind import Bind, open_bind
 from pywg._driver.counters import HandshakeCounters
 from pywg._driver.datapath import DataPlane, Event, EventType, Settings
@@ -140,6 +140,8 @@ class Device:
         self._stop_reason = ""
         self._mtu = constants.DEFAULT_MTU
         self._next_link_poll_ns = 0
+        self._routes: route.RouteMonitor | None = None
+        self._route_check: asyncio.TimerHandle | None = None
         self.aead_name = datapath.init_aead()
         self.dp = DataPlane(Settings(
             tun_fd=tun.fd if tun else -1,
@@ -163,9 +165,11 @@ class Device:
         self.dp.start()
         loop.add_reader(self.dp.event_fd, self._on_events)
         self._tick_handle = loop.call_soon(self._tick)
+        self._watch_routes(loop)
         try:
             await self._stopped.wait()
         finally:
+            self._unwatch_routes(loop)
             self._tick_handle.cancel()
             for handle in (self._heap_timer, self._visit_handle, self._backlog_handle):
                 if handle is not None:
@@ -255,6 +259,9 @@ class Device:
             case FwmarkChanged(fwmark=fwmark):
                 if self.bind is not None:
                     self.bind.set_mark(fwmark)
+                # The routes our datagrams take depend on the mark: the next one must
+                # not leave through the old route's interface.
+                self._check_sources(fwmark)
             case PeerRemoved(public_key=key):
                 self._remove_peer(key)
             case PrivateKeyChanged(private_key=key):
@@ -584,6 +591,49 @@ class Device:
                     self._evaluate(peer, now)
         finally:
             self._arm_heap_timer()
+
+    # ---- routes: the sticky source follows them --------------------------------------------
+
+    def _watch_routes(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self._routes = route.RouteMonitor()
+        except OSError as e:
+            log.info("Route changes are not watched: %s", e.strerror or e)
+            return
+        loop.add_reader(self._routes.fileno(), self._on_routes)
+
+    def _unwatch_routes(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._route_check is not None:
+            self._route_check.cancel()
+        if self._routes is not None:
+            loop.remove_reader(self._routes.fileno())
+            self._routes.close()
+            self._routes = None
+
+    def _on_routes(self) -> None:
+        if self._routes is not None and self._routes.changed():
+            self._schedule_source_check()
+
+    def _schedule_source_check(self) -> None:
+        # Routes change in bursts (an address brings several): one check after a burst.
+        if self._route_check is None and self._loop is not None:
+            self._route_check = self._loop.call_later(constants.ROUTE_CHECK_DELAY_S,
+                                                      self._routes_changed)
+
+    def _routes_changed(self) -> None:
+        self._route_check = None
+        self._check_sources(self.config.fwmark)
+
+    def _check_sources(self, fwmark: int) -> None:
+        """Forget each sticky source whose peer is now routed through another interface
+        than the source's, as the kernel module does when it next sends."""
+        for peer in list(self._peers.values()):
+            endpoint, _, _ = self.dp.peer_transfer(peer.slot)
+            if endpoint is None or endpoint.source is None or not endpoint.source_ifindex:
+                continue
+            oif = route.output_interface(endpoint.address, endpoint.source, fwmark)
+            if oif is not None and oif != endpoint.source_ifindex:
+                self.dp.clear_source(peer.slot)
 
     # ---- the link --------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pywg._driver.log import peer_name
 from pywg._protocol.cookie import CookieGenerator
 from pywg._protocol.noise import Handshake
-from pywg._protocol.timers import RandBelow, TimerState, Timing
+from pywg._protocol.timers import RandBelow, TimerState, Timing, keys_expired
 
 __all__ = ["Peer", "PeerContext"]
 
@@ -76,10 +76,13 @@ class Peer:
 
     def new_identity(self) -> None:
         """Our private key changed: a handshake in progress is void, and the static-static
-        secret is forgotten (the next handshake computes it with the new key)."""
+        secret is forgotten (the next handshake computes it with the new key); the next
+        initiation may go at once."""
         if self._handshake is not None:
             self._handshake.clear()
             self._handshake.forget_static_static()
+        if self._timers is not None:
+            keys_expired(self._timers)
 
     def clear_handshake(self) -> None:
         if self._handshake is not None:

@@ -84,6 +84,7 @@ __all__ = [
     "evaluate",
     "handshake_complete",
     "handshake_initiated",
+    "keys_expired",
     "request_handshake",
     "request_last_minute_handshake",
     "session_derived",
@@ -216,6 +217,13 @@ def handshake_complete(state: TimerState, now: int) -> None:
     state.handshake_attempts = 0
     state.sent_last_minute_handshake = False
     state.last_handshake_ns = now
+
+
+def keys_expired(state: TimerState) -> None:
+    """The sessions were dropped because our private key changed: the next initiation may
+    go at once, not REKEY_TIMEOUT after the last one (which used the old key), as the
+    kernel's wg_noise_expire_current_peer_keypairs allows."""
+    state.last_initiation_sent_ns = None
 
 
 def session_derived(state: TimerState, now: int) -> None:

@@ -12,9 +12,11 @@ and `make demo`. One concept per module, each built on the ones above it:
     daemons    one implementation serving one interface: start, find, stop, leftovers
     topology   nodes, links and daemons together: pair, star (a hub and N clients), chain
                (a routing namespace between two peers), any implementation on any node
-    probes     ping, a listening TCP port
+    probes     ping (with retries, one echo, a flood), UDP datagrams, a listening TCP port
     transfer   a TCP transfer checked by sha256 at both ends (tcpcheck.py runs there)
     capture    WireGuard messages on a veth, from a raw packet socket
     nat        a UDP source port rewritten in a namespace (roaming)
+    impair     an impaired link in a chain's middle: loss and duplication (nftables),
+               delay and reordering (a relay process on a TUN)
     skips      pytest only: skip with a reason when root, a tool or an implementation is missing
 """

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from tests.harness.impls import Impl
 from tests.harness.wg import Dump, KeyPair
 
 SOCKET_DIR = Path("/var/run/wireguard")
+UAPI_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 20.0
 EXIT_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 5
@@ -130,6 +132,27 @@ class Daemon:
 
     def set_private_key(self) -> None:
         wg.set_private_key(self.link_ns, self.ifname, self.keys)
+
+    def uapi_get(self) -> dict[str, str]:
+        """The device's own keys (those before the first peer) of a raw UAPI `get`, where
+        pywg adds its pywg_* counters, which wg(8) does not show."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(UAPI_TIMEOUT_S)
+            s.connect(str(socket_path(self.ifname)))
+            s.sendall(b"get=1\n\n")
+            reply = b""
+            while not reply.endswith(b"\n\n"):
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                reply += chunk
+        keys: dict[str, str] = {}
+        for line in reply.decode().splitlines():
+            key, _, value = line.partition("=")
+            if key == "public_key":
+                break
+            keys[key] = value
+        return keys
 
     def answers(self) -> bool:
         """Whether its UAPI socket exists and `wg show` gets an answer through it."""
