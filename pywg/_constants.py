@@ -104,6 +104,7 @@ MAX_ALLOWED_IPS: Final = 1 << 21  # per device, all peers together
 # A whole configuration in one `set` (wg setconf): every peer's few lines, every allowed IP.
 UAPI_MAX_REQUEST_LINES: Final = 8 * MAX_PEERS + MAX_ALLOWED_IPS
 IFNAMSIZ: Final = 16  # interface names are at most IFNAMSIZ - 1 bytes
+SCOPE_ID_MAX: Final = 0xFFFFFFFF  # an IPv6 scope as a number: sin6_scope_id is a u32
 CONF_MAX_FILE_LEN: Final = 64 << 20
 CONF_MAX_LINE_LEN: Final = 65536
 # wg(8) retries a failing endpoint resolution this many times unless
