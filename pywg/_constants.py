@@ -90,8 +90,7 @@ MAX_PEERS: Final = 1 << 20  # the kernel's limit (wireguard-go: 1 << 16)
 UAPI_SOCKET_DIR: Final = "/var/run/wireguard"  # wg(8) looks here: RUNSTATEDIR "/wireguard"
 UAPI_SOCKET_DIR_MODE: Final = 0o755
 UAPI_SOCKET_UMASK: Final = 0o077  # the socket file is rwx for root only, as wireguard-go's
-UAPI_LISTEN_BACKLOG: Final = 4096  # clients past the connection limit wait here
-UAPI_MAX_CONNECTIONS: Final = 64  # connections served at once
+UAPI_LISTEN_BACKLOG: Final = 4096  # clients that connect faster than they are accepted wait here
 UAPI_READ_CHUNK: Final = 65536
 # The longest legitimate line is an endpoint with a scoped IPv6 address (under 100 bytes).
 UAPI_MAX_LINE_LEN: Final = 1024
