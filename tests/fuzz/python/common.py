@@ -29,10 +29,11 @@ F = TypeVar("F", bound=Callable[..., None])
 fuzz_settings = settings(
     max_examples=EXAMPLES,
     deadline=None,
-    # Long runs want fresh inputs, not the failures of the last run replayed first.
-    database=None if "PYWG_FUZZ_EXAMPLES" in os.environ else settings.default.database,
     suppress_health_check=list(HealthCheck),
 )
+if "PYWG_FUZZ_EXAMPLES" in os.environ:
+    # Long runs want fresh inputs, not the failures of the last run replayed first.
+    fuzz_settings = settings(fuzz_settings, database=None)
 
 
 def target(name: str) -> Callable[[F], F]:

@@ -4,6 +4,7 @@ splitting of a stream into reads."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from hypothesis import strategies as st
@@ -51,4 +52,4 @@ def reads(draw: st.DrawFn, data: bytes) -> list[bytes]:
     """`data` cut into the pieces a socket might return it in."""
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
     bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]

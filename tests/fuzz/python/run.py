@@ -45,7 +45,7 @@ def _targets(instrument: bool = False) -> dict[str, Any]:
     registry they filled."""
     sys.path.insert(0, str(ROOT))
     if instrument:
-        import atheris
+        import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         with atheris.instrument_imports(include=["pywg"]):
             for name in MODULES:
@@ -59,7 +59,7 @@ def _targets(instrument: bool = False) -> dict[str, Any]:
 
 def _have_atheris() -> bool:
     try:
-        import atheris  # noqa: F401
+        import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: F401
     except ImportError:
         return False
     return True
@@ -68,7 +68,7 @@ def _have_atheris() -> bool:
 # ---- one target, in its own process ----------------------------------------------------------
 
 def _one_atheris(name: str, seconds: int) -> None:
-    import atheris
+    import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     test = _targets(instrument=True)[name]
     corpus = WORK / name

@@ -21,7 +21,14 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pywg._config.errors import ConfigError
-from pywg._config.model import Change, PrivateKey, SetEndpoint, SetFwmark, SetListenPort
+from pywg._config.model import (
+    Change,
+    DeviceConfig,
+    PrivateKey,
+    SetEndpoint,
+    SetFwmark,
+    SetListenPort,
+)
 from pywg._config.uapi import (
     BadRequest,
     Close,

@@ -41,8 +41,8 @@ _TEXTS = st.one_of(mutated_text(_SEEDS, 5), st.text(_ALPHABET, max_size=50), st.
 
 def _go(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """An address as Go's netip writes it: as ipaddress does, but for IPv4-mapped IPv6."""
-    if ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
-        return f"::ffff:{ip.ipv4_mapped}"  # type: ignore[union-attr]
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return f"::ffff:{ip.ipv4_mapped}"
     return str(ip)
 
 
