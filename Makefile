@@ -138,6 +138,17 @@ build/fuzz/aead: $(CSRC)
 	clang -std=gnu11 -O1 -g -Wall -Wextra -Werror -Icsrc -fsanitize=fuzzer,address,undefined \
 	  -o $@ csrc/fuzz/aead_fuzz.c $(filter csrc/crypto/%,$(DP_C)) -pthread
 
+# The Python fuzz targets (tests/fuzz/python/), FUZZ_SECONDS each, coverage-guided with
+# atheris where it installs (a wheel from PyPI), with hypothesis alone elsewhere; `make test`
+# runs each briefly through pytest. FUZZ_PY_ENGINE=hypothesis forces the latter.
+FUZZ_PY_ENGINE ?= auto
+.PHONY: fuzz-python
+fuzz: fuzz-python
+fuzz-python: install
+	@$(VPY) -c 'import atheris' 2>/dev/null || $(VPY) -m pip install -q atheris || \
+	  echo "atheris did not install: hypothesis alone drives the Python targets"
+	$(VPY) tests/fuzz/python/run.py --seconds $(FUZZ_SECONDS) --engine $(FUZZ_PY_ENGINE)
+
 clean:
 	rm -rf build $(VENV) *.egg-info pywg/_wgdp*.so pywg/_crypto*.so pywg/.built .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

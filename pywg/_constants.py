@@ -90,8 +90,7 @@ MAX_PEERS: Final = 1 << 20  # the kernel's limit (wireguard-go: 1 << 16)
 UAPI_SOCKET_DIR: Final = "/var/run/wireguard"  # wg(8) looks here: RUNSTATEDIR "/wireguard"
 UAPI_SOCKET_DIR_MODE: Final = 0o755
 UAPI_SOCKET_UMASK: Final = 0o077  # the socket file is rwx for root only, as wireguard-go's
-UAPI_LISTEN_BACKLOG: Final = 4096  # clients past the connection limit wait here
-UAPI_MAX_CONNECTIONS: Final = 64  # connections served at once
+UAPI_LISTEN_BACKLOG: Final = 4096  # clients that connect faster than they are accepted wait here
 UAPI_READ_CHUNK: Final = 65536
 # The longest legitimate line is an endpoint with a scoped IPv6 address (under 100 bytes).
 UAPI_MAX_LINE_LEN: Final = 1024
@@ -104,6 +103,7 @@ MAX_ALLOWED_IPS: Final = 1 << 21  # per device, all peers together
 # A whole configuration in one `set` (wg setconf): every peer's few lines, every allowed IP.
 UAPI_MAX_REQUEST_LINES: Final = 8 * MAX_PEERS + MAX_ALLOWED_IPS
 IFNAMSIZ: Final = 16  # interface names are at most IFNAMSIZ - 1 bytes
+SCOPE_ID_MAX: Final = 0xFFFFFFFF  # an IPv6 scope as a number: sin6_scope_id is a u32
 CONF_MAX_FILE_LEN: Final = 64 << 20
 CONF_MAX_LINE_LEN: Final = 65536
 # wg(8) retries a failing endpoint resolution this many times unless

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 from dataclasses import dataclass
 
 from pywg._constants import BIND_PORT_ATTEMPTS, UDP_SOCKET_BUFFER_BYTES
@@ -18,6 +19,7 @@ from pywg._constants import BIND_PORT_ATTEMPTS, UDP_SOCKET_BUFFER_BYTES
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 SO_MARK = getattr(socket, "SO_MARK", 36)
+_U32 = struct.Struct("=I")
 
 
 @dataclass
@@ -39,9 +41,11 @@ class Bind:
     def set_mark(self, fwmark: int) -> None:
         """SO_MARK on both sockets, so policy routing (wg-quick's full tunnel) can tell the
         tunnel's own packets from what it carries; 0 clears it."""
+        # As a u32: setsockopt with a Python int passes a C int, which refuses 2^31 and up.
+        mark = _U32.pack(fwmark)
         for sock in (self.sock4, self.sock6):
             if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
+                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
 
     def close(self) -> None:
         for sock in (self.sock4, self.sock6):
@@ -67,7 +71,11 @@ def open_bind(port: int, fwmark: int = 0) -> Bind:
             raise
         bind = Bind(chosen, sock4, sock6)
         if fwmark:
-            bind.set_mark(fwmark)
+            try:
+                bind.set_mark(fwmark)
+            except OSError:
+                bind.close()
+                raise
         return bind
     raise OSError(errno.EADDRINUSE, "no free UDP port")
 

@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -280,8 +281,18 @@ def _timing_from_env() -> Timing:
     return Timing().scaled(float(scale)) if scale else Timing()
 
 
+def raise_fd_limit() -> None:
+    """The soft limit on open files up to the hard one, as Go's runtime does for wireguard-go:
+    every UAPI client is served at once and holds a descriptor (pywg._driver.uapi_server)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _serve(tun: Tun, uapi: socket.socket, metrics_sock: socket.socket | None, timing: Timing,
            options: DataPlaneOptions) -> int:
+    raise_fd_limit()
     try:
         uvloop.run(_run(tun, uapi, metrics_sock, timing, options))
     except SocketInUseError as e:

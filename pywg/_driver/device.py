@@ -28,6 +28,7 @@ carries session keys from one to the other and never logs them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 import heapq
@@ -238,9 +239,10 @@ class Device:
         return "".join(f"{text}\n" for text in lines).encode()
 
     def apply(self, change: Change) -> None:
-        """Apply a validated `set` whole; the socket effects come first, and only they can
-        fail, so a refusal leaves everything as it was."""
+        """Apply a validated `set` whole; what can fail is looked up or done first (every
+        endpoint's scope, then the socket effects), so a refusal leaves everything as it was."""
         new, effects = apply_change(self.config, change, max_peers=self._max_peers)
+        _check_scopes(effects)
         now = self._now()
         touched: set[PublicKey] = set()
         for effect in effects:
@@ -258,7 +260,11 @@ class Device:
                 self._rebind(port, new.fwmark)
             case FwmarkChanged(fwmark=fwmark):
                 if self.bind is not None:
-                    self.bind.set_mark(fwmark)
+                    try:
+                        self.bind.set_mark(fwmark)
+                    except OSError as e:  # wireguard-go's code for it: EADDRINUSE
+                        raise UapiError(errno.EADDRINUSE,
+                                        f"cannot set fwmark: {e.strerror}") from e
                 # The routes our datagrams take depend on the mark: the next one must
                 # not leave through the old route's interface.
                 self._check_sources(fwmark)
@@ -667,7 +673,25 @@ def _dp_endpoint(endpoint: Endpoint) -> datapath.Endpoint:
 
 
 def _scope_index(scope: str) -> int:
-    return int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+    """The interface an IPv6 endpoint's scope names (a number, as Go takes it, or a name);
+    UapiError(EINVAL) if there is none such."""
+    if scope.isascii() and scope.isdigit():
+        if int(scope) <= constants.SCOPE_ID_MAX:
+            return int(scope)
+    else:
+        with contextlib.suppress(OSError, ValueError):
+            return socket.if_nametoindex(scope)
+    raise UapiError(errno.EINVAL, "an endpoint's scope names no interface")
+
+
+def _check_scopes(effects: Sequence[Effect]) -> None:
+    """Look up the scope of every endpoint a `set` gives, before anything is carried out:
+    besides the port, the one refusal that only the host can make."""
+    for effect in effects:
+        if isinstance(effect, EndpointChanged):
+            _dp_endpoint(effect.endpoint)
+        elif isinstance(effect, PeerAdded) and effect.peer.endpoint is not None:
+            _dp_endpoint(effect.peer.endpoint)
 
 
 def _shown_endpoint(configured: Endpoint | None, family: int, address: bytes,

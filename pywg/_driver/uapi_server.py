@@ -6,11 +6,16 @@ use", one that does not is stale and replaced. Or it takes an already-listening 
 (WG_UAPI_FD). Each connection may carry several requests; pywg._config.uapi parses them and the
 device (a pywg._config.uapi.UapiDevice) answers. The server never touches packets.
 
-Bounds, so that no client can stall it or make it buffer without limit: at most
-`max_connections` connections are served at once (the rest wait in the listen backlog);
-a connection idle between requests, a request that takes too long to arrive and a reply
-that takes too long to leave are each cut off by a timeout; lines and requests have
-maximum lengths (pywg._config.uapi).
+Every connection is accepted and served at once, as wireguard-go serves each in a goroutine
+of its own: no client waits for another, however many sit idle or trickle their requests
+in. So what is bounded is what one connection may hold, not how many there are: a read of
+UAPI_READ_CHUNK bytes, one partial line (lines and requests have maximum lengths, see
+pywg._config.uapi), the request being read, and one part of a reply being sent (a device
+writes a big `get` in parts). An idle connection holds a few kilobytes (its task, its
+socket and an empty parser). A connection idle between requests, a request that stops
+arriving and a reply that stops leaving are each cut off by a timeout; and when the
+process runs out of file descriptors, the connection idle the longest is closed to let the
+new one in.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ from pywg._constants import (
     IFNAMSIZ,
     UAPI_IDLE_TIMEOUT_S,
     UAPI_LISTEN_BACKLOG,
-    UAPI_MAX_CONNECTIONS,
     UAPI_MAX_LINE_LEN,
     UAPI_MAX_REQUEST_LINES,
     UAPI_READ_CHUNK,
@@ -56,6 +60,7 @@ __all__ = [
 log = logging.getLogger("pywg._config.uapi")
 
 _ACCEPT_RETRY_S = 0.1  # after a failed accept (EMFILE...): try again, without spinning
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
 
 
 class UapiServerError(Exception):
@@ -140,7 +145,6 @@ def _identity(path: str) -> tuple[int, int] | None:
 class ServerLimits:
     """How much the server gives any client (tests shorten the timeouts)."""
 
-    max_connections: int = UAPI_MAX_CONNECTIONS
     idle_timeout: float = UAPI_IDLE_TIMEOUT_S
     request_timeout: float = UAPI_REQUEST_TIMEOUT_S
     write_timeout: float = UAPI_WRITE_TIMEOUT_S
@@ -160,9 +164,9 @@ class UapiServer:
         self.path: str | None = name if isinstance(name, str) and name else None
         # Remove the file at close only if it is still this socket, not a successor's.
         self._identity = _identity(self.path) if self.path else None
-        self._slots = asyncio.Semaphore(limits.max_connections)
         self._limits = limits
-        self._connections: set[asyncio.Task[None]] = set()
+        # Each connection's task, and when it last fell idle (None: a request under way).
+        self._connections: dict[asyncio.Task[None], _Idle] = {}
         self._serving: asyncio.Task[None] | None = None
 
     @classmethod
@@ -212,30 +216,45 @@ class UapiServer:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
 
+    @property
+    def connections(self) -> int:
+        """How many connections are open now."""
+        return len(self._connections)
+
     async def serve_forever(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                await self._slots.acquire()
                 try:
                     conn, _ = await loop.sock_accept(self._sock)
                 except OSError as e:
-                    self._slots.release()
+                    if e.errno in _OUT_OF_FDS and await self._close_longest_idle():
+                        continue
                     log.warning("UAPI: accept failed: %s", e.strerror or e)
                     await asyncio.sleep(_ACCEPT_RETRY_S)
                     continue
-                except BaseException:
-                    self._slots.release()
-                    raise
-                task = asyncio.create_task(self._serve_connection(conn))
-                self._connections.add(task)
+                idle = _Idle(loop.time())
+                task = asyncio.create_task(self._serve_connection(conn, idle))
+                self._connections[task] = idle
                 task.add_done_callback(self._connection_done)
         finally:
             await self._end_connections()
 
     def _connection_done(self, task: asyncio.Task[None]) -> None:
-        self._connections.discard(task)
-        self._slots.release()
+        del self._connections[task]
+
+    async def _close_longest_idle(self) -> bool:
+        """Close the connection idle the longest, to free its file descriptor for a new one;
+        False if no connection is idle."""
+        idle = [(state.since, task) for task, state in self._connections.items()
+                if state.since is not None]
+        if not idle:
+            return False
+        _, task = min(idle, key=lambda pair: pair[0])
+        log.info("UAPI: out of file descriptors: closing the connection idle the longest")
+        task.cancel()
+        await asyncio.wait([task])
+        return True
 
     async def _end_connections(self) -> None:
         tasks = list(self._connections)
@@ -251,15 +270,15 @@ class UapiServer:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
 
-    async def _serve_connection(self, conn: socket.socket) -> None:
+    async def _serve_connection(self, conn: socket.socket, idle: _Idle) -> None:
         with conn:
             conn.setblocking(False)
             try:
-                await self._converse(conn)
+                await self._converse(conn, idle)
             except (TimeoutError, OSError) as e:
                 log.debug("UAPI: connection ended: %s", e)
 
-    async def _converse(self, conn: socket.socket) -> None:
+    async def _converse(self, conn: socket.socket, idle: _Idle) -> None:
         loop = asyncio.get_running_loop()
         limits = self._limits
         parser = UapiParser(limits.max_line, limits.max_lines)
@@ -268,11 +287,18 @@ class UapiServer:
             if isinstance(event, NeedData):
                 # A request may be long (a gateway's setconf is millions of lines), so it
                 # must only keep arriving: each read has the request timeout.
-                timeout = limits.request_timeout if parser.in_request else limits.idle_timeout
-                when = loop.time() + timeout
-                async with asyncio.timeout_at(when):
-                    parser.receive_data(await loop.sock_recv(conn, UAPI_READ_CHUNK))
+                if parser.in_request:
+                    idle.since = None
+                    timeout = limits.request_timeout
+                else:
+                    if idle.since is None:
+                        idle.since = loop.time()
+                    timeout = limits.idle_timeout
+                async with asyncio.timeout(timeout):
+                    data = await loop.sock_recv(conn, UAPI_READ_CHUNK)
+                parser.receive_data(data)
                 continue
+            idle.since = None
             if isinstance(event, Close):
                 level = logging.INFO if event.malformed else logging.DEBUG
                 log.log(level, "UAPI: closing a connection: %s", event.reason)
@@ -292,3 +318,13 @@ class UapiServer:
         for start in range(0, len(view), UAPI_WRITE_PART):
             async with asyncio.timeout(self._limits.write_timeout):
                 await loop.sock_sendall(conn, view[start:start + UAPI_WRITE_PART])
+
+
+class _Idle:
+    """When a connection last fell idle: waiting for a request, none under way (None while
+    one is read, answered or sent)."""
+
+    __slots__ = ("since",)
+
+    def __init__(self, since: float | None) -> None:
+        self.since = since

@@ -79,9 +79,13 @@ __all__ = [
 
 Resolver = Callable[[str, str], Endpoint]  # (host, port) -> endpoint, or ConfigError
 
-_WHITESPACE = re.compile(r"[ \t\n\v\f\r]")  # wg's char_is_space
+_SPACE = " \t\n\v\f\r"  # wg's char_is_space, and [[:space:]] to wg-quick's bash
+_WHITESPACE = re.compile(f"[{_SPACE}]")
+_IFS = re.compile(r"[ \t\n]+")  # where bash splits wg-quick's unquoted lists
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SECRET_KEYS = ("privatekey", "presharedkey")
+# A run of base64 this long in an error message may be a piece of a key (44 characters).
+_KEYLIKE = re.compile(r"[A-Za-z0-9+/]{20,}=?")
 _QUICK_KEYS = ("address", "dns", "mtu", "table", "preup", "postup", "predown", "postdown",
                "saveconfig")
 _INTERFACE_KEYS = ("listenport", "fwmark", "privatekey")
@@ -167,7 +171,7 @@ def _listen_port(value: str) -> int:
         return parse_decimal(value, "ListenPort", 0xFFFF)
     try:
         return socket.getservbyname(value, "udp")
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a NUL, a character UTF-8 cannot encode
         raise ConfigError(f"unknown port: {value!r}") from e
 
 
@@ -239,6 +243,8 @@ def resolve_endpoint(host: str, port: str, *, retries: int | None = None,
 
     `retries` defaults to WG_ENDPOINT_RESOLUTION_RETRIES; None there means without end.
     """
+    if "\0" in host + port:  # the C library would read only what comes before it
+        raise ConfigError("a NUL byte in an endpoint")
     if retries is None:
         retries = _resolution_retries()
     delay = ENDPOINT_RESOLUTION_DELAY_S
@@ -251,6 +257,8 @@ def resolve_endpoint(host: str, port: str, *, retries: int | None = None,
         except socket.gaierror as e:
             if e.errno in _PERMANENT_GAI_ERRORS or (retries is not None and attempt >= retries):
                 raise ConfigError(f"{e.strerror}: {host}:{port}") from e
+        except UnicodeError as e:  # the IDNA codec refuses it: no name to look up
+            raise ConfigError(f"not a host name: {host!r}") from e
         attempt += 1
         sleep(delay)
         delay = min(ENDPOINT_RESOLUTION_DELAY_MAX_S, delay * 6 / 5)
@@ -271,7 +279,13 @@ def _endpoint(value: str, resolve: Resolver) -> Endpoint:
 
 
 def _words(value: str) -> list[str]:
-    return value.replace(",", " ").split()
+    return [word for word in _IFS.split(value.replace(",", " ")) if word]
+
+
+def _ascii_lower(text: str) -> str:
+    """Lower case as wg's strncasecmp and bash's nocasematch (C locale) see it: a key with
+    another script's letters in it (a Kelvin sign for a K) matches none."""
+    return text.lower() if text.isascii() else text
 
 
 def _addresses(value: str) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]:
@@ -380,15 +394,15 @@ class _Parser:
     def line(self, lineno: int, raw: str) -> None:
         text = raw.split("#", 1)[0]
         key, eq, value = text.partition("=")
-        quick_key = key.strip().lower()
+        quick_key = _ascii_lower(key.strip(_SPACE))
         if self.section == "interface" and eq and quick_key in self.quick_keys:
-            self.quick.set(quick_key, value.strip())
+            self.quick.set(quick_key, value.strip(_SPACE))
             return
         squeezed = _WHITESPACE.sub("", text)
         if not squeezed:
             return
-        if squeezed.lower() in ("[interface]", "[peer]"):
-            self.section = squeezed[1:-1].lower()
+        if _ascii_lower(squeezed) in ("[interface]", "[peer]"):
+            self.section = _ascii_lower(squeezed[1:-1])
             if self.section == "peer":
                 self.peers.append(_Peer(lineno))
             return
@@ -396,7 +410,7 @@ class _Parser:
 
     def _wg_line(self, lineno: int, squeezed: str) -> None:
         key, eq, value = squeezed.partition("=")
-        key = key.lower()
+        key = _ascii_lower(key)
         if eq and value and self.section == "interface" and key in _INTERFACE_KEYS:
             self._interface(key, value)
         elif eq and value and self.section == "peer" and key in _PEER_KEYS:
@@ -447,11 +461,16 @@ class _Parser:
 
 
 def _shown(line: str) -> str:
-    """The line for an error message, with the value of a key line hidden."""
-    key = _WHITESPACE.sub("", line.split("=", 1)[0]).lower()
+    """The line for an error message, with the value of a key line hidden, and anything
+    elsewhere that may be (part of) a key: a key misspelt, or under another name."""
+    key = _ascii_lower(_WHITESPACE.sub("", line.split("=", 1)[0]))
     if key in _SECRET_KEYS + ("publickey",) and "=" in line:
         return f"{line.split('=', 1)[0].rstrip()} = <redacted>"
-    return line
+    return _redacted(line)
+
+
+def _redacted(text: str) -> str:
+    return _KEYLIKE.sub("<redacted>", text)
 
 
 def parse_conf(text: str, *, resolve: Resolver = resolve_endpoint,
@@ -462,13 +481,13 @@ def parse_conf(text: str, *, resolve: Resolver = resolve_endpoint,
     parser = _Parser(resolve, quick)
     for lineno, line in enumerate(lines, 1):
         if len(line) > CONF_MAX_LINE_LEN:
-            raise ConfigFileError("line too long", lineno, line[:80] + "...")
+            raise ConfigFileError("line too long", lineno, _redacted(line[:80]) + "...")
         try:
             parser.line(lineno, line)
         except ConfigFileError:
             raise
         except ConfigError as e:
-            raise ConfigFileError(e.message, lineno, _shown(line)) from e
+            raise ConfigFileError(_redacted(e.message), lineno, _shown(line)) from e
     return parser.finish([_shown(line) for line in lines])
 
 

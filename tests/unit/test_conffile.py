@@ -268,3 +268,41 @@ def test_garbage_raises_only_config_errors(lines: list[str]) -> None:
         assert 1 <= e.lineno <= max(1, len("\n".join(lines).split("\n")))
     except AssertionError:
         pass  # a name to resolve in a random line: no_dns refuses to look it up
+
+
+def test_keys_match_in_ascii_only() -> None:
+    """wg(8) matches keys with strncasecmp and wg-quick trims [[:space:]], both in the C
+    locale: a Kelvin sign is no K and a no-break space no space (found by fuzzing)."""
+    for text in ("[Interface]\nFwMar\u212a = 1", "[Interface]\nMTU\u00a0= 1420",
+                 "[Interface]\nAddress\x1c= 10.0.0.1", "[Peer]\nPublic\u212aey = " + PUB1.base64()):
+        with pytest.raises(ConfigFileError):
+            conf(text)
+    assert conf("[Interface]\nmtu \t= 1420 \t").quick.mtu == 1420
+    spaced = "10.0.0.53\u00a0corp"  # one word to bash
+    assert conf(f"[Interface]\nDNS = {spaced}").quick.dns_search == (spaced,)
+
+
+def test_resolve_endpoint_refuses_what_is_no_name() -> None:
+    """A name the IDNA codec refuses raised UnicodeError, and a NUL cut the name or the port
+    short in the C library (`localhost:\\0` was port 0); found by fuzzing."""
+    for host, port in (("a..b", "1"), ("x" * 64 + ".example", "1"), ("\udcff", "1"),
+                       ("localhost", "\0"), ("local\0host", "1")):
+        with pytest.raises(ConfigError):
+            resolve_endpoint(host, port, retries=0, sleep=lambda s: None)
+    for port in ("\0", "\udcff"):
+        with pytest.raises(ConfigFileError):
+            conf(f"[Interface]\nListenPort = {port}")
+
+
+def test_errors_never_show_a_key_under_another_name() -> None:
+    """A key misspelt, or in another key's place, was shown in the error (found by fuzzing)."""
+    def unknown(host: str, port: str) -> Endpoint:
+        raise ConfigError(f"cannot resolve {host}:{port}")
+
+    for text in (f"[Interface]\n[PrivateKey = {PRIV.base64()}",
+                 f"[Interface]\nListenPort = {PRIV.base64()}",
+                 f"[Peer]\nEndpoint = {PRIV.base64()[:30]}:x",
+                 f"[Interface]\nPrivateKex = {PRIV.base64()}"):
+        with pytest.raises(ConfigFileError) as e:
+            parse_conf(text, resolve=unknown)
+        assert PRIV.base64()[:20] not in str(e.value), str(e.value)

@@ -1,0 +1,1 @@
+"""Fuzzing pywg's Python parsers with hypothesis (tests/fuzz/python/README.md)."""
