@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pywg._config.model import Endpoint
+from pywg._config.model import AllowedIP, Endpoint
 from pywg._tools.quick.plan import (
     DefaultRoute,
     MainRoute,
@@ -34,6 +34,10 @@ from pywg._tools.quick.plan import (
 from pywg._tools.quick.report import QuickError
 
 net = ipaddress.ip_network
+
+
+def allowed(text: str) -> AllowedIP:
+    return AllowedIP.of(ipaddress.ip_network(text))
 
 
 # ---- MTU -------------------------------------------------------------------------------------
@@ -92,14 +96,16 @@ def test_plan_routes_by_table() -> None:
 
 
 def test_covered_is_ip_route_show_match() -> None:
-    routes = [net("10.72.0.0/24"), net("fd72::/64")]
-    assert covered(net("10.72.0.2/32"), routes)
-    assert covered(net("10.72.0.0/24"), routes)
-    assert not covered(net("10.72.0.0/16"), routes)
-    assert not covered(net("10.73.0.1/32"), routes)
-    assert covered(net("fd72::2/128"), routes)
-    assert not covered(net("::a48:2/128"), routes)  # same bits as 10.72.0.2, other family
-    assert covered(net("192.0.2.0/24"), [net("0.0.0.0/0")])
+    # What the routes are read into, as `pywg up` reads them (an AllowedIP, not an
+    # ipaddress network, which would hide a containment test that only works for those).
+    routes = [allowed("10.72.0.0/24"), allowed("fd72::/64")]
+    assert covered(allowed("10.72.0.2/32"), routes)
+    assert covered(allowed("10.72.0.0/24"), routes)
+    assert not covered(allowed("10.72.0.0/16"), routes)
+    assert not covered(allowed("10.73.0.1/32"), routes)
+    assert covered(allowed("fd72::2/128"), routes)
+    assert not covered(allowed("::a48:2/128"), routes)  # same bits as 10.72.0.2, other family
+    assert covered(allowed("192.0.2.0/24"), [allowed("0.0.0.0/0")])
 
 
 def test_first_free_table() -> None:

@@ -164,7 +164,7 @@ def plan_routes(table: str | None, table_id: int | None,
 
 def covered(network: AllowedIP, routes: Iterable[AllowedIP]) -> bool:
     """Whether one of `routes` contains `network` (`ip route show dev X match NETWORK`)."""
-    return any(r.prefixlen <= network.prefixlen and network.network_address in r
+    return any(r.prefixlen <= network.prefixlen and network.network_address in r.network
                for r in routes)
 
 
