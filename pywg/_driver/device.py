@@ -73,6 +73,7 @@ from pywg._driver.tun import Tun, get_mtu
 from pywg._protocol import timers
 from pywg._protocol.endpoint import Endpoint
 from pywg._protocol.handshake import (
+    Action,
     CookieConsumed,
     Drop,
     HandshakeCore,
@@ -388,6 +389,9 @@ class Device:
         now = self._now()
         end = now + constants.DEVICE_TIMER_SLICE_NS
         while self._backlog and self._now() <= end:
+            if self._backlog[0].type is EventType.HANDSHAKE:
+                self._on_handshake_messages(self._take_handshake_messages(), now)
+                continue
             event = self._backlog.popleft()
             try:
                 self._on_event(event, now)
@@ -400,10 +404,16 @@ class Device:
         else:
             self._loop.add_reader(self.dp.event_fd, self._on_events)
 
+    def _take_handshake_messages(self) -> list[Event]:
+        """The handshake messages at the head of the backlog, up to a batch of them."""
+        batch: list[Event] = []
+        backlog = self._backlog
+        while (backlog and backlog[0].type is EventType.HANDSHAKE
+               and len(batch) < constants.DEVICE_HANDSHAKE_BATCH):
+            batch.append(backlog.popleft())
+        return batch
+
     def _on_event(self, event: Event, now: int) -> None:
-        if event.type is EventType.HANDSHAKE:
-            self._on_handshake_message(event, now)
-            return
         if event.type is EventType.TUN_GONE:
             self._on_link_gone()
             return
@@ -425,12 +435,27 @@ class Device:
                 log.info("%s - Endpoint changed to %s", peer, _show(event.source))
         self._evaluate(peer, now)
 
-    def _on_handshake_message(self, event: Event, now: int) -> None:
-        source = event.source
-        if source is None:
+    def _on_handshake_messages(self, events: list[Event], now: int) -> None:
+        """Messages of types 1-3 that passed the data plane's front line, through the core
+        in one batch (the same actions as one at a time, the Noise work over every core)."""
+        events = [e for e in events if e.source is not None]
+        peers = [self._slots.get(e.peer) if e.peer is not None else None for e in events]
+        try:
+            results = self.core.receive_batch(
+                [(e.data, peer) for e, peer in zip(events, peers, strict=True)], now)
+        except Exception:  # a bad batch must not take the device down
+            log.exception("handshake messages failed")
             return
-        peer = self._slots.get(event.peer) if event.peer is not None else None
-        actions = self.core.receive(event.data, peer, now)
+        for event, actions in zip(events, results, strict=True):
+            try:
+                self._act_on(event, actions, now)
+            except Exception:
+                log.exception("handshake message from %s failed", _show(event.source))
+
+    def _act_on(self, event: Event, actions: tuple[Action, ...], now: int) -> None:
+        """What the core decided about one handshake message."""
+        source = event.source
+        assert source is not None
         for action in actions:
             match action:
                 case Drop(reason=reason, detail=detail):
