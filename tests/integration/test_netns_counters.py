@@ -124,6 +124,10 @@ def test_route_mtu_below_the_interface_mtu_bounds_the_padding(workdir: Path,
         for me, other in ((a, b), (b, a)):
             netns.run(me.ns, ["ip", "route", "add", f"{other.inner4}/32", "dev", me.ifname,
                               "mtu", str(ROUTE_MTU)])
+        # pywg hears of routes through rtnetlink, a moment after `ip route add` returns.
+        wait_for(lambda: ping_once(b.ns, a.inner4, size=ROUTE_MTU_PAYLOAD, wait_s=1),
+                 "a ping that fits the route's MTU", timeout=10)
+        netns.run(a.ns, ["nft", "reset", "counters", "table", "ip", "wgmtu"])
         assert ping_once(b.ns, a.inner4, size=ROUTE_MTU_PAYLOAD), \
             "a packet that fits the route's MTU was padded past it"
         assert "packets 0 " in _nft_counter(a)
