@@ -37,7 +37,9 @@ bool wg_replay_check(struct wg_replay *r, uint64_t counter, uint64_t reject_afte
     if (counter >= reject_after || r->top > reject_after)
         return false;
     shifted = counter + 1;
-    if (shifted + COUNTER_WINDOW_SIZE < r->top)
+    /* Too old; written so that nothing wraps for counters near 2^64 (a limit
+     * above REJECT_AFTER_MESSAGES lets them through to here). */
+    if (r->top > COUNTER_WINDOW_SIZE && shifted < r->top - COUNTER_WINDOW_SIZE)
         return false;
     if (shifted > r->top)
         slide_forward(r, shifted);

@@ -73,6 +73,21 @@ static void loops(void)
     expect(W + 1, true, "loop 6");
 }
 
+/* With no limit below 2^64 (the function takes any), counters in the top
+ * window's worth must not wrap the "too old" test (found by replay_fuzz). */
+static void top_of_range(void)
+{
+    uint64_t top = UINT64_MAX - 8;
+
+    wg_replay_init(&r);
+    CHECK(wg_replay_check(&r, top - 3 * W, UINT64_MAX), "far below the top");
+    CHECK(wg_replay_check(&r, top, UINT64_MAX), "the top's last window");
+    CHECK(wg_replay_check(&r, top - 5, UINT64_MAX), "behind it, in the window");
+    CHECK(!wg_replay_check(&r, top, UINT64_MAX), "a replay at the top");
+    CHECK(!wg_replay_check(&r, top - W - 2, UINT64_MAX), "too old");
+    CHECK(!wg_replay_check(&r, UINT64_MAX, UINT64_MAX), "at the limit");
+}
+
 void selftest_replay(void)
 {
     wg_replay_init(&r);
@@ -82,4 +97,5 @@ void selftest_replay(void)
         expect(table[i].counter, table[i].accept, where);
     }
     loops();
+    top_of_range();
 }
