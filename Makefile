@@ -142,7 +142,7 @@ FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Icsrc -fno-omit-frame-p
 # The drivers answer the TUN and UDP system calls themselves (csrc/fuzz/fake_io.c).
 FUZZ_LDFLAGS := -Wl,--wrap=readv,--wrap=write,--wrap=writev,--wrap=recvmmsg,--wrap=sendmmsg -pthread
 FUZZ_OBJS    := $(patsubst csrc/%.c,%.o,$(DP_C) csrc/fuzz/fake_io.c)
-FUZZ_HDRS    := $(filter %.h,$(CSRC))
+FUZZ_HDRS    := $(filter-out csrc/fuzz/%,$(filter %.h,$(CSRC)))
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/bin/%)
 	$(PYTHON) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -160,15 +160,22 @@ build/fuzz/.clang:
 	@if ! command -v clang >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && apt-get install -y --no-install-recommends clang libclang-rt-14-dev; fi
 	@mkdir -p $(dir $@) && touch $@
+FUZZ_CLANG   := clang $(FUZZ_CFLAGS) -Wno-gnu-variable-sized-type-not-at-end \
+                -fsanitize=fuzzer-no-link,address,undefined
 build/fuzz/obj/%.o: csrc/%.c $(FUZZ_HDRS) | build/fuzz/.clang
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -Wno-gnu-variable-sized-type-not-at-end -fsanitize=fuzzer-no-link,address,undefined \
-	  -c -o $@ $<
+	$(FUZZ_CLANG) -c -o $@ $<
+build/fuzz/obj/fuzz/%.o: csrc/fuzz/%.c $(filter %.h,$(CSRC)) | build/fuzz/.clang
+	@mkdir -p $(dir $@)
+	$(FUZZ_CLANG) -c -o $@ $<
 build/fuzz/bin/%: build/fuzz/obj/fuzz/%_fuzz.o $(FUZZ_OBJS:%=build/fuzz/obj/%)
 	@mkdir -p $(dir $@)
 	clang -fsanitize=fuzzer,address,undefined $(FUZZ_LDFLAGS) -o $@ $^
 
 build/fuzz-regress/obj/%.o: csrc/%.c $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,undefined -c -o $@ $<
+build/fuzz-regress/obj/fuzz/%.o: csrc/fuzz/%.c $(filter %.h,$(CSRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(FUZZ_CFLAGS) -fsanitize=address,undefined -c -o $@ $<
 build/fuzz-regress/bin/%: build/fuzz-regress/obj/fuzz/%_fuzz.o build/fuzz-regress/obj/fuzz/replay_main.o \

@@ -85,6 +85,21 @@ void fake_io_reset(void)
     udp_in_n = udp_in_next = udp_out_n = 0;
 }
 
+void fake_settings(struct wg_dp_settings *s)
+{
+    fake_io_init();
+    *s = (struct wg_dp_settings){
+        .tun_fd = fake_tun_fd, .udp4_fd = fake_udp4_fd, .udp6_fd = fake_udp6_fd,
+        .mtu = 1420, .max_peers = 8, .event_ring_size = 64, .crypto_threads = 1,
+        .timing = {
+            .rekey_after_time_ns = 120000000000ull, .reject_after_time_ns = 180000000000ull,
+            .keepalive_timeout_ns = 10000000000ull, .rekey_timeout_ns = 5000000000ull,
+            .rekey_after_messages = 1ull << 60,
+            .reject_after_messages = UINT64_MAX - (1ull << 13),
+        },
+    };
+}
+
 static uint8_t *arena_take(size_t len, struct blob *b)
 {
     if (len > ARENA_BYTES - arena_used)

@@ -20,12 +20,18 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "../wg_dp.h"
+
 extern int fake_tun_fd, fake_udp4_fd, fake_udp6_fd;
 
 /* Opens the placeholder fds (once). */
 void fake_io_init(void);
 /* Forgets everything queued and recorded. */
 void fake_io_reset(void);
+/* Settings for a device on the placeholder fds (no offloads, one crypto
+ * thread, the protocol's timing, 64 events, 8 peers): the driver changes
+ * what it needs and calls wg_dp_create, and never starts the threads. */
+void fake_settings(struct wg_dp_settings *s);
 
 /* ---- TUN: reads queued (one per readv, then EAGAIN), writes recorded ---- */
 void fake_tun_queue(const uint8_t *data, size_t len);
