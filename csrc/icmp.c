@@ -76,13 +76,46 @@ static bool v6_special(const uint8_t *a)
     return a[0] == 0xff || memcmp(a, any, 16) == 0;
 }
 
+/* RFC 4443 2.4 (e): no error about an ICMPv6 error, which may sit behind
+ * extension headers; a chain cut short cannot be told apart, so it gets no
+ * reply either. A later fragment carries no ICMPv6 header to look at. */
+static bool v6_is_error(const uint8_t *pkt, uint32_t len)
+{
+    uint32_t off = 40, step;
+    uint8_t next = pkt[6];
+
+    for (;;) {
+        switch (next) {
+        case 0: case 43: case 60: case 51:  /* hop-by-hop, routing, destination, AH */
+            if (len < off + 2)
+                return true;
+            /* Lengths count 8 bytes past the first 8; AH's 4 bytes past the first 8. */
+            step = next == 51 ? (pkt[off + 1] + 2u) * 4 : (pkt[off + 1] + 1u) * 8;
+            next = pkt[off];
+            off += step;
+            break;
+        case 44:                            /* fragment */
+            if (len < off + 8)
+                return true;
+            if (get_be16(pkt + off + 2) & 0xfff8)
+                return false;
+            next = pkt[off];
+            off += 8;
+            break;
+        case PROTO_ICMPV6:
+            return len < off + 1 || pkt[off] < 128;
+        default:
+            return false;
+        }
+    }
+}
+
 static uint32_t build_v6(const uint8_t *pkt, uint32_t len, uint8_t *out)
 {
     uint32_t quote = len < IPV6_QUOTE_MAX ? len : IPV6_QUOTE_MAX, sum;
     uint8_t pseudo[8] = { 0 };
 
-    if (v6_special(pkt + 24) || v6_special(pkt + 8) ||
-        (pkt[6] == PROTO_ICMPV6 && (len < 41 || pkt[40] < 128)))
+    if (v6_special(pkt + 24) || v6_special(pkt + 8) || v6_is_error(pkt, len))
         return 0;
     memset(out, 0, 48);
     out[0] = 0x60;

@@ -425,6 +425,29 @@ def test_no_peer_gets_icmp_unreachable(side) -> None:
         n.tun.recv(2048)
 
 
+def test_no_icmpv6_error_about_an_error_behind_extension_headers(side) -> None:
+    """RFC 4443 2.4 (e) holds behind extension headers too (found by icmp_fuzz): an ICMPv6
+    error after a hop-by-hop and a destination-options header gets no reply, while an echo
+    request or UDP behind the same headers does."""
+    n, _far = side
+
+    def behind_options(upper: int, payload: bytes) -> bytes:
+        hop_by_hop = bytes([60, 0]) + bytes(6)            # next: destination options
+        destination = bytes([upper, 1]) + bytes(14)       # 16 bytes, next: the upper layer
+        return ipv6("fd05::1", "2001:db8::9", hop_by_hop + destination + payload,
+                    next_header=0)
+
+    error = behind_options(58, bytes([1, 0, 0, 0]) + bytes(4) + bytes(40))
+    n.tun.send(error)
+    assert stats_settle(n, "drop_no_peer", 1)
+    for answered in (behind_options(58, bytes([128, 0, 0, 0, 0, 1, 0, 1])),
+                     behind_options(17, bytes(8) + b"udp")):
+        n.tun.send(answered)
+        reply = n.read_tun()
+        assert reply[40:42] == bytes([1, 3]) and reply[48:] == answered
+    assert wait_for(lambda: n.dp.stats().icmp_tx == 2)
+
+
 def test_stop_and_restart_and_set_udp(ns) -> None:
     n = node(ns)
     far = PyPeer(ns)
