@@ -119,6 +119,11 @@ void fake_tun_queue(const uint8_t *data, size_t len)
     memcpy(arena_take(len, &tun_reads[tun_reads_n++]), data, len);
 }
 
+size_t fake_tun_queue_left(void)
+{
+    return tun_reads_n - tun_reads_next;
+}
+
 size_t fake_tun_write_count(void)
 {
     return tun_writes_n;

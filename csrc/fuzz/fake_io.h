@@ -35,6 +35,7 @@ void fake_settings(struct wg_dp_settings *s);
 
 /* ---- TUN: reads queued (one per readv, then EAGAIN), writes recorded ---- */
 void fake_tun_queue(const uint8_t *data, size_t len);
+size_t fake_tun_queue_left(void);       /* reads not taken yet */
 size_t fake_tun_write_count(void);
 const uint8_t *fake_tun_write_at(size_t i, size_t *len);
 
