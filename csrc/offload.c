@@ -21,11 +21,12 @@
  * already proved every byte is what the peer sealed, as the kernel module
  * trusts it (CHECKSUM_UNNECESSARY after decryption), so the payload is not
  * read again. What may be merged follows the kernel's tcp_gro_receive and
- * udp_gro_receive: same addresses, ports and IP fields that the
- * segmentation would copy from the head (TOS, TTL, DF, the IPv6 flow word);
- * for TCP also the same ACK number, window and options, in-sequence data,
- * only ACK or ACK|PSH, and nothing after a PSH; every segment the size of
- * the first except a shorter last one, which closes the super-packet.
+ * udp_gro_receive: an IPv4 header checksum that verifies; same addresses,
+ * ports and IP fields that the segmentation would copy from the head (TOS,
+ * TTL, DF, the IPv6 flow word); for TCP also the same ACK number, window and
+ * options, in-sequence data, only ACK or ACK|PSH, and nothing after a PSH;
+ * every segment the size of the first except a shorter last one, which
+ * closes the super-packet.
  */
 #define _GNU_SOURCE
 #include "offload.h"
@@ -181,8 +182,11 @@ static uint8_t gro_kind_of(const struct packet *p, uint32_t *hdr_len)
     uint8_t proto;
 
     if (ip[0] >> 4 == 4) {
-        /* No options, no fragments: what the kernel's inet_gro_receive takes. */
-        if (ip[0] != 0x45 || (get_be16(ip + 6) & IPV4_MF_OFFSET))
+        /* No options, no fragments, a header checksum that verifies: what the
+         * kernel's inet_gro_receive takes. A bad header must reach the kernel
+         * as it came, to be dropped there, not behind the head's fresh one. */
+        if (ip[0] != 0x45 || (get_be16(ip + 6) & IPV4_MF_OFFSET) ||
+            wg_csum_fold(wg_csum_add(0, ip, 20)) != 0)
             return GRO_NONE;
         l3 = 20;
         proto = ip[9];

@@ -397,6 +397,11 @@ def _scenarios() -> dict[str, tuple[list[bytes], list[int]]]:
         [u.udp(bytes(500), ident=1), u.udp(bytes(500), ident=2), u.udp(bytes(600), ident=3)],
         [2, 1])
     out["ICMP between"] = ([base[0], f.ip(1, b"\x08\x00" + bytes(30)), base[1]], [2, 1])
+    # A bad IPv4 header checksum: the kernel must see the packet as it is (and drop it), not
+    # with the head's fresh checksum in a super-packet (found by gro_fuzz).
+    broken = [s[:10] + bytes([s[10] ^ 0x5A]) + s[11:] for s in base]
+    out["a broken IPv4 header checksum"] = (base[:3] + broken[3:4] + base[4:], [3, 1, 2])
+    out["a head with a broken IPv4 header checksum"] = (broken[:1] + base[1:], [1, 5])
     return out
 
 
