@@ -188,8 +188,10 @@ static void one_packet(struct wg_dp *dp, unsigned int variant, struct rate *rate
     wg_icmp_unreachable(dp, copy, len, now);
     FUZZ_CHECK(memcmp(copy, pkt, len) == 0, "the packet was changed");
     FUZZ_CHECK(fake_tun_write_count() == before + due, "reply %s", due ? "missing" : "unwanted");
-    if (due)
-        check_reply(fake_tun_write_at(before, &wlen), wlen, variant, pkt, len);
+    if (due) {
+        const uint8_t *reply = fake_tun_write_at(before, &wlen);
+        check_reply(reply, wlen, variant, pkt, len);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -13,7 +13,6 @@ Usage: run.py (--seconds N | --runs N) [--kept-only] TARGET...
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
