@@ -168,6 +168,9 @@ int wg_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t *ms
 
 /* receive.c */
 void *wg_receive_thread(void *arg);
+/* The n packets wg_socket_receive put in l->pkts, through the three passes
+ * (the RX thread's batch; the receive fuzz driver calls it directly). */
+void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now);
 
 /* icmp.c: a destination-unreachable reply for a packet no peer takes. */
 void wg_icmp_unreachable(struct wg_dp *dp, const uint8_t *pkt, uint32_t len, uint64_t now);

@@ -294,7 +294,7 @@ static void roam(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
     }
 }
 
-static void receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
+void wg_receive_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t now)
 {
     struct packet *opened[DP_BURST];
     unsigned int nopen = 0, ndeliver = 0;
@@ -334,7 +334,7 @@ static void drain_socket(struct wg_dp *dp, struct loop *l, int fd, uint32_t gen)
          * one batch waiting: then the thread is behind. */
         l->send.pool = more ? &l->pool : NULL;
         if (n > 0)
-            receive_batch(dp, l, (unsigned int)n, now_ns());
+            wg_receive_batch(dp, l, (unsigned int)n, now_ns());
         wg_epoch_quiescent(&dp->epoch, &l->reader);
     } while (more && atomic_load(&dp->udp_gen) == gen);
 }
