@@ -61,7 +61,7 @@ build/wgdp-test/.built: $(CSRC)
 
 # The interop suite a second time with every pywg offload off (PYWG_DISABLE_OFFLOADS passes
 # through its harness): with offloads or without, pywg must interoperate.
-test: deps install selftest
+test: deps install selftest fuzz-regress fuzz-smoke
 	$(PYTEST) tests $(PYTEST_ARGS)
 	PYWG_DISABLE_OFFLOADS=all $(PYTEST) tests/integration/interop $(PYTEST_ARGS)
 
@@ -130,12 +130,12 @@ bench-memory: deps install
 # builder; the TUN read path (virtio header, TSO/USO split); GRO towards the TUN; UDP GRO
 # splitting; the receive path from datagram to TUN. `make fuzz` runs each for FUZZ_SECONDS
 # (its corpus grows in build/fuzz/corpus/, seeded from tests/fuzz/corpus/; what crashes lands
-# in build/fuzz/crashes/); `make fuzz-smoke` runs each over its kept corpus and crash inputs
-# and FUZZ_RUNS more; `make fuzz-regress` replays the kept inputs without libFuzzer (any
-# compiler). Needs clang and its runtime (Debian: clang libclang-rt-14-dev; installed here
-# when run as root).
+# in build/fuzz/crashes/). `make test` runs `fuzz-smoke` (each target over its kept corpus and
+# crash inputs, then FUZZ_SMOKE_SECONDS more) and `fuzz-regress` (the kept inputs replayed
+# without libFuzzer, built with $(CC)). Needs clang and its runtime (Debian: clang
+# libclang-rt-14-dev; installed here when run as root).
 FUZZ_SECONDS ?= 60
-FUZZ_RUNS    ?= 20000
+FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_TARGETS := aead replay allowedips icmp offload gro udpgro receive
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Icsrc -fno-omit-frame-pointer \
                 -fno-sanitize-recover=all
@@ -148,7 +148,7 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/bin/%)
 	$(PYTHON) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 fuzz-smoke: $(FUZZ_TARGETS:%=build/fuzz/bin/%)
-	$(PYTHON) tests/fuzz/run.py --runs $(FUZZ_RUNS) --kept-only $(FUZZ_TARGETS)
+	$(PYTHON) tests/fuzz/run.py --seconds $(FUZZ_SMOKE_SECONDS) --kept-only $(FUZZ_TARGETS)
 
 fuzz-regress: $(FUZZ_TARGETS:%=build/fuzz-regress/bin/%)
 	@for t in $(FUZZ_TARGETS); do \

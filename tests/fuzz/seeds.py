@@ -4,7 +4,8 @@ Each target reads its input as a stream of choices (csrc/fuzz/TARGET_fuzz.c says
 seeds here spell out meaningful ones in that format, so that the fuzzer starts from real
 traffic: the Linux module's replay-window table, nested allowed IPs, real TCP/UDP/ICMP
 packets (tests/support/packets.py, offload_ref.py), TSO and USO super-packets as the kernel
-hands them over with their virtio headers, UDP GRO receives of full-size segments, and for the
+hands them over with their virtio headers, AEAD messages at the lengths where the backends
+change gear, UDP GRO receives of full-size segments, and for the
 receive path sealed data from every peer, a handshake flood that puts the front line under
 load and answers with cookies, a responder's keypair confirmed, replays and expiry, roaming.
 The fuzzer's own finds join them (make fuzz, then `libFuzzer -merge=1` into the kept corpus).
@@ -38,6 +39,22 @@ def u32(v: int) -> bytes:
 
 def u64(v: int) -> bytes:
     return struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
+
+
+# ---- AEAD -------------------------------------------------------------------------------
+
+def aead_seeds() -> dict[str, bytes]:
+    """Key, counter, associated-data length and data, then the body (aead_fuzz.c), at the
+    lengths where the backends change gear: empty, one byte, around a block, around the
+    vector widths, a full packet, a TSO's worth."""
+    key = bytes(range(0x80, 0xA0))
+    out = {}
+    for length in (0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 511, 512, 1420, 4096, 65535):
+        body = bytes((k * 13 + 7) & 0xFF for k in range(length))
+        ad = b"" if length % 2 else bytes(range(12))
+        out[f"len-{length}"] = key + u64(length * 977) + bytes([len(ad)]) + ad + body
+    out["counter-top"] = key + u64(2**64 - 1) + b"\x00" + bytes(300)
+    return out
 
 
 # ---- replay ---------------------------------------------------------------------------
@@ -267,9 +284,9 @@ def receive_seeds() -> dict[str, bytes]:
     return out
 
 
-TARGETS = {"replay": replay_seeds, "allowedips": allowedips_seeds, "icmp": icmp_seeds,
-           "offload": offload_seeds, "gro": gro_seeds, "udpgro": udpgro_seeds,
-           "receive": receive_seeds}
+TARGETS = {"aead": aead_seeds, "replay": replay_seeds, "allowedips": allowedips_seeds,
+           "icmp": icmp_seeds, "offload": offload_seeds, "gro": gro_seeds,
+           "udpgro": udpgro_seeds, "receive": receive_seeds}
 
 
 def main() -> None:
