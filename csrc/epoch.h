@@ -60,7 +60,10 @@ void wg_epoch_synchronize(struct epoch *e);
 
 static inline void wg_epoch_online(struct epoch *e, struct epoch_reader *r)
 {
-    atomic_store_explicit(&r->seen, atomic_load(&e->now), memory_order_relaxed);
+    /* Release: the reads this thread made of the tables before this quiescent point
+     * happen before a reclaim that sees the new epoch frees what they read (relaxed,
+     * a weakly ordered CPU such as aarch64 may let the store overtake those loads). */
+    atomic_store_explicit(&r->seen, atomic_load(&e->now), memory_order_release);
     /* The store must be visible before this thread loads any table pointer. */
     atomic_thread_fence(memory_order_seq_cst);
 }
