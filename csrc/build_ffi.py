@@ -7,7 +7,8 @@ header stays the single description of the boundary. Build-only: not shipped.
 csrc/build_ffi_test.py builds the test-only module from the same pieces.
 
 PYWG_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer
-(make asan); PYWG_CFLAGS adds flags (cross-compiles, -march for experiments).
+(make asan), PYWG_SANITIZE=thread with ThreadSanitizer (make tsan); PYWG_CFLAGS
+adds flags (cross-compiles, -march for experiments).
 """
 
 import glob
@@ -49,17 +50,23 @@ def crypto_sources() -> list[str]:
 def _cflags() -> list[str]:
     flags = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
              "-Wno-unused-parameter"]
-    if os.environ.get("PYWG_SANITIZE") == "1":
+    sanitize = os.environ.get("PYWG_SANITIZE")
+    if sanitize == "1":
         flags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
                   "-fno-sanitize-recover=undefined"]
+    elif sanitize == "thread":
+        flags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=thread"]
     flags += os.environ.get("PYWG_CFLAGS", "").split()
     return flags
 
 
 def _ldflags() -> list[str]:
     flags = ["-pthread"]
-    if os.environ.get("PYWG_SANITIZE") == "1":
+    sanitize = os.environ.get("PYWG_SANITIZE")
+    if sanitize == "1":
         flags += ["-fsanitize=address,undefined"]
+    elif sanitize == "thread":
+        flags += ["-fsanitize=thread"]
     return flags
 
 

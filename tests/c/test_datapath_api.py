@@ -175,6 +175,10 @@ def _heard(plane: DataPlane, to: socket.socket, before: int) -> bool:
     return False
 
 
+# The close behind the data plane's back is this test's point: it races the receive thread's
+# recvmmsg on that fd on purpose, which ThreadSanitizer rightly reports (make tsan).
+@pytest.mark.skipif(os.environ.get("PYWG_EXPECT_SANITIZED") == "tsan",
+                    reason="closes a socket under the receive thread on purpose")
 def test_a_new_socket_under_a_dead_sockets_number_is_heard() -> None:
     """A socket closed behind the data plane's back reads as POLLNVAL and is left out;
     wg_dp_set_udp with a new socket under the same fd number must bring it back (the
