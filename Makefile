@@ -7,9 +7,10 @@ VPY      := $(VENV)/bin/python
 PYTEST   := $(VPY) -m pytest
 # nftables: NAT in the roaming tests and wg-quick's full-tunnel rules; linux-perf: syscall
 # counts in make bench; chromium and chromium-driver: the status page's browser test;
-# systemd: systemd-analyze verify on the units.
+# systemd: systemd-analyze verify on the units; libsodium23: X25519 for the handshake's fuzz
+# target (pywg itself uses pynacl's copy).
 APT_PKGS := wireguard-tools wireguard-go iperf3 iputils-ping iproute2 nftables procps linux-perf \
-            gcc libc6-dev make chromium chromium-driver systemd
+            gcc libc6-dev make chromium chromium-driver systemd libsodium23
 CSRC     := $(wildcard csrc/*.c csrc/*/*.c csrc/*.h csrc/*/*.h) csrc/build_ffi.py csrc/build_ffi_test.py \
             csrc/build_crypto.py
 # The data plane's C sources, without the self-test and fuzz drivers (they have main()).
@@ -147,7 +148,7 @@ bench-memory: deps install
 	$(VPY) -m bench.memory --minutes $(MINUTES)
 
 # libFuzzer drivers (csrc/fuzz/), one concept each, with ASan and UBSan: the AEAD backends
-# against the portable one; the replay window and allowed IPs against simple models; the ICMP
+# against the portable one; the handshake's message steps (noise.c) on forged messages; the replay window and allowed IPs against simple models; the ICMP
 # builder; the TUN read path (virtio header, TSO/USO split); GRO towards the TUN; UDP GRO
 # splitting; the receive path from datagram to TUN. `make fuzz` runs each for FUZZ_SECONDS
 # (its corpus grows in build/fuzz/corpus/, seeded from tests/fuzz/corpus/; what crashes lands
@@ -157,7 +158,7 @@ bench-memory: deps install
 # libclang-rt-14-dev; installed here when run as root).
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
-FUZZ_TARGETS := aead replay allowedips icmp offload gro udpgro receive
+FUZZ_TARGETS := aead noise replay allowedips icmp offload gro udpgro receive
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Icsrc -fno-omit-frame-pointer \
                 -fno-sanitize-recover=all
 # The drivers answer the TUN and UDP system calls themselves (csrc/fuzz/fake_io.c).
@@ -201,6 +202,9 @@ build/fuzz/obj/fuzz/%.o: csrc/fuzz/%.c $(filter %.h,$(CSRC)) | build/fuzz/.clang
 build/fuzz/bin/aead: build/fuzz/obj/fuzz/aead_fuzz.o $(FUZZ_CRYPTO:csrc/%.c=build/fuzz/obj-cov/%.o)
 	@mkdir -p $(dir $@)
 	clang -fsanitize=fuzzer,address,undefined -o $@ $^ -pthread
+build/fuzz/bin/noise: build/fuzz/obj/fuzz/noise_fuzz.o $(FUZZ_CRYPTO:csrc/%.c=build/fuzz/obj-cov/%.o)
+	@mkdir -p $(dir $@)
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ -pthread -ldl
 build/fuzz/bin/%: build/fuzz/obj/fuzz/%_fuzz.o $(FUZZ_OBJS:%=build/fuzz/obj/%)
 	@mkdir -p $(dir $@)
 	clang -fsanitize=fuzzer,address,undefined $(FUZZ_LDFLAGS) -o $@ $^

@@ -57,6 +57,27 @@ def aead_seeds() -> dict[str, bytes]:
     return out
 
 
+# ---- handshake messages -----------------------------------------------------------------
+
+def noise_seeds() -> dict[str, bytes]:
+    """Steps on the real handshake's messages (noise_fuzz.c: an op byte, then the step's own
+    choices): each untouched, so the fuzzer starts from the path that reads, then forged."""
+    static, payload, response, own, batch = 0, 1, 2, 3, 4
+    return {
+        "static": bytes([static, 0]),
+        "payload": bytes([payload, 28, 0, 2]),
+        "payload-short": bytes([payload, 15, 0, 2]),
+        "payload-zero-secret": bytes([payload, 28, 0, 0]),
+        "response": bytes([response, 16, 0, 1]),
+        "response-other-psk": bytes([response, 16, 0, 0, 5, 1]),
+        "forged-static": bytes([static, 1, 40, 0x10]),
+        "forged-ephemeral": bytes([static, 2, 0, 0xFF, 31, 0x80]),
+        "own-chain": bytes([own]) + bytes(range(64)) + bytes(80),
+        "batch": bytes([batch, 3, 5, 0, 0, 1, 90, 1, 0]),
+        "all": bytes([static, 0, payload, 28, 0, 2, response, 16, 0, 1, batch, 1, 0, 0, 0]),
+    }
+
+
 # ---- replay ---------------------------------------------------------------------------
 
 def replay_seeds() -> dict[str, bytes]:
@@ -284,7 +305,7 @@ def receive_seeds() -> dict[str, bytes]:
     return out
 
 
-TARGETS = {"aead": aead_seeds, "replay": replay_seeds, "allowedips": allowedips_seeds,
+TARGETS = {"aead": aead_seeds, "noise": noise_seeds, "replay": replay_seeds, "allowedips": allowedips_seeds,
            "icmp": icmp_seeds, "offload": offload_seeds, "gro": gro_seeds,
            "udpgro": udpgro_seeds, "receive": receive_seeds}
 
