@@ -305,9 +305,9 @@ def receive_seeds() -> dict[str, bytes]:
     return out
 
 
-TARGETS = {"aead": aead_seeds, "noise": noise_seeds, "replay": replay_seeds, "allowedips": allowedips_seeds,
-           "icmp": icmp_seeds, "offload": offload_seeds, "gro": gro_seeds,
-           "udpgro": udpgro_seeds, "receive": receive_seeds}
+TARGETS = {"aead": aead_seeds, "noise": noise_seeds, "replay": replay_seeds,
+           "allowedips": allowedips_seeds, "icmp": icmp_seeds, "offload": offload_seeds,
+           "gro": gro_seeds, "udpgro": udpgro_seeds, "receive": receive_seeds}
 
 
 def main() -> None:
