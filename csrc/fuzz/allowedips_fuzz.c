@@ -5,13 +5,15 @@
  * It relies only on the header's contract, not on how the tries are built.
  *
  * Input: a sequence of operations, one byte each and its operands: insert,
- * remove (by the right or a wrong peer), remove every prefix of a peer,
- * lookups, and calls with a bad family, length or peer (-EINVAL). Addresses
+ * insert with memory running out after a few allocations (-ENOMEM and no
+ * change, or done), remove (by the right or a wrong peer), remove every
+ * prefix of a peer, lookups, and calls with a bad family, length or peer (-EINVAL). Addresses
  * are fresh bytes or taken from an earlier prefix with a bit flipped, so
  * that prefixes nest, touch and replace each other. After each change the
  * address it named and its neighbours are looked up; at the end every
  * prefix's first and last address and the addresses just outside it, and
- * then, after removing every peer, the table must be empty. Retired nodes
+ * then, after removing every peer, the table must be empty. After every
+ * operation the tries must keep their structural rules (wg_allowedips_check). Retired nodes
  * are freed at once (no reader runs), so ASan sees any node still linked
  * after it was retired.
  */
@@ -179,7 +181,28 @@ static void step(struct fuzz_input *in, struct allowedips *t, struct epoch *e)
     struct prefix *p;
     int got, want;
 
-    switch (op % 7) {
+    switch (op % 8) {
+    case 7:                             /* an insert that runs out of memory part way */
+        t->alloc_budget = fz_u8(in) % 4;
+        pick_address(in, family, addr);
+        cidr = (uint8_t)(fz_u8(in) % (max_cidr(family) + 1));
+        peer = fz_u8(in) % PEERS;
+        got = wg_allowedips_insert(t, family, addr, cidr, peer);
+        t->alloc_budget = -1;
+        FUZZ_CHECK(got == 0 || got == -ENOMEM, "insert short of memory: %d", got);
+        clear_host_bits(addr, family, cidr);
+        if (got == 0) {
+            if ((p = model_find(family, addr, cidr)))
+                p->peer = peer;
+            else
+                model[nmodel++] = (struct prefix){ family, cidr, { 0 }, peer };
+            if (!p)
+                memcpy(model[nmodel - 1].addr, addr, 16);
+        }
+        history[nhistory++] = (struct prefix){ family, cidr, { 0 }, peer };
+        memcpy(history[nhistory - 1].addr, addr, 16);
+        check_around(t, family, addr, cidr);    /* -ENOMEM: no change at all */
+        break;
     case 0:
     case 1:                             /* insert */
         pick_address(in, family, addr);
@@ -244,6 +267,9 @@ static void step(struct fuzz_input *in, struct allowedips *t, struct epoch *e)
         break;
     }
     }
+    /* The tries' own structural rules and owner lists (allowedips.c). */
+    got = wg_allowedips_check(t, NULL, NULL);
+    FUZZ_CHECK(got == 0, "structural rule %d broken", got);
     /* No reader runs: what a change retired can go now, so a node still
      * linked after retiring is a use after free. */
     wg_epoch_reclaim(e);
