@@ -125,8 +125,12 @@ tsan: install
 	rm -rf build/tsan && mkdir -p build/tsan && cp -r pywg build/tsan/ && rm -f build/tsan/pywg/_wgdp*.so build/tsan/pywg/_crypto*.so
 	PYWG_SANITIZE=thread PYWG_CFLAGS=-Wno-tsan $(VPY) setup.py -q build_ext --build-lib build/tsan --build-temp build/tsan-tmp --force >/dev/null
 	rm -rf build/tsan-test && PYWG_SANITIZE=thread PYWG_CFLAGS=-Wno-tsan $(VPY) csrc/build_ffi_test.py build/tsan-test >/dev/null
-	LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" $(TSAN_ENV) \
-	  PYTHONPATH=build/tsan PYWG_TEST_FFI_DIR=build/tsan-test PYWG_EXPECT_SANITIZED=tsan $(VPY) -P -m pytest -p no:cacheprovider --import-mode=append tests/c $(PYTEST_ARGS)
+	@# pytest holds the tests' stderr, so the reports go to files, shown if there are any.
+	rm -f build/tsan/report.*
+	LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
+	  TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:log_path=$(CURDIR)/build/tsan/report:suppressions=$(CURDIR)/tests/c/tsan.supp" \
+	  PYTHONPATH=build/tsan PYWG_TEST_FFI_DIR=build/tsan-test PYWG_EXPECT_SANITIZED=tsan $(VPY) -P -m pytest -p no:cacheprovider --import-mode=append tests/c $(PYTEST_ARGS) \
+	  || { cat build/tsan/report.* 2>/dev/null; exit 1; }
 
 lint: install
 	$(VENV)/bin/ruff check pywg tests bench csrc/build_ffi.py csrc/build_ffi_test.py csrc/build_crypto.py
