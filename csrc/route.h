@@ -19,10 +19,13 @@
 #include "epoch.h"
 #include "wg_dp.h"
 
+/* A prefix as two words of address and of mask (in memory order, so a
+ * destination copied the same way compares with two ANDs on any CPU). */
 struct route_mtu_entry {
+    uint64_t addr[2];                   /* host bits cleared */
+    uint64_t mask[2];
     uint8_t family;                     /* 4 or 6 */
     uint8_t cidr;
-    uint8_t addr[16];                   /* host bits cleared */
     uint32_t mtu;
 };
 

@@ -177,7 +177,7 @@ def _metric(data: bytes, kind: int) -> int:
     offset = 0
     while offset + _RTATTR.size <= len(data):
         length, got = _RTATTR.unpack_from(data, offset)
-        if length < _RTATTR.size:
+        if length < _RTATTR.size or offset + length > len(data):
             break
         if got & NLA_TYPE_MASK == kind and length == _RTATTR.size + _U32.size:
             return int(_U32.unpack_from(data, offset + _RTATTR.size)[0])

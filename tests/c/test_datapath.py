@@ -603,13 +603,12 @@ def test_route_mtus_cap_the_padding(ns) -> None:
     [(ipaddress.ip_network("10.0.0.0/24"), 0)],                    # an MTU of 0
     [(ipaddress.ip_network(f"10.{i >> 8}.{i & 255}.0/24"), 1280) for i in range(65)],
 ])
-def test_route_mtus_refused(ns, routes) -> None:
+def test_route_mtus_refused(side, routes) -> None:
     """A table C cannot take is refused whole, and the one before stays."""
-    n = node(ns, mtu=1300)
-    try:
-        n.dp.set_route_mtus([(ipaddress.ip_network("10.0.0.0/24"), 1290)])
-        with pytest.raises(OSError) as e:
-            n.dp.set_route_mtus(routes)
-        assert e.value.errno == errno.EINVAL
-    finally:
-        n.close()
+    n, far = side
+    far.install_on(n.dp, PEER, initiator=True)
+    n.dp.set_route_mtus([(ipaddress.ip_network("10.0.0.0/24"), 1290)])
+    with pytest.raises(OSError) as e:
+        n.dp.set_route_mtus(routes)
+    assert e.value.errno == errno.EINVAL
+    assert _padded_to(far, n, ipv4_of_size(1285, dst="10.0.0.7")) == 1290
