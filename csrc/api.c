@@ -85,6 +85,17 @@ int wg_dp_set_mtu(struct wg_dp *dp, uint32_t mtu)
     return 0;
 }
 
+int wg_dp_set_route_mtus(struct wg_dp *dp, const struct wg_route_mtu *routes, uint32_t n,
+                         uint32_t overflow_mtu)
+{
+    int ret;
+
+    wg_device_lock(dp);
+    ret = wg_route_mtus_set(&dp->route_mtus, &dp->epoch, routes, n, overflow_mtu);
+    wg_device_unlock(dp);
+    return ret;
+}
+
 int wg_dp_offloads(struct wg_dp *dp)
 {
     uint32_t fd_bits = 0;

@@ -147,6 +147,7 @@ void wg_device_free(struct wg_dp *dp)
     /* No thread runs: everything may go at once. */
     wg_epoch_destroy(&dp->epoch);
     free_peers(dp);
+    wg_route_mtus_free(atomic_load(&dp->route_mtus));
     if (dp->allowedips.by_peer)
         wg_allowedips_free(&dp->allowedips);
     if (dp->indextable.buckets)

@@ -25,6 +25,7 @@
 #include "indextable.h"
 #include "messages.h"
 #include "ratelimiter.h"
+#include "route.h"
 #include "wg_dp.h"
 
 struct peer;
@@ -63,6 +64,7 @@ struct wg_dp {
     _Atomic uint32_t udp_gen;           /* bumped by every wg_dp_set_udp */
     _Atomic uint16_t listen_port;       /* the sockets' port (0: unknown): the loop check */
     _Atomic uint32_t mtu;
+    _Atomic(struct route_mtus *) route_mtus;  /* NULL: no route through us has an MTU */
     uint32_t offloads;                  /* WG_DP_OFFLOAD_* the settings allow */
     _Atomic uint32_t udp4_offloads, udp6_offloads;  /* what each socket took */
     _Atomic uint32_t tun_offloads;      /* TUN coalescing not (yet) refused */

@@ -39,9 +39,32 @@ static uint32_t padding(uint32_t len, uint32_t mtu)
 struct seal_job {
     struct packet **pkts;
     struct keypair *kp;
+    const struct route_mtus *routes;    /* NULL: no route through us has an MTU */
     uint64_t first;
     uint32_t mtu;
 };
+
+static bool ip_destination(const uint8_t *pkt, uint32_t len, uint8_t *family,
+                           const uint8_t **dst);
+
+/* The padding of one packet: to the interface's MTU, or to the MTU of the
+ * route its destination takes if that is smaller (the kernel pads to
+ * dst_mtu). Only a packet padded past the table's smallest MTU is looked
+ * up: with any smaller cap the padding would be the same. */
+static uint32_t packet_padding(const struct seal_job *job, const struct packet *p)
+{
+    uint32_t pad = padding(p->len, job->mtu), cap;
+    const uint8_t *dst;
+    uint8_t family;
+
+    if (!pad || !job->routes || p->len + pad <= job->routes->least ||
+        !ip_destination(p->data, p->len, &family, &dst))
+        return pad;
+    cap = wg_route_mtu_lookup(job->routes, family, dst);
+    if (!cap || (job->mtu && cap >= job->mtu))
+        return pad;
+    return padding(p->len, cap);
+}
 
 static void seal_range(void *ctx, unsigned int lo, unsigned int hi)
 {
@@ -50,7 +73,7 @@ static void seal_range(void *ctx, unsigned int lo, unsigned int hi)
 
     for (unsigned int i = lo; i < hi; i++) {
         struct packet *p = job->pkts[i];
-        uint32_t padded = p->len + padding(p->len, job->mtu);
+        uint32_t padded = p->len + packet_padding(job, p);
         uint8_t *hdr = p->data - MESSAGE_DATA_HEADER_SIZE;
         uint64_t counter = job->first + i;
 
@@ -65,11 +88,15 @@ static void seal_range(void *ctx, unsigned int lo, unsigned int hi)
 }
 
 /* Seals pkts in place with consecutive counters from `first` (on the pool's
- * threads too, if given). */
-static void seal_batch(struct crypt_pool *pool, struct packet **pkts, unsigned int n,
-                       struct keypair *kp, uint64_t first, uint32_t mtu)
+ * threads too, if given), padded for the MTU and the routes' MTUs. */
+static void seal_batch(struct wg_dp *dp, struct crypt_pool *pool, struct packet **pkts,
+                       unsigned int n, struct keypair *kp, uint64_t first)
 {
-    struct seal_job job = { pkts, kp, first, mtu };
+    /* The caller is an epoch reader (or holds the control mutex) until the
+     * pool is done with the job: the table stays. */
+    struct seal_job job = { pkts, kp,
+                            atomic_load_explicit(&dp->route_mtus, memory_order_acquire), first,
+                            atomic_load_explicit(&dp->mtu, memory_order_relaxed) };
     size_t bytes = 0;
 
     for (unsigned int i = 0; i < n; i++)
@@ -120,8 +147,7 @@ static void seal_and_send(struct wg_dp *dp, struct send_scratch *s, struct peer 
     unsigned int flags = now >= peer->gso_retry_ns ? SEND_GSO : 0;
     int sent;
 
-    seal_batch(s->pool, pkts, n, kp, first,
-                  atomic_load_explicit(&dp->mtu, memory_order_relaxed));
+    seal_batch(dp, s->pool, pkts, n, kp, first);
     for (uint32_t i = 0; i < n; i++) {
         s->bufs[i] = pkts[i]->data - MESSAGE_DATA_HEADER_SIZE;
         s->lens[i] = pkts[i]->wire_len;

@@ -88,6 +88,24 @@ int wg_dp_event_fd(struct wg_dp *dp);               /* readable while events are
 /* After a rebind; returns once no thread uses the old fds any more. */
 int wg_dp_set_udp(struct wg_dp *dp, int udp4_fd, int udp6_fd);
 int wg_dp_set_mtu(struct wg_dp *dp, uint32_t mtu);
+/*
+ * The routes through the TUN that carry an MTU metric: a packet is padded to
+ * no more than the MTU of the longest of these prefixes that contains its
+ * destination (nor past the interface's), as the kernel module pads to the
+ * MTU of the route the packet took. Replaces the whole table; at most
+ * WG_DP_ROUTE_MTU_MAX routes; overflow_mtu caps every packet (the smallest
+ * MTU of the routes left out past the bound), 0 for none. -EINVAL for a
+ * family other than 4 or 6, a prefix longer than the address or an MTU of 0.
+ */
+#define WG_DP_ROUTE_MTU_MAX 64
+struct wg_route_mtu {
+    uint8_t family;          /* 4 or 6 */
+    uint8_t cidr;
+    uint8_t addr[16];
+    uint32_t mtu;
+};
+int wg_dp_set_route_mtus(struct wg_dp *dp, const struct wg_route_mtu *routes, uint32_t n,
+                         uint32_t overflow_mtu);
 /* The WG_DP_OFFLOAD_* bits in use now: those allowed that the sockets took. */
 int wg_dp_offloads(struct wg_dp *dp);
 /* Threads per direction that seal or open a batch (the setting or its default). */

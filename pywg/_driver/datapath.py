@@ -18,6 +18,7 @@ import enum
 import ipaddress
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,6 +32,7 @@ from pywg._wgdp import lib as _lib
 
 __all__ = [
     "PEER_NONE",
+    "ROUTE_MTU_MAX",
     "DataPlane",
     "Endpoint",
     "Event",
@@ -44,6 +46,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PEER_NONE: Final[int] = _lib.WG_DP_PEER_NONE
+ROUTE_MTU_MAX: Final[int] = _lib.WG_DP_ROUTE_MTU_MAX  # routes set_route_mtus takes at most
 _EVENT_DATA_MAX: Final[int] = _lib.WG_DP_EVENT_DATA_MAX
 
 
@@ -409,6 +412,21 @@ class DataPlane:
 
     def set_mtu(self, mtu: int) -> None:
         _check(_lib.wg_dp_set_mtu(self._handle(), mtu))
+
+    def set_route_mtus(self, routes: Sequence[tuple[IPNetwork, int]], overflow_mtu: int = 0,
+                       ) -> None:
+        """The routes through the TUN that carry an MTU (network, MTU), at most
+        ROUTE_MTU_MAX: a packet is padded no further than the MTU of the longest one that
+        contains its destination, nor further than `overflow_mtu` (0: no such cap)."""
+        table = _ffi.new("struct wg_route_mtu[]", max(len(routes), 1))
+        for i, (network, mtu) in enumerate(routes):
+            entry = table[i]
+            entry.family = network.version
+            entry.cidr = network.prefixlen
+            packed = network.network_address.packed
+            _ffi.memmove(entry.addr, packed, len(packed))
+            entry.mtu = mtu
+        _check(_lib.wg_dp_set_route_mtus(self._handle(), table, len(routes), overflow_mtu))
 
     def crypto_threads(self) -> int:
         """Threads that seal (and as many that open) one batch: the setting, or its default."""

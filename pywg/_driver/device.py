@@ -69,7 +69,7 @@ from pywg._driver.log import peer_name
 from pywg._driver.offload import ALL as ALL_OFFLOADS
 from pywg._driver.offload import TUN_OFFLOADS, Offload
 from pywg._driver.peer import Peer, PeerContext
-from pywg._driver.tun import Tun, get_mtu
+from pywg._driver.tun import Tun, get_mtu, in_this_namespace
 from pywg._protocol import timers
 from pywg._protocol.endpoint import Endpoint
 from pywg._protocol.handshake import (
@@ -144,6 +144,9 @@ class Device:
         self._next_link_poll_ns = 0
         self._routes: route.RouteMonitor | None = None
         self._route_check: asyncio.TimerHandle | None = None
+        self._route_mtus_stale = False  # routes through the TUN changed since the last look
+        self._route_mtus: tuple[list[route.RouteMtu], int] = ([], 0)  # what C has
+        self._route_mtus_overflow_told = False
         self.aead_name = datapath.init_aead()
         self.dp = DataPlane(Settings(
             tun_fd=tun.fd if tun else -1,
@@ -168,6 +171,7 @@ class Device:
         loop.add_reader(self.dp.event_fd, self._on_events)
         self._tick_handle = loop.call_soon(self._tick)
         self._watch_routes(loop)
+        self._update_route_mtus()
         try:
             await self._stopped.wait()
         finally:
@@ -623,7 +627,7 @@ class Device:
         finally:
             self._arm_heap_timer()
 
-    # ---- routes: the sticky source follows them --------------------------------------------
+    # ---- routes: the sticky source and the padding follow them ----------------------------
 
     def _watch_routes(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -642,7 +646,12 @@ class Device:
             self._routes = None
 
     def _on_routes(self) -> None:
-        if self._routes is not None and self._routes.changed():
+        if self._routes is None:
+            return
+        changes = self._routes.changes()
+        if self.tun is not None and changes.touch(self.tun.ifindex):
+            self._route_mtus_stale = True
+        if changes.seen:
             self._schedule_source_check()
 
     def _schedule_source_check(self) -> None:
@@ -654,6 +663,31 @@ class Device:
     def _routes_changed(self) -> None:
         self._route_check = None
         self._check_sources(self.config.fwmark)
+        if self._route_mtus_stale:
+            self._update_route_mtus()
+
+    def _update_route_mtus(self) -> None:
+        """Hand the data plane the routes through the TUN that carry an MTU, for padding.
+        After a move to another namespace the TUN's routes are out of sight and the last
+        ones known stay (as the MTU does)."""
+        self._route_mtus_stale = False
+        if self.tun is None or not in_this_namespace(self.tun.ifindex, self.tun.name):
+            return
+        try:
+            found = route.route_mtus(self.tun.ifindex)
+        except OSError as e:
+            log.debug("Routes through %s not read: %s", self.tun.name, e.strerror or e)
+            return
+        kept, overflow = route.bound_route_mtus(found, datapath.ROUTE_MTU_MAX)
+        if overflow and not self._route_mtus_overflow_told:
+            self._route_mtus_overflow_told = True
+            log.warning("More than %d routes through %s have an MTU: padding is capped at "
+                        "%d for the rest", datapath.ROUTE_MTU_MAX, self.tun.name, overflow)
+        if (kept, overflow) != self._route_mtus:
+            self.dp.set_route_mtus(kept, overflow)
+            self._route_mtus = (kept, overflow)
+            log.info("Route MTUs updated: %s", ", ".join(
+                f"{r.network} {r.mtu}" for r in kept) or "none")
 
     def _check_sources(self, fwmark: int) -> None:
         """Forget each sticky source whose peer is now routed through another interface

@@ -185,6 +185,15 @@ def set_up(name: str, mtu: int) -> None:
             fcntl.ioctl(sock.fileno(), request, _IFREQ_INT.pack(name.encode(), value))
 
 
+def in_this_namespace(ifindex: int, name: str) -> bool:
+    """Whether the interface `name` is still `ifindex` here (not moved to another
+    namespace, its index not taken by another interface since)."""
+    try:
+        return socket.if_indextoname(ifindex) == name
+    except OSError:
+        return False
+
+
 def get_mtu(ifindex: int, name: str | None = None) -> int | None:
     """The MTU, or None when the interface is not (or no longer) in this namespace; with
     `name`, only if the index still carries that name (it was not moved and replaced)."""

@@ -8,6 +8,7 @@ side opens was sealed by other code.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import os
@@ -559,3 +560,78 @@ def test_packet_info_header_on_the_tun(ns, vnet_hdr: bool) -> None:
     finally:
         n.close()
         far.close()
+
+
+ROUTE_MTU_CASES = [
+    # (destination, size, the cap the routes below give it: worked out by hand)
+    ("10.0.0.2", 1297, 1299),      # the /32's 1299, not the /24's 1290: the longest prefix
+    ("10.0.0.2", 1290, 1299),
+    ("10.0.0.2", 1299, 1299),      # already at the route's MTU: no padding
+    ("10.0.0.2", 1280, 1299),      # a multiple of 16: no padding either way
+    ("10.0.0.2", 1281, 1299),      # past the table's smallest MTU: looked up, padded to 1296
+    ("10.0.0.7", 1285, 1290),      # the /24 alone
+    ("10.0.0.7", 1200, 1290),      # far below every MTU: the fast path
+    ("10.0.1.7", 1297, 1300),      # no route of ours: the interface's MTU
+    ("fd00::2", 1283, 1285),       # IPv6: the /128
+    ("fd00::3", 1283, 1300),       # another address of the same /64: the interface's
+]
+
+
+def _padded_to(far: PyPeer, n: Node, packet: bytes) -> int:
+    n.tun.send(packet)
+    opened = far.open(far.receive())
+    assert isinstance(opened, transport.Opened)
+    assert transport.trim(opened.plaintext) == packet
+    return len(opened.plaintext)
+
+
+def test_route_mtus_cap_the_padding(ns) -> None:
+    """Packets are padded to at most the MTU of the longest route prefix (of those handed
+    over) containing their destination, and never past the interface's MTU; the expected
+    lengths come from the reference padding at the cap the test works out by hand."""
+    n = node(ns, mtu=1300)
+    far = PyPeer(ns)
+    try:
+        n.dp.add_peer(PEER)
+        n.dp.insert_allowed_ip(PEER, ipaddress.ip_network("10.0.0.0/16"))
+        n.dp.insert_allowed_ip(PEER, NET6)
+        n.dp.set_endpoint(PEER, far.endpoint)
+        n.dp.start()
+        far.install_on(n.dp, PEER, initiator=True)
+        n.dp.set_route_mtus([(ipaddress.ip_network("10.0.0.0/24"), 1290),
+                             (ipaddress.ip_network("10.0.0.2/32"), 1299),
+                             (ipaddress.ip_network("fd00::2/128"), 1285),
+                             (ipaddress.ip_network("192.168.0.0/16"), 1200),
+                             (ipaddress.ip_network("10.0.0.0/8"), 1400)])
+        for dst, size, cap in ROUTE_MTU_CASES:
+            packet = ipv4_of_size(size, dst=dst) if ":" not in dst else \
+                ipv6_of_size(size, dst=dst)
+            assert _padded_to(far, n, packet) == size + transport.padding_length(size, cap), \
+                (dst, size, cap)
+        # The cap for every packet (routes left out past the bound) joins the routes'.
+        n.dp.set_route_mtus([(ipaddress.ip_network("10.0.0.2/32"), 1299)], overflow_mtu=1290)
+        for dst, size in (("10.0.0.2", 1285), ("10.0.1.7", 1285), ("fd00::3", 1283)):
+            packet = ipv4_of_size(size, dst=dst) if ":" not in dst else \
+                ipv6_of_size(size, dst=dst)
+            assert _padded_to(far, n, packet) == size + transport.padding_length(size, 1290)
+        # An empty table: the interface's MTU again.
+        n.dp.set_route_mtus([])
+        assert _padded_to(far, n, ipv4_of_size(1297, dst="10.0.0.2")) == 1300
+    finally:
+        n.close()
+        far.close()
+
+
+@pytest.mark.parametrize("routes", [
+    [(ipaddress.ip_network("10.0.0.0/24"), 0)],                    # an MTU of 0
+    [(ipaddress.ip_network(f"10.{i >> 8}.{i & 255}.0/24"), 1280) for i in range(65)],
+])
+def test_route_mtus_refused(side, routes) -> None:
+    """A table C cannot take is refused whole, and the one before stays."""
+    n, far = side
+    far.install_on(n.dp, PEER, initiator=True)
+    n.dp.set_route_mtus([(ipaddress.ip_network("10.0.0.0/24"), 1290)])
+    with pytest.raises(OSError) as e:
+        n.dp.set_route_mtus(routes)
+    assert e.value.errno == errno.EINVAL
+    assert _padded_to(far, n, ipv4_of_size(1285, dst="10.0.0.7")) == 1290

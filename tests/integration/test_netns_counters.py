@@ -111,8 +111,10 @@ def test_route_mtu_below_the_interface_mtu_bounds_the_padding(workdir: Path,
     with _quiet_topology((kinds[0], kinds[1]), workdir, mtu=ROUTE_MTU_LINK) as t:
         a, b = t.sides()
         outer = ROUTE_MTU_LINK + 32 + 8 + 20  # a full-MTU message in UDP over IPv4
-        rules = (f"table ip wgmtu {{\n chain input {{\n type filter hook input priority 0;\n"
-                 f" ip length {outer} counter drop\n }}\n}}\n")
+        # A named counter: `nft reset counters` resets those, not a rule's own (nft 1.0.6).
+        rules = (f"table ip wgmtu {{\n counter dropped {{ }}\n chain input {{\n"
+                 f" type filter hook input priority 0;\n"
+                 f" ip length {outer} counter name dropped drop\n }}\n}}\n")
         netns.run(a.ns, ["nft", "-f", "-"], input=rules)
         assert ping_once(b.ns, a.inner4), "the handshake and a small ping"
         # The rule bites: a message of the interface's full MTU is 1360 bytes outside (and
