@@ -24,6 +24,7 @@ import errno as _errno
 import logging
 import os
 import re
+import socket
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -208,7 +209,7 @@ def format_device(config: DeviceConfig, listen_port: int, extras: Mapping[str, i
 
 
 def format_peer(peer: PeerConfig, endpoint: str | None, handshake_ns: int, rx_bytes: int,
-                tx_bytes: int, allowed_ips: Iterable[AllowedIP]) -> str:
+                tx_bytes: int, allowed_ips: Iterable[AllowedIP | str]) -> str:
     """One peer's lines of a `get` reply (without the last newline), in wireguard-go's
     order. Written as one string: a gateway's reply has a million of them."""
     psk = peer.preshared_key
@@ -223,6 +224,14 @@ def format_peer(peer: PeerConfig, endpoint: str | None, handshake_ns: int, rx_by
     for net in allowed_ips:
         lines += f"\nallowed_ip={net}"
     return lines
+
+
+def format_prefix(address: bytes, family: int, cidr: int) -> str:
+    """An allowed IP as `get` shows it, from the data plane's form (a 16-byte address, the
+    first 4 for IPv4): what str(AllowedIP) gives, without making one."""
+    if family == 4:  # half of a gateway's prefixes: one call fewer
+        return f"{socket.inet_ntop(socket.AF_INET, address[:4])}/{cidr}"
+    return f"{format_packed(address)}/{cidr}"
 
 
 def format_endpoint(family: int, address: bytes, port: int) -> str | None:

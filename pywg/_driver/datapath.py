@@ -517,8 +517,15 @@ class DataPlane:
         return int(peer[0])
 
     def allowed_ips(self, peers: list[int]) -> list[list[AllowedIP]]:
-        """Each peer's allowed IPs in the order they were given, in one C call (two when
-        the first guess of room is short): the data plane keeps the only copy."""
+        """Each peer's allowed IPs in the order they were given: the data plane keeps the
+        only copy."""
+        return [[AllowedIP(family, addr[:4] if family == 4 else addr, cidr)
+                 for addr, family, cidr in nets] for nets in self.allowed_ips_raw(peers)]
+
+    def allowed_ips_raw(self, peers: list[int]) -> list[list[tuple[bytes, int, int]]]:
+        """allowed_ips as they come out of C, for `get` (a gateway lists millions): each
+        prefix (address, family, cidr), the address 16 bytes (the first 4 for IPv4). One C
+        call, two when the first guess of room is short."""
         n = len(peers)
         slots = _ffi.new("uint32_t[]", peers)
         counts = _ffi.new("uint32_t[]", max(n, 1))
@@ -530,13 +537,11 @@ class DataPlane:
             if total <= room:
                 break
             room = total
-        listed = [AllowedIP(family, addr[:4] if family == 4 else addr, cidr)
-                  for addr, family, cidr in _ALLOWED_IP.iter_unpack(
-                      _ffi.buffer(out, total * _ALLOWED_IP.size))]
+        listed = list(_ALLOWED_IP.iter_unpack(_ffi.buffer(out, total * _ALLOWED_IP.size)))
         result, at = [], 0
-        for i in range(n):
-            result.append(listed[at:at + counts[i]])
-            at += counts[i]
+        for count in _ffi.unpack(counts, n):
+            result.append(listed[at:at + count])
+            at += count
         return result
 
     def allowed_ips_count(self) -> int:

@@ -243,9 +243,11 @@ class Device:
         present = [(c, r) for c in configs if (r := self._peers.get(c.public_key.raw))]
         slots = [r.slot for _, r in present]
         moved = self.dp.peers_transfer(slots)
-        nets = self.dp.allowed_ips(slots)
+        nets = self.dp.allowed_ips_raw(slots)
+        prefix = uapi.format_prefix
         lines = [uapi.format_peer(config, _shown_endpoint(config.endpoint, family, address, port),
-                                  record.last_handshake_wall_ns, rx, tx, allowed)
+                                  record.last_handshake_wall_ns, rx, tx,
+                                  [prefix(*net) for net in allowed])
                  for (config, record), (family, address, port, rx, tx), allowed in zip(
                      present, moved, nets, strict=True)]
         return "".join(f"{text}\n" for text in lines).encode()
