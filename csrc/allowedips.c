@@ -561,24 +561,45 @@ static void garbage_flush(struct allowedips *t)
 
 /* ---- owners --------------------------------------------------------------- */
 
+/*
+ * A peer's list keeps its prefixes in the order they were given, as `wg show`
+ * lists them (a prefix given again moves to the end, as in the kernel and
+ * wireguard-go). by_peer[peer] is the first; the first one's prev is the
+ * last, so appending takes no search; the last one's next is NULL.
+ */
 static void owned_link(struct allowedips *t, prefix_t *q, uint32_t peer)
 {
-    q->prev = NULL;
-    q->next = t->by_peer[peer];
-    if (q->next)
-        q->next->prev = q;
-    t->by_peer[peer] = q;
+    prefix_t *head = t->by_peer[peer];
+
+    q->next = NULL;
+    if (!head) {
+        q->prev = q;
+        t->by_peer[peer] = q;
+    } else {
+        q->prev = head->prev;
+        head->prev->next = q;
+        head->prev = q;
+    }
+    t->count++;
 }
 
 static void owned_unlink(struct allowedips *t, prefix_t *q, uint32_t peer)
 {
-    if (q->prev)
-        q->prev->next = q->next;
-    else
+    prefix_t *head = t->by_peer[peer];
+
+    if (q == head) {
         t->by_peer[peer] = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
+        if (q->next)
+            q->next->prev = q->prev;
+    } else {
+        q->prev->next = q->next;
+        if (q->next)
+            q->next->prev = q->prev;
+        else
+            head->prev = q->prev;
+    }
     q->prev = q->next = NULL;
+    t->count--;
 }
 
 /* A new owner for q; `copy` is the node's copy of q's owner, if q is in a node. */
@@ -586,12 +607,13 @@ static void set_owner(struct allowedips *t, prefix_t *q, _Atomic uint32_t *copy,
 {
     uint32_t old = peer_of(&q->peer);
 
-    if (old == peer)
-        return;
+    /* Its own owner's too: it moves to the end of the list. */
     if (old != WG_DP_PEER_NONE)
         owned_unlink(t, q, old);
     if (peer != WG_DP_PEER_NONE)
         owned_link(t, q, peer);
+    if (old == peer)
+        return;
     atomic_store_explicit(&q->peer, peer, memory_order_relaxed);
     if (copy)
         atomic_store_explicit(copy, peer, memory_order_relaxed);
@@ -750,6 +772,7 @@ int wg_allowedips_init(struct allowedips *t, uint32_t max_peers, struct epoch *e
     t->max_peers = max_peers;
     t->epoch = epoch;
     t->garbage = NULL;
+    t->count = 0;
     t->alloc_budget = -1;
     detect_popcount();
     return 0;
@@ -765,6 +788,7 @@ void wg_allowedips_free(struct allowedips *t)
     t->garbage = NULL;
     free(t->by_peer);
     t->by_peer = NULL;
+    t->count = 0;
 }
 
 /* ---- insert --------------------------------------------------------------- */
@@ -1053,6 +1077,55 @@ void wg_allowedips_remove_peer(struct allowedips *t, uint32_t peer)
     }
 }
 
+/* ---- listing -------------------------------------------------------------- */
+
+static void key_to_addr(uint8_t family, const uint64_t key[2], uint8_t addr[16])
+{
+    memset(addr, 0, 16);
+    for (unsigned int i = 0; i < (family == 4 ? 4u : 16u); i++)
+        addr[i] = (uint8_t)(key[i >> 3] >> (56 - 8 * (i & 7)));
+}
+
+int wg_allowedips_owner(struct allowedips *t, uint8_t family, const uint8_t *addr,
+                        uint8_t cidr, uint32_t *peer)
+{
+    struct path path;
+    uint64_t key[2];
+    prefix_t *q;
+
+    if ((family != 4 && family != 6) || cidr > max_bits(family))
+        return -EINVAL;
+    addr_to_key(family, addr, key);
+    mask_key(key, cidr);
+    q = find(t, family, key, cidr, &path);
+    if (!q || dead_prefix(q))
+        return -ENOENT;
+    *peer = peer_of(&q->peer);
+    return 0;
+}
+
+size_t wg_allowedips_list(struct allowedips *t, uint32_t peer, struct wg_allowed_ip *out,
+                          size_t max)
+{
+    size_t n = 0;
+
+    if (peer >= t->max_peers)
+        return 0;
+    for (const prefix_t *q = t->by_peer[peer]; q; q = q->next, n++) {
+        if (n < max) {
+            key_to_addr(q->family, q->key, out[n].addr);
+            out[n].family = q->family;
+            out[n].cidr = q->cidr;
+        }
+    }
+    return n;
+}
+
+size_t wg_allowedips_count(const struct allowedips *t)
+{
+    return t->count;
+}
+
 /* ---- lookup --------------------------------------------------------------- */
 
 static ALWAYS_INLINE uint32_t lookup(struct allowedips *t, uint8_t family, const uint8_t *addr,
@@ -1250,13 +1323,16 @@ int wg_allowedips_check(struct allowedips *t, size_t *nodes, size_t *prefixes)
         (ret = check_entry(t, atomic_load(&t->root6), 6, zero, 0, true, &c)))
         return ret;
     for (uint32_t peer = 0; peer < t->max_peers; peer++) {
-        const prefix_t *prev = NULL;
-        for (const prefix_t *q = t->by_peer[peer]; q; prev = q, q = q->next, listed++)
-            if (q->prev != prev || peer_of((_Atomic uint32_t *)(uintptr_t)&q->peer) != peer)
-                return 9;               /* rule 9: the owner lists hold what peers own */
+        const prefix_t *head = t->by_peer[peer], *prev = NULL;
+        for (const prefix_t *q = head; q; prev = q, q = q->next, listed++)
+            if ((q != head && q->prev != prev) ||
+                peer_of((_Atomic uint32_t *)(uintptr_t)&q->peer) != peer)
+                return 9;               /* rule 9: the owner lists hold what peers own, */
+        if (head && head->prev != prev)
+            return 9;                   /* the first names the last */
     }
-    if (listed != c.live)
-        return 9;
+    if (listed != c.live || listed != t->count)
+        return 9;                       /* and count it */
     if (nodes)
         *nodes = c.nodes;
     if (prefixes)

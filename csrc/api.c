@@ -238,6 +238,44 @@ uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t
     return slot;
 }
 
+int wg_dp_allowedips_owner(struct wg_dp *dp, uint8_t family, const uint8_t *addr,
+                           uint8_t cidr, uint32_t *peer)
+{
+    int ret;
+
+    wg_device_lock(dp);
+    ret = wg_allowedips_owner(&dp->allowedips, family, addr, cidr, peer);
+    wg_device_unlock(dp);
+    return ret;
+}
+
+int wg_dp_allowedips_list(struct wg_dp *dp, const uint32_t *slots, uint32_t n,
+                          uint32_t *counts, struct wg_allowed_ip *out, uint32_t max)
+{
+    size_t total = 0;
+
+    wg_device_lock(dp);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t room = total < max ? max - total : 0;
+        size_t owned = wg_allowedips_list(&dp->allowedips, slots[i], room ? out + total : NULL,
+                                          room);
+        counts[i] = (uint32_t)owned;
+        total += owned;
+    }
+    wg_device_unlock(dp);
+    return total > INT32_MAX ? -EOVERFLOW : (int)total;
+}
+
+int wg_dp_allowedips_count(struct wg_dp *dp)
+{
+    size_t count;
+
+    wg_device_lock(dp);
+    count = wg_allowedips_count(&dp->allowedips);
+    wg_device_unlock(dp);
+    return count > INT32_MAX ? -EOVERFLOW : (int)count;
+}
+
 /* ---- the handshake front line ------------------------------------------- */
 
 int wg_dp_set_public_key(struct wg_dp *dp, const uint8_t *public_key)

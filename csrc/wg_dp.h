@@ -172,6 +172,24 @@ int wg_dp_allowedips_remove(struct wg_dp *dp, uint32_t peer, uint8_t family,
                             const uint8_t *addr, uint8_t cidr);
 int wg_dp_allowedips_remove_peer(struct wg_dp *dp, uint32_t peer);
 uint32_t wg_dp_allowedips_lookup(struct wg_dp *dp, uint8_t family, const uint8_t *addr);
+/* The peer that owns exactly this prefix: 0 and *peer, or -ENOENT. */
+int wg_dp_allowedips_owner(struct wg_dp *dp, uint8_t family, const uint8_t *addr,
+                           uint8_t cidr, uint32_t *peer);
+/* One listed prefix: family 4 (addr[0..3]) or 6, host bits clear. */
+struct wg_allowed_ip {
+    uint8_t addr[16];
+    uint8_t family;
+    uint8_t cidr;
+};
+/* The allowed IPs of n peers, in one call: the configuration keeps them only
+ * here, and `wg show` lists them. Each peer's in the order they were given (a
+ * prefix given again moves to the end), peer after peer, into out while they
+ * fit in max; counts[i] is how many peers[i] owns (0 for an empty slot).
+ * Returns the total, which is more than max when they did not all fit. */
+int wg_dp_allowedips_list(struct wg_dp *dp, const uint32_t *peers, uint32_t n,
+                          uint32_t *counts, struct wg_allowed_ip *out, uint32_t max);
+/* How many prefixes all peers own together. */
+int wg_dp_allowedips_count(struct wg_dp *dp);
 
 /* ---- the handshake front line ------------------------------------------ */
 /* The receive thread checks mac1 of every handshake message, and under load

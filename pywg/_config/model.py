@@ -96,16 +96,13 @@ def format_network(network: AllowedIP) -> str:
 class Key:
     """32 bytes of key material, compared in constant time."""
 
-    __slots__ = ("_hash", "_raw")
+    __slots__ = ("_raw",)
     secret: ClassVar[bool] = False
 
     def __init__(self, raw: bytes) -> None:
         if len(raw) != NOISE_PUBLIC_KEY_LEN:
             raise ValueError(f"a key is {NOISE_PUBLIC_KEY_LEN} bytes, not {len(raw)}")
         self._raw = bytes(raw)
-        # Public keys index every peer lookup: hash once. (Dict lookups compare with
-        # __eq__, which is constant-time, after a hash match.)
-        self._hash = hash((type(self).__name__, self._raw))
 
     @property
     def raw(self) -> bytes:
@@ -127,7 +124,10 @@ class Key:
         return hmac.compare_digest(self._raw, other._raw)
 
     def __hash__(self) -> int:
-        return self._hash
+        # Public keys index every peer lookup: the bytes object keeps its hash once made,
+        # and a gateway's million keys keep no int of their own. (Dict lookups compare
+        # with __eq__, which is constant-time, after a hash match.)
+        return hash(self._raw)
 
     def __repr__(self) -> str:
         shown = "<secret>" if self.secret else self.base64()
@@ -175,7 +175,8 @@ class DeviceConfig:
 
     An allowed IP belongs to at most one peer (inserting it for another peer moves it), so
     `allowed_ip_owners` maps each prefix to one public key. Both lookups are built on first
-    use; apply() hands the state it makes the ones it has already built.
+    use; apply() hands the state it makes the peer map it has already built. A device's
+    state carries no allowed IPs: its data plane keeps them (see apply's AllowedIPsTable).
     """
 
     private_key: PrivateKey | None = None
@@ -204,11 +205,9 @@ class DeviceConfig:
     def peer(self, public_key: PublicKey) -> PeerConfig | None:
         return self.peer_map.get(public_key)
 
-    def preset_lookups(self, peer_map: dict[PublicKey, PeerConfig],
-                       owners: dict[AllowedIP, PublicKey]) -> None:
-        """For apply() only: lookups it built for this state (they must match `peers`)."""
+    def preset_lookups(self, peer_map: dict[PublicKey, PeerConfig]) -> None:
+        """For apply() only: the lookup it built for this state (it must match `peers`)."""
         self.__dict__["peer_map"] = MappingProxyType(peer_map)
-        self.__dict__["allowed_ip_owners"] = MappingProxyType(owners)
 
 
 # The operations of a `set` transaction, in the UAPI's terms (protocol-notes.md §3).

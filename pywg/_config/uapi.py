@@ -24,6 +24,7 @@ import errno as _errno
 import logging
 import os
 import re
+import socket
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -65,7 +66,13 @@ from pywg._config.values import (
     parse_prefix,
     parse_true,
 )
-from pywg._constants import NSEC_PER_SEC, UAPI_MAX_LINE_LEN, UAPI_MAX_REQUEST_LINES
+from pywg._constants import (
+    MAX_ALLOWED_IPS,
+    MAX_PEERS,
+    NSEC_PER_SEC,
+    UAPI_MAX_LINE_LEN,
+    UAPI_MAX_REQUEST_LINES,
+)
 from pywg._protocol.endpoint import format_packed
 
 __all__ = [
@@ -158,10 +165,12 @@ class MemoryDevice:
     The listen port it reports is the configured one: it binds nothing.
     """
 
-    def __init__(self, config: DeviceConfig | None = None, **limits: int) -> None:
+    def __init__(self, config: DeviceConfig | None = None, *, max_peers: int = MAX_PEERS,
+                 max_allowed_ips: int = MAX_ALLOWED_IPS) -> None:
         self.config = config if config is not None else DeviceConfig()
         self.effects: deque[Effect] = deque(maxlen=_EFFECT_LOG_LEN)
-        self._limits = limits
+        self._max_peers = max_peers
+        self._max_allowed_ips = max_allowed_ips
 
     def snapshot(self) -> DeviceSnapshot:
         return DeviceSnapshot(self.config, self.config.listen_port)
@@ -170,7 +179,8 @@ class MemoryDevice:
         return (format_get(self.snapshot()),)
 
     def apply(self, change: Change) -> None:
-        self.config, effects = apply(self.config, change, **self._limits)
+        self.config, effects = apply(self.config, change, max_peers=self._max_peers,
+                                     max_allowed_ips=self._max_allowed_ips)
         self.effects.extend(effects)
 
 
@@ -199,7 +209,7 @@ def format_device(config: DeviceConfig, listen_port: int, extras: Mapping[str, i
 
 
 def format_peer(peer: PeerConfig, endpoint: str | None, handshake_ns: int, rx_bytes: int,
-                tx_bytes: int, allowed_ips: Iterable[AllowedIP]) -> str:
+                tx_bytes: int, allowed_ips: Iterable[AllowedIP | str]) -> str:
     """One peer's lines of a `get` reply (without the last newline), in wireguard-go's
     order. Written as one string: a gateway's reply has a million of them."""
     psk = peer.preshared_key
@@ -214,6 +224,14 @@ def format_peer(peer: PeerConfig, endpoint: str | None, handshake_ns: int, rx_by
     for net in allowed_ips:
         lines += f"\nallowed_ip={net}"
     return lines
+
+
+def format_prefix(address: bytes, family: int, cidr: int) -> str:
+    """An allowed IP as `get` shows it, from the data plane's form (a 16-byte address, the
+    first 4 for IPv4): what str(AllowedIP) gives, without making one."""
+    if family == 4:  # half of a gateway's prefixes: one call fewer
+        return f"{socket.inet_ntop(socket.AF_INET, address[:4])}/{cidr}"
+    return f"{format_packed(address)}/{cidr}"
 
 
 def format_endpoint(family: int, address: bytes, port: int) -> str | None:
@@ -248,6 +266,13 @@ def _short(text: str) -> str:
     return repr(text) if _SHOWABLE.fullmatch(text) else f"<{len(text)} bytes>"
 
 
+# The operations without a value, one of each (wg setconf of a gateway names one per peer).
+_REPLACE_PEERS: Final = ReplacePeers()
+_REPLACE_ALLOWED_IPS: Final = ReplaceAllowedIPs()
+_UPDATE_ONLY: Final = UpdateOnly()
+_REMOVE_PEER: Final = RemovePeer()
+
+
 def _private_key(value: str) -> SetPrivateKey:
     raw = parse_hex_key(value, "private_key")
     return SetPrivateKey(None if is_zero_key(raw) else PrivateKey(raw))
@@ -262,7 +287,7 @@ def _device_op(key: str, value: str) -> DeviceOp:
         return SetFwmark(parse_decimal(value, "fwmark", 0xFFFFFFFF))
     if key == "replace_peers":
         parse_true(value, "replace_peers")
-        return ReplacePeers()
+        return _REPLACE_PEERS
     raise ConfigError(f"invalid UAPI device key: {_short(key)}")
 
 
@@ -293,11 +318,11 @@ def _peer_op(key: str, value: str) -> PeerOp | None:
     if key == "persistent_keepalive_interval":
         return SetPersistentKeepalive(parse_decimal(value, key, 0xFFFF))
     if key == "replace_allowed_ips":
-        return _flag(ReplaceAllowedIPs(), key, value)
+        return _flag(_REPLACE_ALLOWED_IPS, key, value)
     if key == "update_only":
-        return _flag(UpdateOnly(), key, value)
+        return _flag(_UPDATE_ONLY, key, value)
     if key == "remove":
-        return _flag(RemovePeer(), key, value)
+        return _flag(_REMOVE_PEER, key, value)
     if key == "protocol_version":
         if value != "1":
             raise ConfigError(f"invalid protocol version: {_short(value)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import ipaddress
 import os
 import struct
@@ -260,6 +261,9 @@ _FACTS: Final = _facts_layout()
 _PEER_TRANSFER: Final = struct.Struct("=QQ16sHB5x")
 assert _PEER_TRANSFER.size == _ffi.sizeof("struct wg_peer_transfer")
 _NO_SOURCE: Final = bytes(16)
+# struct wg_allowed_ip.
+_ALLOWED_IP: Final = struct.Struct("=16sBB")
+assert _ALLOWED_IP.size == _ffi.sizeof("struct wg_allowed_ip")
 
 
 def _endpoint_from_fields(family: int, addr: bytes, port: int, scope_id: int, src: bytes,
@@ -519,6 +523,48 @@ class DataPlane:
 
     def remove_allowed_ips(self, peer: int) -> None:
         _check(_lib.wg_dp_allowedips_remove_peer(self._handle(), peer))
+
+    def allowed_ip_owner(self, network: AllowedIP | IPNetwork) -> int | None:
+        """The peer that owns exactly `network`, or None."""
+        family, cidr = self._network(network)
+        peer = _ffi.new("uint32_t *")
+        rc = _lib.wg_dp_allowedips_owner(self._handle(), family, self._addr, cidr, peer)
+        if rc == -errno.ENOENT:
+            return None
+        _check(rc)
+        return int(peer[0])
+
+    def allowed_ips(self, peers: list[int]) -> list[list[AllowedIP]]:
+        """Each peer's allowed IPs in the order they were given: the data plane keeps the
+        only copy."""
+        return [[AllowedIP(family, addr[:4] if family == 4 else addr, cidr)
+                 for addr, family, cidr in nets] for nets in self.allowed_ips_raw(peers)]
+
+    def allowed_ips_raw(self, peers: list[int]) -> list[list[tuple[bytes, int, int]]]:
+        """allowed_ips as they come out of C, for `get` (a gateway lists millions): each
+        prefix (address, family, cidr), the address 16 bytes (the first 4 for IPv4). One C
+        call, two when the first guess of room is short."""
+        n = len(peers)
+        slots = _ffi.new("uint32_t[]", peers)
+        counts = _ffi.new("uint32_t[]", max(n, 1))
+        room = max(2 * n, 16)
+        while True:
+            out = _ffi.new("struct wg_allowed_ip[]", room)
+            total = _check(_lib.wg_dp_allowedips_list(self._handle(), slots, n, counts, out,
+                                                      room))
+            if total <= room:
+                break
+            room = total
+        listed = list(_ALLOWED_IP.iter_unpack(_ffi.buffer(out, total * _ALLOWED_IP.size)))
+        result, at = [], 0
+        for count in _ffi.unpack(counts, n):
+            result.append(listed[at:at + count])
+            at += count
+        return result
+
+    def allowed_ips_count(self) -> int:
+        """How many prefixes all peers own together."""
+        return _check(_lib.wg_dp_allowedips_count(self._handle()))
 
     def lookup(self, address: IPAddress) -> int | None:
         """The peer that `address` routes to, or None."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import functools
 import heapq
@@ -59,7 +60,7 @@ from pywg._config.apply import (
 from pywg._config.apply import (
     apply as apply_change,
 )
-from pywg._config.model import Change, DeviceConfig, PeerConfig, PublicKey
+from pywg._config.model import AllowedIP, Change, DeviceConfig, PeerConfig, PublicKey
 from pywg._config.uapi import DeviceSnapshot, PeerStats, UapiError
 from pywg._driver import datapath, route
 from pywg._driver.bind import Bind, open_bind
@@ -119,7 +120,8 @@ class Device:
         self._rand_below = rand_below
         self._max_peers = max_peers
         self._peers: dict[bytes, Peer] = {}  # by public key
-        self._slots: dict[int, Peer] = {}
+        # By slot, up to the highest slot used: 8 bytes a peer (a dict would take 50).
+        self._slots: list[Peer | None] = []
         # Slots never used are counted, not listed: 65,536 ints would cost 2 MB at rest.
         self._free_slots: list[int] = []  # slots of removed peers, reused first
         self._unused_slot = 0  # slots from here to max_peers have never held a peer
@@ -208,6 +210,13 @@ class Device:
     # ---- UAPI: pywg._config.uapi.UapiDevice ----------------------------------------------
 
     def snapshot(self) -> DeviceSnapshot:
+        """The configuration with its allowed IPs (the data plane's), and each peer's
+        figures; made whole for each call (metrics, tests): `get` reads in parts."""
+        configs = self.config.peers
+        listed = self.dp.allowed_ips([self._peers[c.public_key.raw].slot for c in configs])
+        config = dataclasses.replace(self.config, peers=tuple(
+            dataclasses.replace(c, allowed_ips=tuple(nets))
+            for c, nets in zip(configs, listed, strict=True)))
         stats = {}
         for peer in self._peers.values():
             endpoint, rx_bytes, tx_bytes = self.dp.peer_transfer(peer.slot)
@@ -217,7 +226,7 @@ class Device:
                 rx_bytes=rx_bytes,
                 tx_bytes=tx_bytes,
             )
-        return DeviceSnapshot(self.config, self.bind.port if self.bind else 0, stats)
+        return DeviceSnapshot(config, self.bind.port if self.bind else 0, stats)
 
     def get(self) -> Iterator[bytes]:
         """The reply to a UAPI `get`, a part at a time: the configuration, each peer's
@@ -236,17 +245,22 @@ class Device:
     def _format_peers(self, configs: Sequence[PeerConfig]) -> bytes:
         # A peer removed since the reply began has no record any more: it is left out.
         present = [(c, r) for c in configs if (r := self._peers.get(c.public_key.raw))]
-        moved = self.dp.peers_transfer([r.slot for _, r in present])
+        slots = [r.slot for _, r in present]
+        moved = self.dp.peers_transfer(slots)
+        nets = self.dp.allowed_ips_raw(slots)
+        prefix = uapi.format_prefix
         lines = [uapi.format_peer(config, _shown_endpoint(config.endpoint, family, address, port),
-                                  record.last_handshake_wall_ns, rx, tx, config.allowed_ips)
-                 for (config, record), (family, address, port, rx, tx) in zip(present, moved,
-                                                                                strict=True)]
+                                  record.last_handshake_wall_ns, rx, tx,
+                                  [prefix(*net) for net in allowed])
+                 for (config, record), (family, address, port, rx, tx), allowed in zip(
+                     present, moved, nets, strict=True)]
         return "".join(f"{text}\n" for text in lines).encode()
 
     def apply(self, change: Change) -> None:
         """Apply a validated `set` whole; what can fail is looked up or done first (every
         endpoint's scope, then the socket effects), so a refusal leaves everything as it was."""
-        new, effects = apply_change(self.config, change, max_peers=self._max_peers)
+        new, effects = apply_change(self.config, change, max_peers=self._max_peers,
+                                    table=_AllowedIPsTable(self))
         _check_scopes(effects)
         now = self._now()
         touched: set[PublicKey] = set()
@@ -344,7 +358,10 @@ class Device:
         peer = Peer(config.public_key.raw, slot, self._peer_context,
                     config.preshared_key.raw if config.preshared_key else None)
         self._peers[peer.public_key] = peer
-        self._slots[slot] = peer
+        if slot == len(self._slots):
+            self._slots.append(peer)
+        else:
+            self._slots[slot] = peer
         if config.endpoint is not None:
             self.dp.set_endpoint(slot, _dp_endpoint(config.endpoint))
         for network in config.allowed_ips:
@@ -364,7 +381,7 @@ class Device:
 
     def _remove_peer(self, key: PublicKey) -> None:
         peer = self._peers.pop(key.raw)
-        del self._slots[peer.slot]
+        self._slots[peer.slot] = None
         self.dp.remove_peer(peer.slot)  # its keypairs and indices go with it
         peer.wipe()
         self._free_slots.append(peer.slot)
@@ -374,6 +391,11 @@ class Device:
     def _zero_keys(self, peer: Peer) -> None:
         self.dp.clear_keypairs(peer.slot)
         peer.clear_handshake()
+
+    def _peer_at(self, slot: int | None) -> Peer | None:
+        if slot is None or not 0 <= slot < len(self._slots):
+            return None
+        return self._slots[slot]
 
     # The handshake core's view of the peers (see HandshakeCore).
     def _peers_get(self, public_key: bytes) -> Peer | None:
@@ -421,7 +443,7 @@ class Device:
         if event.type is EventType.TUN_GONE:
             self._on_link_gone()
             return
-        peer = self._slots.get(event.peer) if event.peer is not None else None
+        peer = self._peer_at(event.peer)
         if peer is None:
             return
         match event.type:
@@ -443,7 +465,7 @@ class Device:
         """Messages of types 1-3 that passed the data plane's front line, through the core
         in one batch (the same actions as one at a time, the Noise work over every core)."""
         events = [e for e in events if e.source is not None]
-        peers = [self._slots.get(e.peer) if e.peer is not None else None for e in events]
+        peers = [self._peer_at(e.peer) for e in events]
         try:
             results = self.core.receive_batch(
                 [(e.data, peer) for e, peer in zip(events, peers, strict=True)], now)
@@ -532,7 +554,7 @@ class Device:
             self._active = self.dp.active_peers(constants.DEVICE_TIMER_SLICE)
             self._active_more = len(self._active) == constants.DEVICE_TIMER_SLICE
         while self._active and self._now() <= end:
-            peer = self._slots.get(self._active.pop())
+            peer = self._peer_at(self._active.pop())
             if peer is not None:
                 self._evaluate(peer, now)
         if (self._active or self._active_more) and self._loop is not None:
@@ -619,7 +641,7 @@ class Device:
                 if not self._heap or self._heap[0][0] > now or self._now() > end:
                     break
                 deadline, _serial, slot = heapq.heappop(self._heap)
-                peer = self._slots.get(slot)
+                peer = self._peer_at(slot)
                 # Entries are never removed, only outdated: act on the live ones.
                 if peer is not None and peer.deadline_ns == deadline:
                     peer.deadline_ns = None
@@ -719,6 +741,26 @@ class Device:
         # (and from a move to another namespace) by the TUN fd itself.
         if self.tun is not None and not self.tun.exists():
             self.stop("the interface was removed")
+
+
+class _AllowedIPsTable:
+    """The device's allowed IPs as a transaction reads them (apply's AllowedIPsTable): the
+    data plane's trie and per-peer lists, the only copy."""
+
+    def __init__(self, device: Device) -> None:
+        self._device = device
+
+    def owner(self, network: AllowedIP) -> PublicKey | None:
+        slot = self._device.dp.allowed_ip_owner(network)
+        peer = self._device._peer_at(slot)
+        return PublicKey(peer.public_key) if peer is not None else None
+
+    def of(self, key: PublicKey) -> Sequence[AllowedIP]:
+        peer = self._device._peers.get(key.raw)
+        return self._device.dp.allowed_ips([peer.slot])[0] if peer is not None else ()
+
+    def count(self) -> int:
+        return self._device.dp.allowed_ips_count()
 
 
 # ---- conversions between the three planes' ideas of an endpoint ------------------------------

@@ -64,6 +64,18 @@ def random_address(rng: random.Random) -> Address:
     return ipaddress.ip_address(rng.getrandbits(bits).to_bytes(bits // 8, "big"))
 
 
+def check_listing(dp: DataPlane, ref: AllowedIPs[int], rng: random.Random,
+                  nets: list[Network]) -> None:
+    """Each peer's prefixes as `wg show` lists them, in the order given; the exact owner of
+    prefixes seen; the count."""
+    listed = dp.allowed_ips([*range(PEERS), PEERS + 1])  # an empty and a bad slot: none
+    assert [[n.network for n in peer] for peer in listed] == [
+        ref.listed(peer) for peer in range(PEERS)] + [[]]
+    for net in rng.sample(nets, min(len(nets), 300)):
+        assert dp.allowed_ip_owner(net) == ref.owner(net), net
+    assert dp.allowed_ips_count() == len(ref)
+
+
 def check_lookups(dp: DataPlane, ref: AllowedIPs[int], rng: random.Random, nets: list[Network],
                   count: int = 3000) -> None:
     for _ in range(count):
@@ -173,6 +185,7 @@ def test_random_operations_against_reference(dp: DataPlane, seed: int) -> None:
                     del owner[n]
                     ref.remove(n)
         check_lookups(dp, ref, rng, nets, 2000)
+        check_listing(dp, ref, rng, nets)
     for peer in range(PEERS):
         dp.remove_allowed_ips(peer)
     assert all(dp.lookup(a) is None for net in nets[:500] for a in edges(net))
@@ -383,3 +396,33 @@ def test_bench_hook_arguments() -> None:
     for family in (4, 6):
         assert lib.wg_allowedips_bench(family, 1000, 10000, 3, elapsed) == 0
         assert elapsed[0] > 0
+
+
+def test_listing_keeps_the_order_given(dp: DataPlane) -> None:
+    """A prefix given again, by its owner, moves to the end of the owner's list; given to
+    another peer, to the end of that one's; removed and given again, to the end."""
+    a, b, c, d = (ipaddress.ip_network(t) for t in ("10.0.0.0/8", "fd00::/64", "10.1.0.0/16",
+                                                     "192.0.2.1/32"))
+    for net in (a, b, c, d):
+        dp.insert_allowed_ip(0, net)
+    dp.insert_allowed_ip(0, a)
+    assert [n.network for n in dp.allowed_ips([0])[0]] == [b, c, d, a]
+    dp.insert_allowed_ip(1, c)
+    dp.insert_allowed_ip(0, c)
+    dp.remove_allowed_ip(0, b)
+    dp.insert_allowed_ip(0, b)
+    assert [[n.network for n in p] for p in dp.allowed_ips([0, 1])] == [[d, a, c, b], []]
+    assert dp.allowed_ip_owner(ipaddress.ip_network("10.1.0.0/17")) is None
+    assert dp.allowed_ip_owner(ipaddress.ip_network("fd00::/64")) == 0
+    assert dp.allowed_ips_count() == 4
+    dp.remove_allowed_ips(0)
+    assert dp.allowed_ips([0, 1]) == [[], []] and dp.allowed_ips_count() == 0
+
+
+def test_listing_many_peers_at_once_grows_its_buffer(dp: DataPlane) -> None:
+    """More prefixes than the first guess of room (two a peer): listed whole."""
+    for i in range(40):
+        dp.insert_allowed_ip(3, ipaddress.ip_network(f"10.3.{i}.0/24"))
+    listed = dp.allowed_ips([2, 3, 2])
+    assert listed[0] == listed[2] == []
+    assert [str(n) for n in listed[1]] == [f"10.3.{i}.0/24" for i in range(40)]

@@ -4,7 +4,9 @@ Where a case says "wireguard-go", it is what Debian's wireguard-go 0.0.20220316 
 same lines; tests/integration/test_uapi_wg.py checks the two side by side.
 """
 
+import dataclasses
 import ipaddress
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -28,6 +30,7 @@ from pywg._config.apply import (
 from pywg._config.errors import ConfigError
 from pywg._config.model import (
     AddAllowedIP,
+    AllowedIP,
     Change,
     DeviceConfig,
     Endpoint,
@@ -260,29 +263,38 @@ changes = st.builds(
 
 
 def _replay(old: DeviceConfig, effects: tuple[Effect, ...]) -> dict[PublicKey, PeerConfig]:
+    """The effects carried out as the data plane does: each peer's list in order, an insert
+    appending (a prefix the peer has moves to the end; another peer's prefix must have been
+    taken from it first)."""
     live = {p.public_key: p for p in old.peers}
+    lists = {p.public_key: list(p.allowed_ips) for p in old.peers}
     owner = {n: p.public_key for p in old.peers for n in p.allowed_ips}
 
-    def give(k: PublicKey, nets: tuple[object, ...]) -> None:
+    def give(k: PublicKey, nets: tuple[AllowedIP, ...]) -> None:
         for n in nets:
-            assert n not in owner, "a prefix would have two owners"
-            owner[n] = k  # type: ignore[index]
+            assert owner.get(n, k) == k, "a prefix would have two owners"
+            if n in owner:
+                lists[k].remove(n)
+            owner[n] = k
+            lists[k].append(n)
 
     for e in effects:
         if isinstance(e, PeerRemoved):
             del live[e.public_key]
-            owner = {n: k for n, k in owner.items() if k != e.public_key}
+            for n in lists.pop(e.public_key):
+                del owner[n]
         elif isinstance(e, PeerAdded):
             assert e.peer.public_key not in live
             live[e.peer.public_key] = e.peer
+            lists[e.peer.public_key] = []
             give(e.peer.public_key, e.peer.allowed_ips)
         elif isinstance(e, AllowedIPsRemoved):
             for n in e.networks:
                 assert owner.pop(n) == e.public_key
+                lists[e.public_key].remove(n)
         elif isinstance(e, AllowedIPsAdded):
             give(e.public_key, e.networks)
-    return {k: PeerConfig(k, allowed_ips=tuple(sorted((n for n, o in owner.items() if o == k),
-                                                      key=str))) for k in live}
+    return {k: PeerConfig(k, allowed_ips=tuple(lists[k])) for k in live}
 
 
 @settings(max_examples=300, deadline=None)
@@ -291,7 +303,70 @@ def test_effects_replay_to_the_new_state(first: Change, second: Change) -> None:
     old, _ = apply(DeviceConfig(), first)
     new, effects = apply(old, second)
     replayed = _replay(old, effects)
-    assert replayed == {p.public_key: PeerConfig(p.public_key, allowed_ips=tuple(
-        sorted(p.allowed_ips, key=str))) for p in new.peers}
+    assert replayed == {p.public_key: PeerConfig(p.public_key, allowed_ips=p.allowed_ips)
+                        for p in new.peers}
     owners = [n for p in new.peers for n in p.allowed_ips]
     assert len(owners) == len(set(owners))
+
+
+class _Table:
+    """Allowed IPs kept apart from the PeerConfigs, as a device's data plane keeps them."""
+
+    def __init__(self, state: DeviceConfig) -> None:
+        self.lists = {p.public_key: tuple(p.allowed_ips) for p in state.peers}
+        self.reads = 0
+
+    def owner(self, network: AllowedIP) -> PublicKey | None:
+        self.reads += 1
+        return next((k for k, nets in self.lists.items() if network in nets), None)
+
+    def of(self, key: PublicKey) -> Sequence[AllowedIP]:
+        self.reads += 1
+        return self.lists.get(key, ())
+
+    def count(self) -> int:
+        return sum(map(len, self.lists.values()))
+
+
+def _without_allowed_ips(state: DeviceConfig) -> DeviceConfig:
+    return dataclasses.replace(state, peers=tuple(dataclasses.replace(p, allowed_ips=())
+                                                  for p in state.peers))
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes, changes)
+def test_a_table_of_allowed_ips_gives_the_same_transaction(first: Change,
+                                                           second: Change) -> None:
+    """Allowed IPs kept in a table (the data plane) rather than in the PeerConfigs: the same
+    effects, refusals and new state, whose PeerConfigs carry no allowed IPs."""
+    old, _ = apply(DeviceConfig(), first)
+    table = _Table(old)
+    try:
+        new, effects = apply(old, second, max_allowed_ips=6)
+    except ConfigError as e:
+        with pytest.raises(ConfigError, match=e.message):
+            apply(_without_allowed_ips(old), second, max_allowed_ips=6, table=table)
+        return
+    apart, apart_effects = apply(_without_allowed_ips(old), second, max_allowed_ips=6,
+                                 table=table)
+    assert apart_effects == effects
+    assert apart.peers == _without_allowed_ips(new).peers
+    assert apart.private_key == new.private_key and apart.listen_port == new.listen_port
+
+
+def test_a_prefix_given_again_moves_to_the_end() -> None:
+    """As the kernel and wireguard-go list it; the data plane is told to insert it again."""
+    new, effects = apply(BASE, peers((A, (AddAllowedIP(net("10.1.0.0/16")),))))
+    assert ips(new, A) == ["10.2.0.0/16", "10.1.0.0/16"]
+    assert effects == (AllowedIPsAdded(A, (net("10.1.0.0/16"),)),)
+    new, effects = apply(BASE, peers((A, (AddAllowedIP(net("10.2.0.0/16")),))))
+    assert ips(new, A) == ["10.1.0.0/16", "10.2.0.0/16"]
+    assert effects == ()
+
+
+def test_replace_peers_reads_no_allowed_ip_of_a_table() -> None:
+    """wg setconf of a gateway replaces every peer: the old ones' prefixes are never read."""
+    table = _Table(BASE)
+    apply(_without_allowed_ips(BASE), Change(device=(ReplacePeers(),), peers=(
+        PeerChange(A, (AddAllowedIP(net("10.1.0.0/16")),)),)), table=table)
+    assert table.reads == 0

@@ -50,10 +50,12 @@ from pywg._config.uapi import (
     UapiError,
     UapiParser,
     format_get,
+    format_prefix,
     format_set,
     parse_set,
     respond,
 )
+from pywg._config.values import parse_prefix
 from tests.support.nets import net
 
 K1 = "1ae6bdc96f91eb3f5cd15c82f0a5582383ef9fa9195e61befd25c5c0f7482b3a"
@@ -410,3 +412,12 @@ def test_a_set_is_applied_whole_or_not_at_all(lines: list[str]) -> None:
     else:
         assert isinstance(event, SetRequest)
         assert device.config == apply(before, event.change)[0]
+
+
+@pytest.mark.parametrize("text", ["10.1.2.3/32", "0.0.0.0/0", "255.255.255.0/24", "::/0",
+                                  "::1.2.3.4/128", "::ffff:1.2.3.4/128", "fd00::1:0:0:1/128",
+                                  "2001:db8::/32", "fe80::1/64"])
+def test_format_prefix_is_str_of_allowed_ip(text: str) -> None:
+    """get formats the data plane's (16-byte address, family, cidr) as str(AllowedIP) does."""
+    prefix = parse_prefix(text)
+    assert format_prefix(prefix.address.ljust(16, b"\0"), prefix.family, prefix.cidr) == str(prefix)
