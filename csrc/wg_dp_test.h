@@ -34,10 +34,10 @@ void wg_hmac_blake2s(uint8_t *out, const uint8_t *key, size_t keylen,
 
 /* ---- crypto backends (csrc/crypto/aead.h) -------------------------------- */
 
-/* Backends: "avx512", "avx2" (x86_64), "sodium" (once registered),
- * "portable" and "portable32". Status and select: 0, -ENOENT (no such
- * name), -ENOTSUP (not on this CPU, or sodium not registered), -EIO (failed
- * its self-test). */
+/* Backends: "avx512", "avx2" (x86_64), "neon" (aarch64, and armv7 when the
+ * CPU has NEON), "sodium" (once registered), "portable" and "portable32".
+ * Status and select: 0, -ENOENT (no such name), -ENOTSUP (not on this CPU,
+ * or sodium not registered), -EIO (failed its self-test). */
 int wg_aead_select(const char *name);
 int wg_aead_status(const char *name);
 /* Every compiled-in name, fastest first; writes up to max, returns the count. */
