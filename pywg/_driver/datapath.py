@@ -611,3 +611,18 @@ def init_aead() -> str:
         pointer("crypto_aead_xchacha20poly1305_ietf_encrypt")))
     _check(_lib.wg_aead_init())
     return str(_ffi.string(_lib.wg_aead_name()).decode())
+
+
+def aead_backends() -> list[tuple[str, int]]:
+    """Every ChaCha20-Poly1305 backend compiled in, fastest first, with the result of its
+    start-up self-test: 0 (passed), -ENOTSUP (this CPU cannot run it) or -EIO (failed).
+    The self-test runs on first asking, for each backend; call init_aead() first so that
+    libsodium's is among them."""
+    most = 32
+    names = _ffi.new("const char *[]", most)
+    count = min(int(_lib.wg_aead_backends(names, most)), most)
+    out = []
+    for i in range(count):
+        name = _ffi.string(names[i])
+        out.append((name.decode(), int(_lib.wg_aead_status(name))))
+    return out

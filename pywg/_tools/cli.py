@@ -93,6 +93,12 @@ def _pubkey(args: argparse.Namespace) -> int:
     return _print_key(keys.public_key(private))
 
 
+def _selftest(args: argparse.Namespace) -> int:
+    from pywg._tools import selftest  # the C extension and libsodium: only for this command
+
+    return selftest.main()
+
+
 def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG_FILE|INTERFACE",
                         help="a wg-quick(8) configuration file named INTERFACE.conf, or an "
@@ -142,6 +148,9 @@ COMMANDS: dict[str, Command] = {
     "genpsk": Command("Generate a new preshared key and write it to stdout", _genpsk),
     "pubkey": Command("Read a private key from stdin and write its public key to stdout",
                       _pubkey),
+    "selftest": Command("Check the AEAD backends and the handshake's crypto against known "
+                        "answers on this machine, and name the backend the data plane uses",
+                        _selftest),
     "up": _quick_command("up", "Bring an interface up from its configuration file, as "
                          "wg-quick up does, with a pywg daemon"),
     "down": _quick_command("down", "Take down an interface brought up with `pywg up` (or "
