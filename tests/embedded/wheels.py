@@ -37,7 +37,7 @@ def _jobs() -> str:
     return str(len(os.sched_getaffinity(0)))
 
 
-def _env(target: Target) -> dict[str, str]:
+def build_env(target: Target) -> dict[str, str]:
     """Build environment: cross for an emulated target, plain for the build machine."""
     env = {"CFLAGS": NO_DEBUG}
     if not target.native:
@@ -87,7 +87,7 @@ def build_pywg(target: Target) -> Path:
         _export_tree(src)
         run([tools_venv(), "-m", "build", "--wheel", "--no-isolation", "--outdir", raw,
              f"-C--build-option=--py-limited-api={PY_LIMITED_API}", src],
-            env=_env(target), capture=True)
+            env=build_env(target), capture=True)
         (wheel,) = raw.glob("*.whl")
         for old in out.glob("pywg-*.whl"):
             old.unlink()
@@ -202,7 +202,7 @@ def binary_dep(target: Target, name: str, requirement: str) -> str:
             return f"{stem}, built from its sdist earlier (cached)"
         with step(f"{target.name}: {stem} from its sdist"):
             src = _unpack(archive, Path(tmp) / "src")
-            env = RECIPES[name](target, src, _env(target))
+            env = RECIPES[name](target, src, build_env(target))
             _build_sdist_wheel(target, src, env, cache)
     return f"built from {archive.name}"
 
