@@ -226,12 +226,15 @@ def prepare_and_test(target: Target, workdir: Path, report: Report) -> Path:
     (BUILD / target.name).mkdir(parents=True, exist_ok=True)
     (BUILD / target.name / "log.txt").write_text("")
     step = Step(target, report)
-    with step("unpack the cached root file system"):
-        root = rootfs.unpack(target, workdir)
-    with step("cross-compile the C self-tests and fuzz harness"):
-        bins = cross_compile(target)
-    with step("pip install from the wheelhouse"):
-        install(target, root, step)
+    # The cross compiler runs on this machine while the emulated pip installs.
+    with concurrent.futures.ThreadPoolExecutor(1) as compiler:
+        compiled = compiler.submit(cross_compile, target)
+        with step("unpack the cached root file system"):
+            root = rootfs.unpack(target, workdir)
+        with step("pip install from the wheelhouse"):
+            install(target, root, step)
+        with step("cross-compile the C self-tests, fuzz harness and test module"):
+            bins = compiled.result()
     copy_tests(root, bins)
     for i, cpu in enumerate(target.cpus):
         test_cpu(target, root, cpu, i == 0, step, report)
