@@ -123,8 +123,10 @@ def install(target: Target, root: Path, step: Step) -> None:
     dest = root / "wheelhouse"
     for folder in (target.name, f"{target.name}-test"):
         shutil.copytree(WHEELHOUSE / folder, dest / folder)
+    # --no-compile: byte-compiling every module of every wheel (pygments, hypothesis) costs
+    # more under emulation than compiling the few that get imported, when they are.
     out = rootfs.in_target(root, [f"{rootfs.VENV}/bin/pip", "install", "--no-index",
-                                  "--disable-pip-version-check", "--find-links",
+                                  "--no-compile", "--disable-pip-version-check", "--find-links",
                                   f"/wheelhouse/{target.name}", "--find-links",
                                   f"/wheelhouse/{target.name}-test", "pywg[test]"],
                            capture=True)
@@ -164,7 +166,8 @@ def test_cpu(target: Target, root: Path, cpu: Cpu, first: bool, step: Step,
     target_run("AEAD fuzz", ["bin/aead_fuzz", str(FUZZ_SECONDS), str(int(time.time()))])
     target_run("pywg selftest", ["pywg", "selftest"])
     tests = TESTS if first else CPU_TESTS
-    target_run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests])
+    target_run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "--durations=15", *tests])
     speed = target_run("AEAD speed", ["python", "-m", "tests.embedded.aead_speed"])
     report.figures[f"aead_{cpu.label}"] = json.loads(speed.strip().splitlines()[-1])
 

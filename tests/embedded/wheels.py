@@ -106,8 +106,8 @@ def _pip_platform_args(target: Target) -> list[str]:
 
 def _pip_download(target: Target, dest: Path, *reqs: str, find_links: Path | None = None,
                   deps: bool = True, check: bool = True) -> bool:
-    args = [tools_venv(), "-m", "pip", "download", "-q", "--dest", dest,
-            *_pip_platform_args(target)]
+    args: list[str | Path] = [tools_venv(), "-m", "pip", "download", "-q", "--dest", dest,
+                              *_pip_platform_args(target)]
     if find_links:
         args += ["--find-links", find_links]
     if not deps:
