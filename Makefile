@@ -187,8 +187,10 @@ embedded-deps: deps
 wheels: embedded-deps $(VENV)/.installed
 	PYWG_EMBEDDED_CACHE=$(EMBEDDED_CACHE) $(VPY) -m tests.embedded wheels
 
-# In emulated Debian 12 systems (aarch64; armv7l with and without NEON): the wheels installed
-# with pip, the C self-tests and the AEAD fuzz harness cross-compiled, `pywg selftest`, the
-# tests that matter on a device, and a tunnel to a native wireguard-go (ping, 10 MB each way).
-test-embedded: wheels
-	PYWG_EMBEDDED_CACHE=$(EMBEDDED_CACHE) $(VPY) -m tests.embedded test
+# The wheels as `make wheels` builds them (the emulated root file systems debootstrapped
+# meanwhile, when not cached), then in emulated Debian 12 systems (aarch64; armv7l with and
+# without NEON): the wheels installed with pip, the C self-tests and the AEAD fuzz harness
+# cross-compiled, `pywg selftest`, the tests that matter on a device, and a tunnel to a
+# native wireguard-go (ping, 10 MB each way). Takes the namespace lock for the tunnels only.
+test-embedded: embedded-deps $(VENV)/.installed
+	PYWG_EMBEDDED_CACHE=$(EMBEDDED_CACHE) $(VPY) -m tests.embedded all

@@ -1,15 +1,18 @@
-"""python -m tests.embedded wheels|test [--targets aarch64,armv7l]: see the Makefile."""
+"""python -m tests.embedded wheels|test|all [--targets x86_64,aarch64,armv7l]: see the Makefile.
+
+all: the wheels (with the root file systems debootstrapped meanwhile), then the tests."""
 
 from __future__ import annotations
 
 import argparse
 
 from tests.embedded import targets
+from tests.embedded.host import need_root
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.embedded")
-    parser.add_argument("command", choices=["wheels", "test"])
+    parser.add_argument("command", choices=["wheels", "test", "all"])
     parser.add_argument("--targets", default=None,
                         help="comma-separated (default: PYWG_TARGETS, else all)")
     args = parser.parse_args()
@@ -21,7 +24,11 @@ def main() -> None:
     else:
         from tests.embedded import run
 
-        run.main([t for t in chosen if not t.native])
+        emulated = [t for t in chosen if not t.native]
+        if args.command == "all":
+            need_root("make test-embedded")
+            run.build(emulated, chosen)
+        run.main(emulated)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.embedded import rootfs
+from tests.embedded import rootfs, wheels
 from tests.embedded.host import BUILD, ROOT, log, need_root, run, tools_venv
 from tests.embedded.targets import Cpu, Target
 from tests.embedded.wheels import WHEELHOUSE, build_env
@@ -263,6 +263,16 @@ def _in_parallel(jobs: list[tuple[Target, Report]],
             elif not report.failed:
                 report.failed = f"{type(error).__name__}: {error}"
     return ok
+
+
+def build(emulated: list[Target], wheel_targets: list[Target]) -> None:
+    """The wheels (wheels.py), while the emulated root file systems that are not cached yet
+    are debootstrapped (mostly emulated dpkg: it overlaps well with native compiles)."""
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(emulated))) as pool:
+        futures = [pool.submit(rootfs.tarball, t) for t in emulated]
+        wheels.main(wheel_targets)
+        for future in futures:
+            future.result()
 
 
 def main(targets: list[Target]) -> None:
