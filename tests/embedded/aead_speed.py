@@ -21,10 +21,11 @@ _test_module = importlib.import_module("_wgdp_test")
 ffi, lib = _test_module.ffi, _test_module.lib
 
 SIZE = 1420  # a full-MTU WireGuard payload
-TARGET_S = 0.25
+TARGET_S = 0.2
+REPEATS = 3
 
 
-def _gbps(name: bytes, is_open: int) -> float:
+def _once(name: bytes, is_open: int) -> float:
     elapsed = ffi.new("uint64_t *")
     iterations = 16
     while True:
@@ -34,6 +35,11 @@ def _gbps(name: bytes, is_open: int) -> float:
         if elapsed[0] >= TARGET_S * 1e9 or iterations >= 1 << 24:
             return float(SIZE * 8 * iterations / elapsed[0])
         iterations *= 2
+
+
+def _gbps(name: bytes, is_open: int) -> float:
+    # The best of a few: on a shared machine the slower runs measure the neighbours.
+    return max(_once(name, is_open) for _ in range(REPEATS))
 
 
 def _register_sodium() -> None:
