@@ -128,7 +128,8 @@ def install(target: Target, root: Path, step: Step) -> None:
     out = rootfs.in_target(root, [f"{rootfs.VENV}/bin/pip", "install", "--no-index",
                                   "--no-compile", "--disable-pip-version-check", "--find-links",
                                   f"/wheelhouse/{target.name}", "--find-links",
-                                  f"/wheelhouse/{target.name}-test", "pywg[test]"],
+                                  f"/wheelhouse/{target.name}-test", "pywg",
+                                  *wheels.TEST_REQUIREMENTS],
                            capture=True)
     step.write(out)
 

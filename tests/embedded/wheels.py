@@ -30,6 +30,10 @@ WHEELHOUSE = DIST / "wheelhouse"
 PY_LIMITED_API = "cp311"  # setup.py's python_requires
 # The dependencies with C extensions: each has a recipe for building it from its sdist.
 BINARY_DEPS = ("cffi", "pynacl", "uvloop")
+# What the tests inside a target need besides pywg: pytest and hypothesis, not setup.py's
+# whole `test` extra (selenium and its dozen wheels are for the status page's browser test,
+# which never runs on a device).
+TEST_REQUIREMENTS = ("pytest>=7", "hypothesis>=6")
 NO_DEBUG = "-g0"  # Debian's Python flags carry -g; a router wheel need not
 
 
@@ -219,10 +223,10 @@ def wheelhouse(target: Target, pywg_wheel: Path) -> None:
         if old != pywg_wheel:
             old.unlink()
     with step(f"{target.name}: wheelhouse"):
-        spec = f"pywg[test] @ {pywg_wheel.as_uri()}"
-        _pip_download(target, out, f"pywg @ {pywg_wheel.as_uri()}", find_links=cache)
+        spec = f"pywg @ {pywg_wheel.as_uri()}"
+        _pip_download(target, out, spec, find_links=cache)
         with tempfile.TemporaryDirectory(prefix="pywg-testdeps-") as tmp:
-            _pip_download(target, Path(tmp), spec, find_links=cache)
+            _pip_download(target, Path(tmp), spec, *TEST_REQUIREMENTS, find_links=cache)
             test_out.mkdir(parents=True, exist_ok=True)
             have = {p.name for p in out.glob("*.whl")}
             for wheel in Path(tmp).glob("*.whl"):
