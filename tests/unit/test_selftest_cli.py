@@ -45,9 +45,6 @@ def test_embedded_vectors_are_the_published_ones() -> None:
         assert v.payloads[i].hex() == message["payload"]
         assert v.messages[i].hex() == message["ciphertext"]
     kdf = json.loads((DATA / "wireguard-kdf-vectors.json").read_text())
-    case = next(c for c in kdf["cases"] if bytes.fromhex(c["key"]) == selftest.KDF.key)
-    assert bytes.fromhex(case["input"]) == selftest.KDF.input
-    assert [o.hex() for o in selftest.KDF.out] == [case["t0"], case["t1"], case["t2"]]
     assert selftest.KDF.chaining_key.hex() == kdf["constants"]["initial_chaining_key"]
     assert selftest.KDF.hash.hex() == kdf["constants"]["initial_hash"]
     x = json.loads((DATA / "aead-vectors.json").read_text())["xchacha20poly1305"]
