@@ -7,17 +7,19 @@ output, same messages and exit status 1 on bad input.
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pywg import __version__
 from pywg._constants import WG_KEY_LEN_BASE64
 from pywg._tools import keys
+
+if TYPE_CHECKING:  # argparse is loaded by build_parser: the daemon never parses with it
+    import argparse
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -220,6 +222,8 @@ Watch it:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=PROG, description="pywg: a userspace WireGuard implementation.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,6 +252,9 @@ def _is_interface_mode(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if _is_interface_mode(argv):
+        from pywg._driver import eventloop
+
+        eventloop.load()  # first: it decides how asyncio, hashlib and hmac load
         from pywg._driver import daemon  # the daemon's imports are heavier than the key commands'
 
         return daemon.main(argv)
