@@ -238,3 +238,45 @@ fuzz-python: install
 clean:
 	rm -rf build $(VENV) *.egg-info pywg/_wgdp*.so pywg/_crypto*.so pywg/.built .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---- embedded routers: wheels for x86_64, aarch64 and armv7l, tested under emulation -------
+# Cross compilers, qemu-user-static and debootstrap come from Debian (installed here as
+# root). The target's Python headers are never installed: tests/embedded/sysroot.py unpacks
+# them from a private apt into the cache, so nothing can upgrade this machine's own Python.
+# The cache (sysroots, dependency wheels built from sdists, emulated root file systems) is
+# $(EMBEDDED_CACHE), outside the tree; delete it for a cold run. PYWG_TARGETS=aarch64,...
+# picks targets (default: all).
+EMBEDDED_CACHE ?= /var/cache/pywg-embedded
+EMBEDDED_APT := qemu-user-static debootstrap gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf \
+                libc6-dev-arm64-cross libc6-dev-armhf-cross make
+BINFMT := /proc/sys/fs/binfmt_misc
+
+.PHONY: embedded-deps wheels test-embedded
+
+# As root: the packages if missing, binfmt_misc mounted, and qemu's interpreters for the
+# targets registered from qemu-user-static's own binfmt.d files (flag F: they also work
+# inside a chroot).
+embedded-deps: deps
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=""; for p in $(EMBEDDED_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	  fi; \
+	  mountpoint -q $(BINFMT) || mount -t binfmt_misc binfmt_misc $(BINFMT); \
+	  for arch in aarch64 arm; do \
+	    [ -e $(BINFMT)/qemu-$$arch ] || cat /usr/lib/binfmt.d/qemu-$$arch.conf > $(BINFMT)/register; \
+	  done; \
+	else echo "not root: skipping Debian packages and binfmt_misc ($(EMBEDDED_APT))"; fi
+
+# dist/wheelhouse/<target>/: pywg and what it needs; <target>-test/: pytest and hypothesis.
+wheels: embedded-deps $(VENV)/.installed
+	PYWG_EMBEDDED_CACHE=$(EMBEDDED_CACHE) $(VPY) -m tests.embedded wheels
+
+# The wheels as `make wheels` builds them (the emulated root file systems debootstrapped
+# meanwhile, when not cached), then in emulated Debian 12 systems (aarch64; armv7l with and
+# without NEON): the wheels installed with pip, the C self-tests and the AEAD fuzz harness
+# cross-compiled, `pywg selftest`, the tests that matter on a device, and a tunnel to a
+# native wireguard-go (ping, 10 MB each way). Takes the namespace lock for the tunnels only.
+test-embedded: embedded-deps $(VENV)/.installed
+	PYWG_EMBEDDED_CACHE=$(EMBEDDED_CACHE) $(VPY) -m tests.embedded all

@@ -305,3 +305,11 @@ int wg_dp_stats_get(struct wg_dp *dp, struct wg_dp_stats *out);
 int wg_aead_register_sodium(void *encrypt, void *decrypt);
 int wg_aead_init(void);
 const char *wg_aead_name(void);            /* the selected one; NULL before init */
+/* For `pywg selftest` on a device: every compiled-in backend, fastest first
+ * ("avx512", "avx2" on x86_64; "neon" on aarch64, and armv7 when the CPU has
+ * NEON; "sodium", "portable", "portable32"); writes up to max names and
+ * returns the count. A backend's status runs its self-test once: 0, -ENOENT
+ * (no such name), -ENOTSUP (not on this CPU, or sodium not registered),
+ * -EIO (failed it). */
+int wg_aead_backends(const char **names, size_t max);
+int wg_aead_status(const char *name);

@@ -34,14 +34,9 @@ void wg_hmac_blake2s(uint8_t *out, const uint8_t *key, size_t keylen,
 
 /* ---- crypto backends (csrc/crypto/aead.h) -------------------------------- */
 
-/* Backends: "avx512", "avx2" (x86_64), "sodium" (once registered),
- * "portable" and "portable32". Status and select: 0, -ENOENT (no such
- * name), -ENOTSUP (not on this CPU, or sodium not registered), -EIO (failed
- * its self-test). */
+/* Makes the named backend the one in use (wg_dp.h lists the backends, and
+ * wg_aead_status's codes, which this returns too). */
 int wg_aead_select(const char *name);
-int wg_aead_status(const char *name);
-/* Every compiled-in name, fastest first; writes up to max, returns the count. */
-int wg_aead_backends(const char **names, size_t max);
 /* One seal (dst gets len + 16 bytes) or open (src is len bytes with the tag;
  * -EBADMSG if forged, dst wiped) with a named backend (NULL: the selected
  * one). A 12-byte nonce whose first 4 bytes are zero goes through the

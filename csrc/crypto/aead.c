@@ -34,6 +34,9 @@ static const struct wg_aead_backend *const backends[] = {
     &wg_aead_avx512,
     &wg_aead_avx2,
 #endif
+#if (defined(__aarch64__) || defined(__arm__)) && !defined(__ARM_BIG_ENDIAN)
+    &wg_aead_neon,
+#endif
     &wg_aead_sodium,
     &wg_aead_portable,
     &wg_aead_portable32,

@@ -20,6 +20,7 @@ extern const struct wg_aead_backend wg_aead_portable;
 extern const struct wg_aead_backend wg_aead_portable32;
 extern const struct wg_aead_backend wg_aead_avx2;
 extern const struct wg_aead_backend wg_aead_avx512;
+extern const struct wg_aead_backend wg_aead_neon;
 extern const struct wg_aead_backend wg_aead_sodium;
 
 /* Constant-time comparison of two tags: no branch or index depends on them. */

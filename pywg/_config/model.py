@@ -19,9 +19,8 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import ClassVar, NamedTuple
 
-from nacl.bindings import crypto_scalarmult_base
-
 from pywg._constants import NOISE_PUBLIC_KEY_LEN
+from pywg._protocol.crypto import public_key as _x25519_public_key
 from pywg._protocol.endpoint import Endpoint, IPAddress, format_ip, format_packed
 
 __all__ = [
@@ -157,7 +156,7 @@ class PrivateKey(Key):
         super().__init__(bytes(clamped))
 
     def public_key(self) -> PublicKey:
-        return PublicKey(crypto_scalarmult_base(self.raw))
+        return PublicKey(_x25519_public_key(self.raw))
 
 
 @dataclass(frozen=True, slots=True)

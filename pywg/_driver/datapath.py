@@ -660,7 +660,6 @@ def init_aead() -> str:
     more AEAD backend and its XChaCha20-Poly1305 for cookie replies; let the C side
     self-test every AEAD backend and pick the fastest that passed (or PYWG_AEAD's); returns
     the name of the one in use. Idempotent."""
-    import nacl.bindings
     from nacl._sodium import ffi as sodium_ffi
     from nacl._sodium import lib as sodium_lib
 
@@ -668,10 +667,28 @@ def init_aead() -> str:
         address = int(sodium_ffi.cast("uintptr_t", sodium_ffi.addressof(sodium_lib, name)))
         return _ffi.cast("void *", address)
 
-    nacl.bindings.sodium_init()  # before it, libsodium runs its slowest code paths
+    # Before it, libsodium runs its slowest code paths. (Through nacl._sodium, pynacl's cffi
+    # module: its Python bindings, nacl.bindings, cost an idle daemon about 1.4 MiB.)
+    if sodium_lib.sodium_init() < 0:
+        raise OSError(errno.EIO, "libsodium failed to initialise")
     _check(_lib.wg_aead_register_sodium(pointer("crypto_aead_chacha20poly1305_ietf_encrypt"),
                                         pointer("crypto_aead_chacha20poly1305_ietf_decrypt")))
     _check(_lib.wg_cookie_register_sodium(
         pointer("crypto_aead_xchacha20poly1305_ietf_encrypt")))
     _check(_lib.wg_aead_init())
     return str(_ffi.string(_lib.wg_aead_name()).decode())
+
+
+def aead_backends() -> list[tuple[str, int]]:
+    """Every ChaCha20-Poly1305 backend compiled in, fastest first, with the result of its
+    start-up self-test: 0 (passed), -ENOTSUP (this CPU cannot run it) or -EIO (failed).
+    The self-test runs on first asking, for each backend; call init_aead() first so that
+    libsodium's is among them."""
+    most = 32
+    names = _ffi.new("const char *[]", most)
+    count = min(int(_lib.wg_aead_backends(names, most)), most)
+    out = []
+    for i in range(count):
+        name = _ffi.string(names[i])
+        out.append((name.decode(), int(_lib.wg_aead_status(name))))
+    return out

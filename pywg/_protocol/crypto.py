@@ -33,8 +33,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import nacl.bindings as sodium
-import nacl.exceptions
+from nacl._sodium import ffi as _sodium_ffi
+from nacl._sodium import lib as _sodium_lib
 
 from pywg._constants import (
     COOKIE_LEN,
@@ -101,13 +101,13 @@ _SODIUM_FUNCTIONS = ("crypto_scalarmult", "crypto_scalarmult_base",
 
 def _init() -> None:
     """Hand libsodium's functions to the C side, once, after sodium_init (without which
-    libsodium runs its slowest code paths)."""
-    from nacl._sodium import ffi as sodium_ffi
-    from nacl._sodium import lib as sodium_lib
-
-    sodium.sodium_init()
-    pointers = [_ffi.cast("void *", int(sodium_ffi.cast(
-        "uintptr_t", sodium_ffi.addressof(sodium_lib, name)))) for name in _SODIUM_FUNCTIONS]
+    libsodium runs its slowest code paths). libsodium is reached through pynacl's cffi module
+    (nacl._sodium), not its Python bindings (nacl.bindings), which cost an idle daemon about
+    1.4 MiB for functions it never calls."""
+    if _sodium_lib.sodium_init() < 0:
+        raise ImportError("libsodium failed to initialise")
+    pointers = [_ffi.cast("void *", int(_sodium_ffi.cast(
+        "uintptr_t", _sodium_ffi.addressof(_sodium_lib, name)))) for name in _SODIUM_FUNCTIONS]
     rc = _lib.wg_crypto_init(*pointers)
     if rc < 0:
         raise OSError(-rc, f"handshake crypto: {os.strerror(-rc)}")
@@ -147,21 +147,27 @@ def xaead_encrypt(key: Buffer, nonce: Buffer, plaintext: Buffer, ad: Buffer) -> 
     """XChaCha20-Poly1305 with a 24-byte nonce (only the cookie reply uses it)."""
     _check_len("XAEAD key", key, NOISE_SYMMETRIC_KEY_LEN)
     _check_len("XAEAD nonce", nonce, COOKIE_NONCE_LEN)
-    return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        bytes(plaintext), bytes(ad), bytes(nonce), bytes(key)
-    )
+    message, data = bytes(plaintext), bytes(ad)
+    out = _sodium_ffi.new("unsigned char[]", len(message) + _TAG)
+    _sodium_lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out, _sodium_ffi.NULL, message, len(message), data, len(data), _sodium_ffi.NULL,
+        bytes(nonce), bytes(key))
+    return bytes(_sodium_ffi.buffer(out))
 
 
 def xaead_decrypt(key: Buffer, nonce: Buffer, ciphertext: Buffer, ad: Buffer) -> bytes:
     """Open an XChaCha20-Poly1305 box; raises DecryptError if the tag does not verify."""
     _check_len("XAEAD key", key, NOISE_SYMMETRIC_KEY_LEN)
     _check_len("XAEAD nonce", nonce, COOKIE_NONCE_LEN)
-    try:
-        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            bytes(ciphertext), bytes(ad), bytes(nonce), bytes(key)
-        )
-    except nacl.exceptions.CryptoError as e:
-        raise DecryptError() from e
+    sealed, data = bytes(ciphertext), bytes(ad)
+    if len(sealed) < _TAG:
+        raise DecryptError()
+    out = _sodium_ffi.new("unsigned char[]", max(len(sealed) - _TAG, 1))
+    if _sodium_lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            out, _sodium_ffi.NULL, _sodium_ffi.NULL, sealed, len(sealed), data, len(data),
+            bytes(nonce), bytes(key)) != 0:
+        raise DecryptError()
+    return bytes(_sodium_ffi.buffer(out, len(sealed) - _TAG))
 
 
 def clamp(key: bytearray) -> bytearray:
@@ -181,7 +187,10 @@ def generate_private_key(rng: Rng = random_bytes) -> bytearray:
 def public_key(private: Buffer) -> bytes:
     """The X25519 public key of a private key (libsodium clamps the scalar itself)."""
     _check_len("private key", private, NOISE_PUBLIC_KEY_LEN)
-    return sodium.crypto_scalarmult_base(bytes(private))
+    out = _sodium_ffi.new("unsigned char[]", NOISE_PUBLIC_KEY_LEN)
+    if _sodium_lib.crypto_scalarmult_base(out, bytes(private)) != 0:
+        raise LocalProtocolError("X25519 of the private key failed")
+    return bytes(_sodium_ffi.buffer(out))
 
 
 def constant_time_eq(a: Buffer, b: Buffer) -> bool:

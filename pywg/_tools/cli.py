@@ -7,17 +7,19 @@ output, same messages and exit status 1 on bad input.
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pywg import __version__
 from pywg._constants import WG_KEY_LEN_BASE64
 from pywg._tools import keys
+
+if TYPE_CHECKING:  # argparse is loaded by build_parser: the daemon never parses with it
+    import argparse
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -93,6 +95,12 @@ def _pubkey(args: argparse.Namespace) -> int:
     return _print_key(keys.public_key(private))
 
 
+def _selftest(args: argparse.Namespace) -> int:
+    from pywg._tools import selftest  # the C extension and libsodium: only for this command
+
+    return selftest.main()
+
+
 def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG_FILE|INTERFACE",
                         help="a wg-quick(8) configuration file named INTERFACE.conf, or an "
@@ -142,6 +150,9 @@ COMMANDS: dict[str, Command] = {
     "genpsk": Command("Generate a new preshared key and write it to stdout", _genpsk),
     "pubkey": Command("Read a private key from stdin and write its public key to stdout",
                       _pubkey),
+    "selftest": Command("Check the AEAD backends and the handshake's crypto against known "
+                        "answers on this machine, and name the backend the data plane uses",
+                        _selftest),
     "up": _quick_command("up", "Bring an interface up from its configuration file, as "
                          "wg-quick up does, with a pywg daemon"),
     "down": _quick_command("down", "Take down an interface brought up with `pywg up` (or "
@@ -211,6 +222,8 @@ Watch it:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=PROG, description="pywg: a userspace WireGuard implementation.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,6 +252,9 @@ def _is_interface_mode(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if _is_interface_mode(argv):
+        from pywg._driver import eventloop
+
+        eventloop.load()  # first: it decides how asyncio, hashlib and hmac load
         from pywg._driver import daemon  # the daemon's imports are heavier than the key commands'
 
         return daemon.main(argv)

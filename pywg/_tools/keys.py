@@ -13,7 +13,10 @@ import binascii
 import os
 
 from pywg._constants import NOISE_PUBLIC_KEY_LEN, WG_KEY_LEN_BASE64
-from pywg._protocol import crypto
+
+# pywg._protocol.crypto is imported by the two functions that need it, not here: `import
+# pywg` (and the daemon's command line, through it) must not load hashlib and hmac before
+# the daemon has chosen how they load (pywg._driver.eventloop).
 
 __all__ = [
     "KeyFormatError",
@@ -35,6 +38,8 @@ class KeyFormatError(ValueError):
 
 def generate_private_key() -> bytes:
     """A random, clamped Curve25519 private key (as `wg genkey`)."""
+    from pywg._protocol import crypto
+
     return bytes(crypto.generate_private_key(os.urandom))
 
 
@@ -46,6 +51,8 @@ def generate_preshared_key() -> bytes:
 def public_key(private_key: bytes) -> bytes:
     """The public key of a private key; the private key is clamped first, as wg does."""
     _check_len(private_key)
+    from pywg._protocol import crypto
+
     return crypto.public_key(private_key)
 
 
