@@ -66,7 +66,9 @@ class PacketInterface:
             raise StopAsyncIteration from None
 
     def close(self) -> None:
-        """For the device, when it closes: waiting senders and receivers get ClosedError."""
+        """Close the application's end. The device sees its "interface" gone and stops
+        serving, as one whose TUN was deleted; waiting senders and receivers get ClosedError.
+        The device closes it itself when it closes."""
         sock, self._sock = self._sock, None
         if sock is None:
             return
