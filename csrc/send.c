@@ -349,6 +349,10 @@ static bool drain_tun(struct wg_dp *dp, struct loop *l, short revents)
         n = wg_tun_read(dp, l, &more);
         if (n < 0)
             return false;
+        /* Nothing but empty reads from a hung-up fd: a TUN-less device's
+         * socket whose other end was closed reads as end-of-file for ever. */
+        if (n == 0 && more && (revents & POLLHUP))
+            return total > 0;
         /* Helpers share the sealing only while the TUN has more than one
          * batch waiting: then the thread is behind. */
         l->send.pool = more ? &l->pool : NULL;

@@ -194,3 +194,11 @@ STATUS_HISTORY_MAX_PEERS: Final = 4096  # peers whose history the web page keeps
 STATUS_SERVE_PORT: Final = 9587  # `pywg status --serve` with no port
 STATUS_MAX_CONCURRENT: Final = 16  # web requests served at once
 SD_WATCHDOG_FRACTION: Final = 0.5  # ping systemd's watchdog at this fraction of WatchdogSec
+
+# The Python API for embedding applications (pywg/_api).
+PACKET_TUN_BUFFER_BYTES: Final = 4 << 20  # each end of a TUN-less device's packet socketpair
+PACKET_MAX_LEN: Final = 65535  # the largest IP packet the packet interface hands over
+API_EVENT_QUEUE_LEN: Final = 4096  # events an `async for` subscriber may fall behind by
+API_PORT_MAX: Final = 0xFFFF  # listen_port and endpoint ports (uint16, as the UAPI's)
+API_FWMARK_MAX: Final = 0xFFFFFFFF  # fwmark (uint32)
+API_KEEPALIVE_MAX_S: Final = 0xFFFF  # persistent_keepalive in seconds (uint16)

@@ -70,6 +70,7 @@ from pywg._driver.log import peer_name
 from pywg._driver.offload import ALL as ALL_OFFLOADS
 from pywg._driver.offload import TUN_OFFLOADS, Offload
 from pywg._driver.peer import Peer, PeerContext
+from pywg._driver.peer_events import PeerEventSink
 from pywg._driver.tun import Tun, get_mtu, in_this_namespace
 from pywg._protocol import timers
 from pywg._protocol.endpoint import Endpoint
@@ -115,6 +116,9 @@ class Device:
         self.bind: Bind | None = None
         self.drops: Counter[str] = Counter()  # handshake messages dropped, by reason
         self.counters = HandshakeCounters()  # for metrics (pywg._driver.metrics)
+        # An embedding application's listener (pywg._api); None: nobody listens, and the
+        # places that would tell it cost one test each.
+        self.events: PeerEventSink | None = None
         self._now = monotonic_ns
         self._wall = wall_ns
         self._rand_below = rand_below
@@ -174,6 +178,7 @@ class Device:
         self._tick_handle = loop.call_soon(self._tick)
         self._watch_routes(loop)
         self._update_route_mtus()
+        self._arm_heap_timer()  # deadlines of a configuration applied before the loop ran
         try:
             await self._stopped.wait()
         finally:
@@ -227,6 +232,18 @@ class Device:
                 tx_bytes=tx_bytes,
             )
         return DeviceSnapshot(config, self.bind.port if self.bind else 0, stats)
+
+    def peer_stats(self, configs: Sequence[PeerConfig]) -> list[PeerStats]:
+        """The run-time state of some configured peers (of self.config) in one data-plane
+        call: where each is now, its latest handshake, its transfer. For a reader of a few
+        peers of many (pywg's API), which a whole snapshot would cost too much."""
+        records = [self._peers[c.public_key.raw] for c in configs]
+        moved = self.dp.peers_transfer([r.slot for r in records])
+        return [PeerStats(endpoint=_current_endpoint(config.endpoint, family, address, port),
+                          last_handshake_time_ns=record.last_handshake_wall_ns,
+                          rx_bytes=rx, tx_bytes=tx)
+                for config, record, (family, address, port, rx, tx)
+                in zip(configs, records, moved, strict=True)]
 
     def get(self) -> Iterator[bytes]:
         """The reply to a UAPI `get`, a part at a time: the configuration, each peer's
@@ -459,6 +476,8 @@ class Device:
                 self._handshake_complete(peer, now)
             case EventType.ENDPOINT_CHANGED:
                 log.info("%s - Endpoint changed to %s", peer, _show(event.source))
+                if self.events is not None and event.source is not None:
+                    _tell_if_moved(self.events, peer.public_key, None, event.source)
         self._evaluate(peer, now)
 
     def _on_handshake_messages(self, events: list[Event], now: int) -> None:
@@ -491,6 +510,8 @@ class Device:
                 case UpdateEndpoint(peer=key):
                     # Only an authenticated initiation or response says this.
                     slot = self._peers[key].slot
+                    if self.events is not None:
+                        _tell_if_moved(self.events, key, self.dp.peer_transfer(slot)[0], source)
                     self.dp.set_endpoint(slot, source)
                     self.dp.handshake_received(slot, len(event.data), now)
                 case InstallSession(session=session):
@@ -525,6 +546,8 @@ class Device:
         peer.last_handshake_wall_ns = self._wall()
         self.counters.completed += 1
         log.info("%s - Handshake completed, keys rotated", peer)
+        if self.events is not None:
+            self.events.handshake_completed(peer.public_key, peer.last_handshake_wall_ns)
 
     def _send(self, send: Callable[[], None]) -> None:
         try:
@@ -805,10 +828,28 @@ def _shown_endpoint(configured: Endpoint | None, family: int, address: bytes,
     return uapi.format_endpoint(family, address, port)
 
 
+def _current_endpoint(configured: Endpoint | None, family: int, address: bytes,
+                      port: int) -> Endpoint | None:
+    """Where the data plane sends now; the configured value (with its scope) while it is
+    still that."""
+    if family not in (4, 6):
+        return None
+    packed = address[:4] if family == 4 else address
+    if configured is not None and port == configured.port and packed == configured.ip.packed:
+        return configured
+    return Endpoint(ipaddress.ip_address(packed), port)
+
+
 def _config_endpoint(endpoint: datapath.Endpoint | None) -> Endpoint | None:
     if endpoint is None:
         return None
     return Endpoint(endpoint.address, endpoint.port)
+
+
+def _tell_if_moved(sink: PeerEventSink, key: bytes, before: datapath.Endpoint | None,
+                   now: datapath.Endpoint) -> None:
+    if before is None or (before.address, before.port) != (now.address, now.port):
+        sink.endpoint_changed(key, Endpoint(now.address, now.port))
 
 
 def _show(endpoint: datapath.Endpoint | None) -> str:

@@ -1,6 +1,8 @@
 """pywg's Python layers import only downwards: _protocol (the sans-I/O core) nothing of the
-others, _config only _protocol, _driver not the tools. Read from the source, so a new import
-that breaks the layering fails here, whatever the tests exercise."""
+others, _config only _protocol, _driver not the tools, _api (the public API's implementation)
+the driver and what is under it but not the tools, and nothing but pywg/__init__.py imports
+_api. Read from the source, so a new import that breaks the layering fails here, whatever
+the tests exercise."""
 
 import ast
 from pathlib import Path
@@ -11,6 +13,8 @@ ALLOWED = {
     "_protocol": {"_protocol", "_constants", "_crypto"},
     "_config": {"_config", "_protocol", "_constants"},
     "_driver": {"_driver", "_config", "_protocol", "_constants", "_wgdp"},
+    "_api": {"_api", "_driver", "_config", "_protocol", "_constants"},
+    "_tools": {"_tools", "_driver", "_config", "_protocol", "_constants"},
 }
 
 
@@ -45,5 +49,12 @@ def test_each_c_module_has_one_importer() -> None:
     assert all(module in imported_layers(owner) for module, owner in owners.items())
 
 
+def test_only_the_package_imports_the_api() -> None:
+    importers = [path.relative_to(PYWG) for path in sorted(PYWG.rglob("*.py"))
+                 if "_api" in imported_layers(path) and path.parent.name != "_api"]
+    assert importers == [Path("__init__.py")]
+
+
 def test_the_check_sees_imports() -> None:
     assert imported_layers(PYWG / "_driver" / "device.py") >= {"_protocol", "_config"}
+    assert imported_layers(PYWG / "_api" / "device.py") >= {"_driver", "_config"}
