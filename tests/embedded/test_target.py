@@ -7,8 +7,8 @@ getauxval, are the independent word on what the CPU has.
 """
 
 import ctypes
-import importlib
 import errno
+import importlib
 import os
 import platform
 import subprocess
