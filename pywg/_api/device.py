@@ -367,17 +367,19 @@ class Device:
         return key
 
     def _stats(self, configs: Sequence[PeerConfig]) -> list[PeerStats]:
+        listed = self._driver.allowed_ips(configs)
         return [PeerStats(
             public_key=config.public_key.raw,
             endpoint=stats.endpoint,
-            allowed_ips=tuple(n.network for n in config.allowed_ips),
+            allowed_ips=tuple(n.network for n in nets),
             persistent_keepalive=config.persistent_keepalive_interval,
             last_handshake=stats.last_handshake_time_ns / NSEC_PER_SEC
             if stats.last_handshake_time_ns else None,
             rx_bytes=stats.rx_bytes,
             tx_bytes=stats.tx_bytes,
             has_preshared_key=config.preshared_key is not None,
-        ) for config, stats in zip(configs, self._driver.peer_stats(configs), strict=True)]
+        ) for config, stats, nets in zip(configs, self._driver.peer_stats(configs), listed,
+                                        strict=True)]
 
     # The dispatcher's hooks: the driver's sink is set only while anybody listens.
     def _listen(self, on: bool) -> None:

@@ -218,7 +218,7 @@ class Device:
         """The configuration with its allowed IPs (the data plane's), and each peer's
         figures; made whole for each call (metrics, tests): `get` reads in parts."""
         configs = self.config.peers
-        listed = self.dp.allowed_ips([self._peers[c.public_key.raw].slot for c in configs])
+        listed = self.allowed_ips(configs)
         config = dataclasses.replace(self.config, peers=tuple(
             dataclasses.replace(c, allowed_ips=tuple(nets))
             for c, nets in zip(configs, listed, strict=True)))
@@ -232,6 +232,11 @@ class Device:
                 tx_bytes=tx_bytes,
             )
         return DeviceSnapshot(config, self.bind.port if self.bind else 0, stats)
+
+    def allowed_ips(self, configs: Sequence[PeerConfig]) -> list[list[AllowedIP]]:
+        """Some configured peers' allowed IPs, in the order given: they live in the data
+        plane only (self.config does not repeat them)."""
+        return self.dp.allowed_ips([self._peers[c.public_key.raw].slot for c in configs])
 
     def peer_stats(self, configs: Sequence[PeerConfig]) -> list[PeerStats]:
         """The run-time state of some configured peers (of self.config) in one data-plane

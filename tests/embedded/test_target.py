@@ -40,7 +40,7 @@ def test_pywg_comes_from_the_wheel() -> None:
 
     site = Path(sysconfig.get_paths()["purelib"])
     assert Path(pywg.__file__).is_relative_to(site)
-    assert Path(_wgdp.__file__).name == "_wgdp.abi3.so"
+    assert Path(str(_wgdp.__file__)).name == "_wgdp.abi3.so"
 
 
 def test_the_cpu_gets_the_backend_it_should() -> None:
