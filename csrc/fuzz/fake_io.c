@@ -75,7 +75,7 @@ void fake_io_init(void)
     fake_udp4_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     fake_udp6_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (!arena || fake_tun_fd < 0 || fake_udp4_fd < 0 || fake_udp6_fd < 0)
-        die("cannot open the placeholder fds");
+        die("cannot open the stand-in fds");
 }
 
 void fake_io_reset(void)

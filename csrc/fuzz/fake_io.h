@@ -4,9 +4,9 @@
  * anywhere.
  *
  * The drivers link with -Wl,--wrap for readv, write, writev, recvmmsg and
- * sendmmsg; a call on one of the placeholder fds below is answered here
+ * sendmmsg; a call on one of the stand-in fds below is answered here
  * (reads from what the driver queued, writes and sends recorded), a call on
- * any other fd goes to the C library. The placeholder fds are real (a
+ * any other fd goes to the C library. The stand-in fds are real (a
  * /dev/null and two UDP sockets that are never bound), so the data plane's
  * fcntl and setsockopt calls on them succeed as they would on the real ones.
  * Each answer is what the kernel would give: truncation sets MSG_TRUNC,
@@ -24,11 +24,11 @@
 
 extern int fake_tun_fd, fake_udp4_fd, fake_udp6_fd;
 
-/* Opens the placeholder fds (once). */
+/* Opens the stand-in fds (once). */
 void fake_io_init(void);
 /* Forgets everything queued and recorded. */
 void fake_io_reset(void);
-/* Settings for a device on the placeholder fds (no offloads, one crypto
+/* Settings for a device on the stand-in fds (no offloads, one crypto
  * thread, the protocol's timing, 64 events, 8 peers): the driver changes
  * what it needs and calls wg_dp_create, and never starts the threads. */
 void fake_settings(struct wg_dp_settings *s);
