@@ -70,6 +70,13 @@ def _ldflags() -> list[str]:
     return flags
 
 
+def _headers() -> list[str]:
+    """Every header under csrc/: setuptools rebuilds a module only when a file it is told
+    about is newer, and a change to a header alone must rebuild too."""
+    found = glob.glob(os.path.join(HERE, "*.h")) + glob.glob(os.path.join(HERE, "*", "*.h"))
+    return sorted(os.path.relpath(f, ROOT) for f in found)
+
+
 def builder(module: str, headers: list[str], files: list[str],
             include_dir: str = os.path.relpath(HERE, ROOT)) -> FFI:
     """A module whose cdef is `headers` (the last one is #included) over `files`."""
@@ -79,6 +86,7 @@ def builder(module: str, headers: list[str], files: list[str],
         module,
         f'#include "{headers[-1]}"\n',
         sources=files,
+        depends=_headers(),
         include_dirs=[include_dir],
         extra_compile_args=_cflags(),
         extra_link_args=_ldflags(),
