@@ -60,11 +60,15 @@ build/wgdp-test/.built: $(CSRC)
 	$(VPY) csrc/build_ffi_test.py build/wgdp-test >/dev/null
 	touch $@
 
-# The interop suite a second time with every pywg offload off (PYWG_DISABLE_OFFLOADS passes
-# through its harness): with offloads or without, pywg must interoperate.
+# The interop tests that carry traffic a second time with every pywg offload off
+# (PYWG_DISABLE_OFFLOADS passes through its harness): with offloads or without, pywg must
+# interoperate. The pairs without pywg (wggo-wggo) and the control-plane files (wg, wg-quick,
+# logs, daemon) would only repeat themselves; `make long` runs the whole interop suite again.
+INTEROP_TRAFFIC := $(addprefix tests/integration/interop/test_,tunnel.py offload.py roaming.py \
+                   timers.py containers.py)
 test: deps install selftest fuzz-regress fuzz-smoke
 	$(PYTEST) tests $(PYTEST_ARGS)
-	PYWG_DISABLE_OFFLOADS=all $(PYTEST) tests/integration/interop $(PYTEST_ARGS)
+	PYWG_DISABLE_OFFLOADS=all $(PYTEST) $(INTEROP_TRAFFIC) -k "not wggo-wggo" $(PYTEST_ARGS)
 
 unit: install
 	$(PYTEST) tests/unit tests/c $(PYTEST_ARGS)
@@ -76,9 +80,11 @@ integration: deps install
 	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
 # The long variants that make test leaves out (pytest's `long` marker): 100 MB through each
-# impairment of tests/integration/test_impaired.py, a routing loop through two tunnels.
+# impairment of tests/integration/test_impaired.py, a routing loop through two tunnels; then
+# the whole interop suite with every pywg offload off.
 long: deps install
 	$(PYTEST) tests -m long $(PYTEST_ARGS)
+	PYWG_DISABLE_OFFLOADS=all $(PYTEST) tests/integration/interop $(PYTEST_ARGS)
 
 # The soak (tests/integration/test_soak.py) for MINUTES: two pywg daemons rekeying every 5 s
 # under traffic both ways and a ping every 10 ms each way; make test runs 24 s of it.
