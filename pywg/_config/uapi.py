@@ -243,6 +243,16 @@ def format_endpoint(family: int, address: bytes, port: int) -> str | None:
     return None
 
 
+def shown_endpoint(configured: Endpoint | None, family: int, address: bytes,
+                   port: int) -> str | None:
+    """The endpoint `get` shows: where the data plane sends now (its packed form); the
+    configured spelling (a link-local scope, say) while that is where it still points."""
+    if configured is not None and port == configured.port and (
+            address[:4] if family == 4 else address) == configured.ip.packed:
+        return str(configured)
+    return format_endpoint(family, address, port)
+
+
 def format_get(snapshot: DeviceSnapshot) -> bytes:
     """The reply to `get`, as wireguard-go writes it."""
     cfg = snapshot.config

@@ -44,9 +44,9 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import gc
-import gzip
 import ipaddress
 import logging
+import os
 import socket
 import threading
 import time
@@ -67,16 +67,19 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString as _untyped_go_float
 
-from pywg._config.model import Endpoint as ConfigEndpoint
-from pywg._config.model import PeerConfig, PrivateKey, PublicKey, format_network
+from pywg._config.model import DeviceConfig, PeerConfig, PrivateKey
 from pywg._config.names import Names, NamesFile
-from pywg._config.uapi import DeviceSnapshot, PeerStats
+from pywg._config.uapi import format_prefix, shown_endpoint
 from pywg._constants import (
     DATAPLANE_EVENT_RING_SIZE,
     METRICS_DEFAULT_HOST,
+    METRICS_GZIP_LEVEL,
+    METRICS_GZIP_THREADS,
     METRICS_HANDSHAKE_AGE_BUCKETS,
     METRICS_MAX_CONCURRENT,
     METRICS_MIN_READ_INTERVAL_S,
+    METRICS_PART_PEERS,
+    METRICS_READ_SLICE_PEERS,
     METRICS_READ_TIMEOUT_S,
     METRICS_REQUEST_TIMEOUT_S,
     NSEC_PER_SEC,
@@ -84,6 +87,8 @@ from pywg._constants import (
 from pywg._driver import offload
 from pywg._driver.counters import HandshakeCounters
 from pywg._driver.datapath import Stats
+from pywg._driver.device import PeerCounters
+from pywg._driver.parallel_gzip import ParallelGzip
 
 if TYPE_CHECKING:
     import asyncio
@@ -98,7 +103,7 @@ __all__ = [
     "listen",
     "parse_listen",
     "serve",
-    "take_reading",
+    "start_reading",
 ]
 
 # prometheus_client's own number format (Go's), typed.
@@ -138,13 +143,20 @@ def listen(text: str) -> socket.socket:
 
 # ---- one reading of the device -----------------------------------------------------------------
 
+# Which peers' allowed IPs a reading should read (None: nobody's): the exporter keeps each
+# peer's labels while its configuration stays the same, and apply replaces a peer's
+# PeerConfig whenever its allowed IPs change, so only new and changed peers need them.
+WantsAllowedIPs = Callable[[PeerConfig], bool] | None
+
+
 @dataclasses.dataclass(frozen=True)
 class Reading:
-    """What one scrape reports, read on the event loop in one go."""
+    """What one scrape reports, read on the event loop a slice of peers at a time."""
 
     device: str
     wall_ns: int
-    snapshot: DeviceSnapshot
+    config: DeviceConfig  # as it was when the reading began
+    peers: PeerCounters  # those of config.peers still there when their slice was read
     stats: Stats
     handshakes: HandshakeCounters
     handshake_drops: Mapping[str, int]  # handshake messages dropped, by reason
@@ -153,42 +165,102 @@ class Reading:
     crypto_threads: int
 
 
-def take_reading(device: Device) -> Reading:
-    """Runs on the device's event loop thread."""
-    return Reading(
-        device=device.name,
-        wall_ns=time.time_ns(),
-        snapshot=device.snapshot(),
-        stats=device.dp.stats(),
-        handshakes=device.counters.copy(),
-        handshake_drops=dict(device.drops),
-        aead=device.aead_name,
-        offloads=device.offloads(),
-        crypto_threads=device.dp.crypto_threads(),
-    )
-
-
 class ReadError(Exception):
     """The device could not be read (shutting down, or its loop did not answer in time)."""
 
 
-def reader_on_loop(device: Device, loop: asyncio.AbstractEventLoop,
-                   timeout: float = METRICS_READ_TIMEOUT_S) -> Callable[[], Reading]:
-    """A function any thread may call that returns a Reading taken on `loop`."""
-    def read() -> Reading:
-        future: concurrent.futures.Future[Reading] = concurrent.futures.Future()
+class _SlicedReading:
+    """One Reading, taken on the device's event loop `slice_peers` peers per callback.
 
-        def run() -> None:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(take_reading(device))
-                except BaseException as e:  # handed to the scraping thread
-                    future.set_exception(e)
+    The loop runs the handshakes, the timers and the UAPI; reading 100,000 peers at once
+    held it for half a second. So the reading is cut into slices, each a callback of its
+    own: between two of them the loop serves I/O, timers and whatever else is due, and a
+    slice costs about a millisecond. Everything is still read on the loop, where the
+    device's peers are only ever changed, so a slice sees them whole (a change through the
+    UAPI is applied in one callback); across slices the reading is of slightly different
+    instants, which Prometheus does not mind. The peers read are those of the configuration
+    when the reading began (`Device.config` is replaced by `apply`, never changed in
+    place), each once, in its order; one removed before its slice is left out, and one
+    added meanwhile waits for the next scrape.
+    """
+
+    def __init__(self, device: Device, loop: asyncio.AbstractEventLoop,
+                 wants_allowed_ips: WantsAllowedIPs, slice_peers: int) -> None:
+        self.future: concurrent.futures.Future[Reading] = concurrent.futures.Future()
+        self.abandoned = False  # set by the waiting thread when it gives up
+        self._device = device
+        self._loop = loop
+        self._wants = wants_allowed_ips
+        self._slice = max(1, slice_peers)
+        self._config = device.config
+        self._wall_ns = 0
+        self._at = 0
+        self._peers = PeerCounters()
+
+    def start(self) -> None:
+        """On the loop: the first slice."""
+        if self.future.set_running_or_notify_cancel():
+            self._config = self._device.config
+            self._wall_ns = time.time_ns()
+            self._step()
+
+    def _step(self) -> None:
+        if self.abandoned:  # nobody waits for it any more
+            self.future.set_exception(ReadError("abandoned"))
+            return
         try:
-            loop.call_soon_threadsafe(run)
-            return future.result(timeout)
+            peers = self._config.peers
+            self._device.read_peers(peers[self._at:self._at + self._slice], self._peers,
+                                    self._wants)
+            self._at += self._slice
+            if self._at < len(peers):
+                self._loop.call_soon(self._step)
+                return
+            self.future.set_result(self._finish())
+        except BaseException as e:  # handed to the scraping thread
+            self.future.set_exception(e)
+
+    def _finish(self) -> Reading:
+        device = self._device
+        return Reading(
+            device=device.name,
+            wall_ns=self._wall_ns,
+            config=self._config,
+            peers=self._peers,
+            stats=device.dp.stats(),
+            handshakes=device.counters.copy(),
+            handshake_drops=dict(device.drops),
+            aead=device.aead_name,
+            offloads=device.offloads(),
+            crypto_threads=device.dp.crypto_threads(),
+        )
+
+
+def start_reading(device: Device, loop: asyncio.AbstractEventLoop,
+                  wants_allowed_ips: WantsAllowedIPs = None, *,
+                  slice_peers: int = METRICS_READ_SLICE_PEERS) -> _SlicedReading:
+    """Begin a reading of `device` on `loop` (from any thread); `.future` has it."""
+    reading = _SlicedReading(device, loop, wants_allowed_ips, slice_peers)
+    loop.call_soon_threadsafe(reading.start)
+    return reading
+
+
+Reader = Callable[[WantsAllowedIPs], Reading]
+
+
+def reader_on_loop(device: Device, loop: asyncio.AbstractEventLoop,
+                   timeout: float = METRICS_READ_TIMEOUT_S, *,
+                   slice_peers: int = METRICS_READ_SLICE_PEERS) -> Reader:
+    """A function any thread may call that returns a Reading taken on `loop`."""
+    def read(wants_allowed_ips: WantsAllowedIPs) -> Reading:
+        reading: _SlicedReading | None = None
+        try:
+            reading = start_reading(device, loop, wants_allowed_ips, slice_peers=slice_peers)
+            return reading.future.result(timeout)
         except (RuntimeError, concurrent.futures.TimeoutError) as e:
-            future.cancel()
+            if reading is not None:
+                reading.abandoned = True
+                reading.future.cancel()
             raise ReadError(f"the device did not answer: {e or 'timed out'}") from e
     return read
 
@@ -233,82 +305,100 @@ _INFO, _RX, _TX, _HANDSHAKE = range(4)
 
 @dataclasses.dataclass(slots=True)
 class _PeerLines:
-    """A peer's label sets and the beginning of each of its lines, kept from one scrape to
-    the next while its configuration, endpoint and name stay the same."""
+    """A peer's labels as the text format writes them, kept from one scrape to the next
+    while its configuration (apply replaces it when its allowed IPs change), its current
+    endpoint and its name stay the same: escaping them anew for 100,000 peers would take
+    most of a scrape."""
 
     config: PeerConfig
-    endpoint: ConfigEndpoint | None
+    family: int  # the endpoint as the data plane had it
+    address: bytes
+    port: int
     name: str
-    series: dict[str, str]  # device, name, public_key
-    info: dict[str, str]  # and allowed_ips, endpoint
-    starts: tuple[str, ...]  # per family: the line up to its value (info: the whole line)
+    public_key: str
+    endpoint: str
+    allowed_ips: str
+    series: str  # `{device="..",name="..",public_key=".."} `: a value line but its name and value
+    info: str  # the whole wireguard_peer_info line
 
     @classmethod
-    def make(cls, dev: str, peer: PeerConfig, endpoint: ConfigEndpoint | None,
-             name: str) -> _PeerLines:
-        series = {"device": dev, "name": name, "public_key": peer.public_key.base64()}
-        info = dict(series, endpoint="" if endpoint is None else str(endpoint),
-                    allowed_ips=",".join(format_network(n) for n in peer.allowed_ips))
-        series_block = _block(series)
-        starts = [f"{sample}{{{_block(info) if i == _INFO else series_block}}} "
-                  for i, (_, _, _, sample) in enumerate(_PEER_FAMILIES)]
-        starts[_INFO] += "1.0\n"
-        return cls(peer, endpoint, name, series, info, tuple(starts))
+    def make(cls, dev: str, config: PeerConfig, family: int, address: bytes, port: int,
+             name: str, allowed_ips: str) -> _PeerLines:
+        key = config.public_key.base64()
+        endpoint = shown_endpoint(config.endpoint, family, address, port) or ""
+        series = {"device": dev, "name": name, "public_key": key}
+        info = dict(series, endpoint=endpoint, allowed_ips=allowed_ips)
+        return cls(config, family, address, port, name, key, endpoint, allowed_ips,
+                   f"{{{_block(series)}}} ", f"{_PEER_FAMILIES[_INFO][3]}{{{_block(info)}}} 1.0\n")
+
+    def labels(self, dev: str, info: bool) -> dict[str, str]:
+        series = {"device": dev, "name": self.name, "public_key": self.public_key}
+        return dict(series, endpoint=self.endpoint, allowed_ips=self.allowed_ips) if info \
+            else series
 
 
-_PeerRow = tuple[_PeerLines, PeerStats]
+@dataclasses.dataclass(slots=True)
+class _PeerTable:
+    """The per-peer families' rows: each peer's lines and its figures (row by row)."""
 
+    device: str
+    lines: list[_PeerLines]
+    peers: PeerCounters
 
-def _value(column: int, stats: PeerStats) -> int:
-    if column == _RX:
-        return stats.rx_bytes
-    if column == _TX:
-        return stats.tx_bytes
-    if column == _HANDSHAKE:
-        return stats.last_handshake_time_ns // NSEC_PER_SEC
-    return 1
+    def values(self, column: int) -> list[int]:
+        if column == _RX:
+            return [t[3] for t in self.peers.transfers]
+        if column == _TX:
+            return [t[4] for t in self.peers.transfers]
+        if column == _HANDSHAKE:
+            return [ns // NSEC_PER_SEC for ns in self.peers.handshakes_ns]
+        return [1] * len(self.lines)
 
 
 class _PeerFamily(Metric):
-    """One per-peer family (a column of the peer rows). Its `samples` are built only when
+    """One per-peer family (a column of the peer table). Its `samples` are built only when
     asked for (generate_latest, registry users); `text()` writes the same exposition as
-    generate_latest from line beginnings made once per peer."""
+    generate_latest from the label blocks kept for each peer."""
 
-    def __init__(self, column: int, rows: list[_PeerRow]) -> None:
+    def __init__(self, column: int, table: _PeerTable) -> None:
         name, documentation, typ, self._sample_name = _PEER_FAMILIES[column]
         super().__init__(name, documentation, typ)
         self._column = column
-        self._rows = rows
+        self._table = table
 
     @property
     def samples(self) -> list[Sample]:
-        column = self._column
-        return [Sample(self._sample_name,
-                       dict(lines.info if column == _INFO else lines.series),
-                       float(_value(column, stats)), None, None)
-                for lines, stats in self._rows]
+        table, info = self._table, self._column == _INFO
+        return [Sample(self._sample_name, lines.labels(table.device, info), float(value),
+                       None, None)
+                for lines, value in zip(table.lines, table.values(self._column), strict=True)]
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:
-        """Metric.__init__ sets an empty list: the rows are the samples."""
+        """Metric.__init__ sets an empty list: the table's rows are the samples."""
 
     def text(self) -> str:
+        return "".join(self.parts())
+
+    def parts(self, rows: int = METRICS_PART_PEERS) -> Iterator[str]:
+        """The family's exposition in parts of `rows` lines (the first with its head)."""
         help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        name, column = self._sample_name, self._column
+        name, table = self._sample_name, self._table
         head = f"# HELP {name} {help_text}\n# TYPE {name} {self.type}\n"
-        if column == _INFO:
-            body = [lines.starts[_INFO] for lines, _ in self._rows]
-        elif column == _RX:
-            body = [f"{lines.starts[_RX]}{_go_number(stats.rx_bytes)}\n"
-                    for lines, stats in self._rows]
-        elif column == _TX:
-            body = [f"{lines.starts[_TX]}{_go_number(stats.tx_bytes)}\n"
-                    for lines, stats in self._rows]
-        else:
-            body = [f"{lines.starts[_HANDSHAKE]}"
-                    f"{_go_number(stats.last_handshake_time_ns // NSEC_PER_SEC)}\n"
-                    for lines, stats in self._rows]
-        return head + "".join(body)
+        values = table.values(self._column)
+        number = _go_number
+        for start in range(0, max(len(table.lines), 1), rows):
+            lines = table.lines[start:start + rows]
+            if self._column == _INFO:
+                body = "".join([peer.info for peer in lines])
+            else:
+                # The hot loop of a scrape (300,000 lines): one f-string a line, and the
+                # common case of _go_number (below a million) written out, saving a call.
+                body = "".join([
+                    f"{name}{peer.series}{value}.0\n" if value < 1_000_000 else
+                    f"{name}{peer.series}{number(value)}\n"
+                    for peer, value in zip(lines, values[start:start + rows], strict=True)])
+            yield head + body if start == 0 else body
 
 
 class _Families:
@@ -324,24 +414,27 @@ class _Families:
 def encode(families: Sequence[Metric]) -> bytes:
     """The text exposition of `families`: what prometheus_client.generate_latest writes
     for them, with the per-peer families written by themselves (see the module doc)."""
-    out: list[bytes] = []
+    return b"".join(encode_parts(families))
+
+
+def encode_parts(families: Sequence[Metric]) -> Iterator[bytes]:
+    """encode(families), a part at a time (a per-peer family in several)."""
     plain: list[Metric] = []
     for family in families:
         if isinstance(family, _PeerFamily):
             if plain:
-                out.append(generate_latest(_Families(plain)))
+                yield generate_latest(_Families(plain))
                 plain = []
-            out.append(family.text().encode())
+            for part in family.parts():
+                yield part.encode()
         else:
             plain.append(family)
     if plain:
-        out.append(generate_latest(_Families(plain)))
-    return b"".join(out)
+        yield generate_latest(_Families(plain))
 
 
 # ---- the families ------------------------------------------------------------------------------
 
-_NO_STATS = PeerStats()
 _DROP_FIELDS = tuple(f.name for f in dataclasses.fields(Stats) if f.name.startswith("drop_"))
 _PATHS = (("tun", "rx"), ("tun", "tx"), ("udp", "rx"), ("udp", "tx"))
 _OFFLOAD_BATCHES = (("udp_tx_gso", "udp-gso"), ("udp_rx_gro", "udp-gro"),
@@ -352,17 +445,25 @@ _OFFLOAD_REFUSED = (("udp_gso_refused", "udp-gso"), ("tun_gro_refused", "tun-gro
 class DeviceCollector:
     """A prometheus_client collector for one device: every family, from one Reading."""
 
-    def __init__(self, read: Callable[[], Reading], *, per_peer: bool = True,
+    def __init__(self, read: Reader, *, per_peer: bool = True,
                  names: NamesFile | None = None) -> None:
         self._read = read
         self.per_peer = per_peer
         self._names = names
-        self._peer_lines: dict[PublicKey, _PeerLines] = {}
+        self._peer_lines: dict[bytes, _PeerLines] = {}  # by public key
         self._private: PrivateKey | None = None
         self._public = ""
 
     def collect(self) -> Iterator[Metric]:
-        return iter(self.families(self._read()))
+        return iter(self.families(self._read(self.wants_allowed_ips if self.per_peer
+                                             else None)))
+
+    def wants_allowed_ips(self, config: PeerConfig) -> bool:
+        """Whether a reading should read this peer's allowed IPs: it is new, or its
+        configuration changed, since the last scrape. Called on the event loop while the
+        scraping thread waits for the reading, so the lines it looks at stay put."""
+        lines = self._peer_lines.get(config.public_key.raw)
+        return lines is None or lines.config is not config
 
     def families(self, reading: Reading) -> list[Metric]:
         names = self._names.names() if self._names else Names()
@@ -375,7 +476,7 @@ class DeviceCollector:
         return families
 
     def _public_key(self, reading: Reading) -> str:
-        config = reading.snapshot.config
+        config = reading.config
         if config.private_key is not self._private:
             self._private = config.private_key
             public = config.public_key
@@ -389,7 +490,7 @@ class DeviceCollector:
         info.add_metric([dev, self._public_key(r)], 1)
         peers = GaugeMetricFamily("wireguard_peers", "Number of peers configured.",
                                   labels=["device"])
-        peers.add_metric([dev], len(r.snapshot.config.peers))
+        peers.add_metric([dev], len(r.config.peers))
         return [info, peers, self._handshake_ages(r)]
 
     def _handshake_ages(self, r: Reading) -> Metric:
@@ -398,10 +499,11 @@ class DeviceCollector:
         bounds = METRICS_HANDSHAKE_AGE_BUCKETS
         counts = [0] * (len(bounds) + 1)
         total = 0.0
-        for stats in r.snapshot.stats.values():
-            if stats.last_handshake_time_ns:
-                age = max(0, r.wall_ns - stats.last_handshake_time_ns) / NSEC_PER_SEC
-                counts[bisect.bisect_left(bounds, age)] += 1
+        where, now = bisect.bisect_left, r.wall_ns
+        for handshake_ns in r.peers.handshakes_ns:
+            if handshake_ns:
+                age = max(0, now - handshake_ns) / NSEC_PER_SEC
+                counts[where(bounds, age)] += 1
                 total += age
         buckets: list[tuple[str, float]] = []
         running = 0
@@ -432,13 +534,13 @@ class DeviceCollector:
                                getattr(s, f"{path}_{direction}_packets"))
             syscalls.add_metric([dev, path, direction],
                                 getattr(s, f"{path}_{direction}_syscalls"))
-        peer_stats = r.snapshot.stats.values()
+        transfers = r.peers.transfers
         octets = CounterMetricFamily(
             "pywg_bytes", "Bytes of authenticated datagrams from and to peers (the sum of "
             "the peers' counters, handshakes included).", labels=["device", "path",
                                                                   "direction"])
-        octets.add_metric([dev, "udp", "rx"], sum(p.rx_bytes for p in peer_stats))
-        octets.add_metric([dev, "udp", "tx"], sum(p.tx_bytes for p in peer_stats))
+        octets.add_metric([dev, "udp", "rx"], sum([t[3] for t in transfers]))
+        octets.add_metric([dev, "udp", "tx"], sum([t[4] for t in transfers]))
         keepalives = CounterMetricFamily("pywg_keepalives", "Keepalive packets.",
                                          labels=["device", "direction"])
         keepalives.add_metric([dev, "rx"], s.keepalives_rx)
@@ -533,24 +635,28 @@ class DeviceCollector:
     # ---- per peer -------------------------------------------------------------------------
 
     def _peer_families(self, r: Reading, names: Names) -> list[Metric]:
-        dev = r.device
+        dev, peers = r.device, r.peers
         old_lines, lines_now = self._peer_lines, {}
-        rows: list[_PeerRow] = []
-        all_stats = r.snapshot.stats
+        rows: list[_PeerLines] = []
         peer_names = names.peers
-        for peer in r.snapshot.config.peers:
-            key = peer.public_key
-            stats = all_stats.get(key, _NO_STATS)
-            endpoint = stats.endpoint or peer.endpoint
-            name = peer_names.get(key.raw, "")
+        for row, (config, (family, address, port, _, _)) in enumerate(
+                zip(peers.configs, peers.transfers, strict=True)):
+            key = config.public_key.raw
+            name = peer_names.get(key, "")
             lines = old_lines.get(key)
-            if lines is None or lines.config is not peer or lines.name != name or (
-                    lines.endpoint is not endpoint and lines.endpoint != endpoint):
-                lines = _PeerLines.make(dev, peer, endpoint, name)
+            if lines is None or lines.config is not config or lines.name != name or \
+                    lines.port != port or lines.address != address or lines.family != family:
+                if lines is None or lines.config is not config:
+                    # The reading has them: wants_allowed_ips asked for this peer's.
+                    allowed = ",".join([format_prefix(*net) for net in peers.allowed_ips[row]])
+                else:
+                    allowed = lines.allowed_ips
+                lines = _PeerLines.make(dev, config, family, address, port, name, allowed)
             lines_now[key] = lines
-            rows.append((lines, stats))
+            rows.append(lines)
         self._peer_lines = lines_now
-        return [_PeerFamily(column, rows) for column in range(len(_PEER_FAMILIES))]
+        table = _PeerTable(dev, rows, peers)
+        return [_PeerFamily(column, table) for column in range(len(_PEER_FAMILIES))]
 
 
 # ---- the exporter and its HTTP server ---------------------------------------------------------
@@ -558,28 +664,55 @@ class DeviceCollector:
 class Exporter:
     """The registry of one device (its families and the process's) and its exposition."""
 
-    def __init__(self, read: Callable[[], Reading], *, per_peer: bool = True,
-                 names: NamesFile | None = None) -> None:
+    def __init__(self, read: Reader, *, per_peer: bool = True,
+                 names: NamesFile | None = None,
+                 min_read_interval: float = METRICS_MIN_READ_INTERVAL_S) -> None:
         self._read = read
+        self._min_interval = min_read_interval
         self._lock = threading.Lock()
+        self._render_lock = threading.Lock()  # the label cache serves one scrape at a time
         self._last: tuple[float, Reading] | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         self.collector = DeviceCollector(self._shared_read, per_peer=per_peer, names=names)
         self.registry.register(self.collector)
 
-    def _shared_read(self) -> Reading:
+    def _shared_read(self, wants_allowed_ips: WantsAllowedIPs) -> Reading:
         with self._lock:
             now = time.monotonic()
-            if self._last is not None and now - self._last[0] < METRICS_MIN_READ_INTERVAL_S:
-                return self._last[1]
-            reading = self._read()
+            if self._last is not None and now - self._last[0] < self._min_interval:
+                return self._last[1]  # its peers' labels were all kept by the last scrape
+            reading = self._read(wants_allowed_ips)
             self._last = (time.monotonic(), reading)
             return reading
 
-    def render(self) -> bytes:
-        with _collection_paused():
-            return encode(list(self.registry.collect()))
+    def render(self, gzipped: bool = False) -> bytes:
+        """The exposition, gzipped if asked (by parts, on other threads, while the next part
+        is written: pywg._driver.parallel_gzip)."""
+        with self._render_lock, _collection_paused():
+            parts = encode_parts(list(self.registry.collect()))
+            if not gzipped:
+                return b"".join(parts)
+            gzip = ParallelGzip(self._gzip_pool(), METRICS_GZIP_LEVEL)
+            try:
+                for part in parts:
+                    gzip.add(part)
+                return gzip.finish()
+            except BaseException:
+                gzip.cancel()
+                raise
+
+    def _gzip_pool(self) -> concurrent.futures.Executor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(METRICS_GZIP_THREADS, os.cpu_count() or 1),
+                thread_name_prefix="pywg-metrics-gzip")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -607,15 +740,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in ("/metrics", "/"):
             self.send_error(404, "only /metrics is served here")
             return
+        gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
         try:
-            with self.server.render_lock:
-                body = self.server.exporter.render()
+            body = self.server.exporter.render(gzipped)
         except ReadError as e:
             self.send_error(503, str(e))
             return
-        gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-        if gzipped:
-            body = gzip.compress(body, compresslevel=1)
         self.send_response(200)
         self.send_header("Content-Type", CONTENT_TYPE_LATEST)
         if gzipped:
@@ -636,7 +766,6 @@ class _Server(ThreadingHTTPServer):
         self.socket.close()
         self.socket = sock
         self.exporter = exporter
-        self.render_lock = threading.Lock()  # the label cache serves one scrape at a time
         self._slots = threading.BoundedSemaphore(METRICS_MAX_CONCURRENT)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -677,6 +806,7 @@ class MetricsServer:
             self._server.shutdown()
             self._thread.join()
         self._server.server_close()
+        self.exporter.close()
 
 
 def serve(device: Device, loop: asyncio.AbstractEventLoop, sock: socket.socket, *,

@@ -19,10 +19,11 @@ from prometheus_client.utils import floatToGoString
 
 from pywg._config.model import DeviceConfig, Endpoint, PeerConfig, PrivateKey, PublicKey
 from pywg._config.names import Names, parse_names
-from pywg._config.uapi import DeviceSnapshot, PeerStats
+from pywg._config.uapi import PeerStats
 from pywg._driver import metrics
 from pywg._driver.counters import HandshakeCounters
 from pywg._driver.datapath import Stats
+from pywg._driver.device import PeerCounters
 from pywg._driver.offload import ALL
 from tests.support.nets import net
 
@@ -35,12 +36,28 @@ def _stats(**values: int) -> Stats:
     return Stats(**fields)
 
 
+def _counters(peers: list[tuple[PeerConfig, PeerStats]]) -> PeerCounters:
+    """What Device.read_peers would read of these peers: the data plane's forms (16-byte
+    addresses) of where each is and of its allowed IPs."""
+    counters = PeerCounters()
+    for row, (config, stats) in enumerate(peers):
+        endpoint = stats.endpoint or config.endpoint
+        counters.configs.append(config)
+        counters.transfers.append(
+            (endpoint.ip.version, endpoint.ip.packed.ljust(16, b"\0"), endpoint.port,
+             stats.rx_bytes, stats.tx_bytes) if endpoint else
+            (0, bytes(16), 0, stats.rx_bytes, stats.tx_bytes))
+        counters.handshakes_ns.append(stats.last_handshake_time_ns)
+        counters.allowed_ips[row] = [(net.address.ljust(16, b"\0"), net.family, net.cidr)
+                                     for net in config.allowed_ips]
+    return counters
+
+
 def _reading(peers: list[tuple[PeerConfig, PeerStats]], *, drops: dict[str, int] | None = None,
              **stats: int) -> metrics.Reading:
     config = DeviceConfig(PrivateKey(os.urandom(32)), 51820, 0, tuple(p for p, _ in peers))
-    snapshot = DeviceSnapshot(config, 51820, {p.public_key: s for p, s in peers})
     return metrics.Reading(
-        device="wg0", wall_ns=1_700_000_100 * NS, snapshot=snapshot,
+        device="wg0", wall_ns=1_700_000_100 * NS, config=config, peers=_counters(peers),
         stats=_stats(**{"handshake_under_load": 1, **stats}),
         handshakes=HandshakeCounters(initiations_sent=3, completed=2),
         handshake_drops=drops or {}, aead="avx2", offloads=ALL, crypto_threads=2)
