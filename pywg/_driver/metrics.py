@@ -4,13 +4,17 @@ Theory of operation
 ===================
 
 The daemon imports this module (and prometheus_client) only when metrics are asked for. An
-HTTP server runs in its own threads. A scrape asks the event loop for one Reading: the
-device's `snapshot()` (what a `wg show` reads), the data plane's counters and the driver's
-handshake counters, taken in one go so that they agree. Everything else (names, labels,
-text) is done in the HTTP thread. The data plane never waits for a scrape: its threads do
-not take the GIL. Scrapes closer together than METRICS_MIN_READ_INTERVAL_S share one
-reading, and at most METRICS_MAX_CONCURRENT are served at once, so no number of scrapers
-costs the loop more than one reading a second.
+HTTP server runs in its own threads. A scrape asks the event loop for one Reading: each
+peer's byte counters, endpoint and latest handshake (and the allowed IPs of those new or
+changed since the last scrape), the data plane's counters and the driver's handshake
+counters. The loop reads them METRICS_READ_SLICE_PEERS peers per callback (about a
+millisecond each: _SlicedReading says why that is safe), so that handshakes, timers and the
+UAPI wait for no more than a slice, not for a gateway's 100,000 peers. Everything else
+(names, labels, text, gzip) is done in the HTTP thread and the gzip threads. The data plane
+never waits for a scrape: its threads do not take the GIL, and its counters are read under
+its own lock, a slice of peers per call. Scrapes closer together than
+METRICS_MIN_READ_INTERVAL_S share one reading, and at most METRICS_MAX_CONCURRENT are
+served at once, so no number of scrapers costs the loop more than one reading a second.
 
 What is exported (README, "Operating pywg", lists them with their labels):
 
@@ -31,10 +35,13 @@ The per-peer families are where the cost is (four lines per peer). prometheus_cl
 a Sample per line and formats it with general-purpose escaping, about 16 us a line: 6 s
 for 100,000 peers. So they are `_PeerFamily` objects: real prometheus_client families
 (their `samples` are made when someone asks, as generate_latest or a registry user does),
-that can also write their own text with label blocks kept from one scrape to the next.
-`encode()` writes every other family with prometheus_client's generate_latest, and the
-tests check that the result is byte for byte what generate_latest writes for the same
-families.
+that can also write their own text with label blocks kept from one scrape to the next
+(`_PeerLines`: a peer's are made again only when its configuration, endpoint or name
+changed). `encode()` writes every other family with prometheus_client's generate_latest,
+and the tests check that the result is byte for byte what generate_latest writes for the
+same families. The text is written in parts of METRICS_PART_PEERS lines, and a gzipped
+scrape deflates each part on other threads while the next is written
+(pywg._driver.parallel_gzip).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import dataclasses
 import gc
 import ipaddress
 import logging
+import math
 import os
 import socket
 import threading
@@ -283,11 +291,6 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
 
-def _block(labels: Mapping[str, str]) -> str:
-    """The text between the braces: labels sorted by name, values escaped."""
-    return ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-
-
 # The per-peer families, in the order they are written: (name, help, type, sample name).
 _PEER_FAMILIES: Final = (
     ("wireguard_peer_info", "Metadata about a peer. The public_key label on peer metrics "
@@ -324,12 +327,17 @@ class _PeerLines:
     @classmethod
     def make(cls, dev: str, config: PeerConfig, family: int, address: bytes, port: int,
              name: str, allowed_ips: str) -> _PeerLines:
+        # The labels in the order generate_latest writes them (by name); a key in base64
+        # needs no escaping. A gateway's first scrape makes 100,000 of these.
         key = config.public_key.base64()
         endpoint = shown_endpoint(config.endpoint, family, address, port) or ""
-        series = {"device": dev, "name": name, "public_key": key}
-        info = dict(series, endpoint=endpoint, allowed_ips=allowed_ips)
-        return cls(config, family, address, port, name, key, endpoint, allowed_ips,
-                   f"{{{_block(series)}}} ", f"{_PEER_FAMILIES[_INFO][3]}{{{_block(info)}}} 1.0\n")
+        dev_, name_ = _escape(dev), _escape(name)
+        series = f'{{device="{dev_}",name="{name_}",public_key="{key}"}} '
+        info = (f'{_PEER_FAMILIES[_INFO][3]}{{allowed_ips="{_escape(allowed_ips)}",'
+                f'device="{dev_}",endpoint="{_escape(endpoint)}",name="{name_}",'
+                f'public_key="{key}"}} 1.0\n')
+        return cls(config, family, address, port, name, key, endpoint, allowed_ips, series,
+                   info)
 
     def labels(self, dev: str, info: bool) -> dict[str, str]:
         series = {"device": dev, "name": self.name, "public_key": self.public_key}
@@ -496,20 +504,14 @@ class DeviceCollector:
     def _handshake_ages(self, r: Reading) -> Metric:
         """How long ago each peer's last handshake was; peers that never had one are not
         counted (wireguard_peers minus the count is how many)."""
-        bounds = METRICS_HANDSHAKE_AGE_BUCKETS
-        counts = [0] * (len(bounds) + 1)
-        total = 0.0
-        where, now = bisect.bisect_left, r.wall_ns
-        for handshake_ns in r.peers.handshakes_ns:
-            if handshake_ns:
-                age = max(0, now - handshake_ns) / NSEC_PER_SEC
-                counts[where(bounds, age)] += 1
-                total += age
-        buckets: list[tuple[str, float]] = []
-        running = 0
-        for bound, count in zip((*bounds, float("inf")), counts, strict=True):
-            running += count
-            buckets.append((_go_float(bound), running))
+        now = r.wall_ns
+        # Sorted, each bucket's count is one bisection: 100,000 peers cost one C sort.
+        ages = sorted([max(0, now - ns) / NSEC_PER_SEC for ns in r.peers.handshakes_ns if ns])
+        buckets: list[tuple[str, float]] = [
+            (_go_float(bound), bisect.bisect_right(ages, bound))
+            for bound in METRICS_HANDSHAKE_AGE_BUCKETS]
+        buckets.append((_go_float(float("inf")), len(ages)))
+        total = math.fsum(ages)
         family = HistogramMetricFamily(
             "wireguard_peer_handshake_age_seconds",
             "Seconds since each peer's last handshake (peers that never had one are not "
