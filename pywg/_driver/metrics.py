@@ -200,7 +200,7 @@ class _SlicedReading:
         self._loop = loop
         self._wants = wants_allowed_ips
         self._slice = max(1, slice_peers)
-        self._config = device.config
+        self._config = DeviceConfig()  # the device's, when the first slice is read
         self._wall_ns = 0
         self._at = 0
         self._peers = PeerCounters()
