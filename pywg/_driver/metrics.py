@@ -270,6 +270,8 @@ def reader_on_loop(device: Device, loop: asyncio.AbstractEventLoop,
                 reading.abandoned = True
                 reading.future.cancel()
             raise ReadError(f"the device did not answer: {e or 'timed out'}") from e
+        except ValueError as e:  # its data plane closed under a reading (shutting down)
+            raise ReadError(f"the device could not be read: {e}") from e
     return read
 
 
@@ -469,15 +471,21 @@ class DeviceCollector:
     def __init__(self, read: Reader, *, per_peer: bool = True,
                  names: NamesFile | None = None) -> None:
         self._read = read
-        self.per_peer = per_peer
+        self._per_peer = per_peer
         self._names = names
         self._peer_lines: dict[bytes, _PeerLines] = {}  # by public key
         self._private: PrivateKey | None = None
         self._public = ""
 
     def collect(self) -> Iterator[Metric]:
-        return iter(self.families(self._read(self.wants_allowed_ips if self.per_peer
+        return iter(self.families(self._read(self.wants_allowed_ips if self._per_peer
                                              else None)))
+
+    @property
+    def per_peer(self) -> bool:
+        """Fixed for the collector's life: a reading made without per-peer series has no
+        allowed IPs in it, and one is shared by the scrapes of a second."""
+        return self._per_peer
 
     def wants_allowed_ips(self, config: PeerConfig) -> bool:
         """Whether a reading should read this peer's allowed IPs: it is new, or its
@@ -490,7 +498,7 @@ class DeviceCollector:
         names = self._names.names() if self._names else Names()
         families = self._device_families(reading)
         families += self._pywg_families(reading)
-        if self.per_peer:
+        if self._per_peer:
             families += self._peer_families(reading, names)
         else:
             self._peer_lines.clear()

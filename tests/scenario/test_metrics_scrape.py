@@ -211,3 +211,19 @@ def test_a_peer_whose_allowed_ips_move_gets_new_labels(device):
         before[a_key]["allowed_ips"]
     assert after[b_key]["endpoint"] == "[2001:db8::1]:4242"
     assert before[b_key]["endpoint"] != after[b_key]["endpoint"]
+
+
+def test_a_device_closed_under_a_reading_is_a_read_error(device):
+    """Shutting down, the daemon frees the data plane while a scrape may be reading it: the
+    scrape gets a ReadError (served as 503), and nothing is read from freed memory."""
+    async def read_while_closing() -> BaseException | None:
+        loop = asyncio.get_running_loop()
+        read = metrics.reader_on_loop(device, loop, slice_peers=SLICE)
+        scrape = loop.run_in_executor(None, read, None)
+        while not scrape.done():
+            device.close()  # at once, or between two slices of the reading
+            await asyncio.sleep(0)
+        return scrape.exception()
+
+    error = _run(read_while_closing())
+    assert isinstance(error, metrics.ReadError)
