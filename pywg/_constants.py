@@ -179,7 +179,7 @@ FRA_SUPPRESS_PREFIXLEN_UNSET: Final = 0xFFFFFFFF  # the kernel reports "no suppr
 NAME_MAX_LEN: Final = 64  # a friendly name from a `# Name = ...` comment, cleaned, at most
 METRICS_DEFAULT_HOST: Final = "127.0.0.1"  # `--metrics PORT` listens here
 METRICS_READ_TIMEOUT_S: Final = 10.0  # a scrape waits this long for the event loop's reading
-# The loop reads this many peers for a scrape in one callback (about a millisecond's work),
+# The loop reads this many peers for a scrape in one callback (1-2 ms of its CPU time),
 # then lets everything else due have its turn before the next slice.
 METRICS_READ_SLICE_PEERS: Final = 1024
 METRICS_MIN_READ_INTERVAL_S: Final = 1.0  # scrapes closer together share one reading

@@ -7,9 +7,9 @@ The daemon imports this module (and prometheus_client) only when metrics are ask
 HTTP server runs in its own threads. A scrape asks the event loop for one Reading: each
 peer's byte counters, endpoint and latest handshake (and the allowed IPs of those new or
 changed since the last scrape), the data plane's counters and the driver's handshake
-counters. The loop reads them METRICS_READ_SLICE_PEERS peers per callback (about a
-millisecond each: _SlicedReading says why that is safe), so that handshakes, timers and the
-UAPI wait for no more than a slice, not for a gateway's 100,000 peers. Everything else
+counters. The loop reads them METRICS_READ_SLICE_PEERS peers per callback (1-2 ms each:
+_SlicedReading says why that is safe), so that handshakes, timers and the UAPI wait for no
+more than a slice, not for a gateway's 100,000 peers. Everything else
 (names, labels, text, gzip) is done in the HTTP thread and the gzip threads. The data plane
 never waits for a scrape: its threads do not take the GIL, and its counters are read under
 its own lock, a slice of peers per call. Scrapes closer together than
@@ -183,7 +183,7 @@ class _SlicedReading:
     The loop runs the handshakes, the timers and the UAPI; reading 100,000 peers at once
     held it for half a second. So the reading is cut into slices, each a callback of its
     own: between two of them the loop serves I/O, timers and whatever else is due, and a
-    slice costs about a millisecond. Everything is still read on the loop, where the
+    slice costs a millisecond or two. Everything is still read on the loop, where the
     device's peers are only ever changed, so a slice sees them whole (a change through the
     UAPI is applied in one callback); across slices the reading is of slightly different
     instants, which Prometheus does not mind. The peers read are those of the configuration
