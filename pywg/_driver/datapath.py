@@ -191,19 +191,24 @@ class Event:
 
 
 def _address(family: int, raw: Any) -> IPAddress:
-    return ipaddress.ip_address(bytes(_ffi.buffer(raw, 4 if family == 4 else 16)))
+    return _address_of(family, bytes(_ffi.buffer(raw, 4 if family == 4 else 16)))
+
+
+def _address_of(family: int, packed: bytes) -> IPAddress:
+    # The class by family: ip_address() would try IPv4 then IPv6 (once per handshake event).
+    return ipaddress.IPv4Address(packed) if family == 4 else ipaddress.IPv6Address(packed)
 
 
 def _endpoint_from_c(c: Any) -> Endpoint | None:
     family = int(c.family)
     if family not in (4, 6):
         return None
-    source = _address(family, c.src_addr)
+    source = bytes(_ffi.buffer(c.src_addr, 4 if family == 4 else 16))
     return Endpoint(
         address=_address(family, c.addr),
         port=int(c.port),
         scope_id=int(c.scope_id),
-        source=None if int(source) == 0 else source,
+        source=_address_of(family, source) if any(source) else None,
         source_ifindex=int(c.src_ifindex),
     )
 

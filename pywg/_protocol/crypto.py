@@ -63,6 +63,7 @@ __all__ = [
     "constant_time_eq",
     "error",
     "generate_private_key",
+    "generate_private_keys",
     "is_zero",
     "mac",
     "public_key",
@@ -182,6 +183,19 @@ def generate_private_key(rng: Rng = random_bytes) -> bytearray:
     key = bytearray(rng(NOISE_PUBLIC_KEY_LEN))
     _check_len("random private key", key, NOISE_PUBLIC_KEY_LEN)
     return clamp(key)
+
+
+def generate_private_keys(n: int, rng: Rng = random_bytes) -> list[bytearray]:
+    """`n` fresh, clamped X25519 private keys from one draw of the Rng (a batch of responses
+    needs one each: one getrandom call instead of n)."""
+    if n <= 0:
+        return []
+    drawn = bytearray(rng(n * NOISE_PUBLIC_KEY_LEN))
+    try:
+        _check_len("random private keys", drawn, n * NOISE_PUBLIC_KEY_LEN)
+        return [clamp(key) for key in _secret_pieces(drawn, NOISE_PUBLIC_KEY_LEN, n)]
+    finally:
+        wipe(drawn)
 
 
 def public_key(private: Buffer) -> bytes:

@@ -216,7 +216,7 @@ class HandshakeCore:
             return found.handshake if found else None
 
         out: list[tuple[Action, ...]] = []
-        answers: list[tuple[Handshake, int, bytearray]] = []
+        accepted: list[tuple[Handshake, int]] = []
         waiting: list[tuple[int, HandshakePeer]] = []  # out position, peer: to answer
         for result in noise.consume_initiations(initiations, identity, handshake_of, now_ns):
             if isinstance(result, RemoteProtocolError):
@@ -229,9 +229,13 @@ class HandshakeCore:
             except ProtocolError as e:
                 out.append(_dropped(e))
                 continue
-            answers.append((result, index, crypto.generate_private_key(self._rng)))
+            accepted.append((result, index))
             waiting.append((len(out), peer))
             out.append(())
+        # One draw of the Rng for the whole batch's ephemeral keys.
+        ephemerals = crypto.generate_private_keys(len(accepted), self._rng)
+        answers = [(handshake, index, ephemeral)
+                   for (handshake, index), ephemeral in zip(accepted, ephemerals, strict=True)]
         for (position, peer), answer in zip(waiting, noise.respond_all(answers, now_ns),
                                             strict=True):
             if isinstance(answer, ProtocolError):

@@ -72,6 +72,25 @@ def test_generated_keys_are_clamped_and_use_the_rng():
     assert len({bytes(crypto.generate_private_key()) for _ in range(8)}) == 8
 
 
+def test_a_batch_of_keys_is_one_draw_split_and_clamped():
+    draws: list[int] = []
+
+    def rng(n: int) -> bytes:
+        draws.append(n)
+        return bytes(i % 256 for i in range(n))
+
+    keys = crypto.generate_private_keys(3, rng)
+    assert draws == [96]
+    raw = rng(96)
+    for i, key in enumerate(keys):
+        assert key == crypto.clamp(bytearray(raw[32 * i:32 * i + 32]))
+    assert crypto.generate_private_keys(0, rng) == [] and draws == [96, 96]
+    # An Rng that gives too little is the caller's bug, not a short key.
+    with pytest.raises(LocalProtocolError):
+        crypto.generate_private_keys(2, lambda n: bytes(n - 1))
+    assert len({bytes(k) for k in crypto.generate_private_keys(8)}) == 8
+
+
 def test_helpers():
     assert crypto.constant_time_eq(b"abc", bytearray(b"abc"))
     assert not crypto.constant_time_eq(b"abc", b"abd")
