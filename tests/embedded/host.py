@@ -2,7 +2,7 @@
 
 The cache (PYWG_EMBEDDED_CACHE, default /var/cache/pywg-embedded) lives outside the work
 tree: the target sysroots, the dependency wheels built from sdists, the emulated root file
-systems as tarballs (bare, and with the dependency wheels installed, keyed by their hash),
+systems (bare as tarballs; with the dependency wheels installed, keyed by their hash),
 the build tools' venv, and what is built from pywg's own sources (its wheels, the
 cross-compiled test programs), keyed by a hash of those sources (tree_key) so that an
 unchanged tree builds nothing again. Deleting it makes the next run a cold one.

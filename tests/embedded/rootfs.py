@@ -1,5 +1,5 @@
-"""The emulated Debian systems: made once with debootstrap, cached as tarballs, unpacked
-fresh for every run, entered with chroot through qemu-user and binfmt_misc.
+"""The emulated Debian systems: made once with debootstrap, cached, given to every run as a
+fresh copy, entered with chroot through qemu-user and binfmt_misc.
 
 A root file system is Debian's minbase variant with python3 and python3-venv (what a venv
 and its pip need), nothing else: no compiler, so a wheel that installs there installs on
@@ -7,11 +7,13 @@ a device without one. debootstrap runs both of its stages at once because binfmt
 (with qemu-user-static's F flag) lets the kernel run the target's binaries in the chroot.
 The mirror is this machine's own (host.mirror()).
 
-A second tarball per target has the dependency wheels of the wheelhouse (cffi, pynacl,
-uvloop, ... and the tests' pytest and hypothesis) installed into the venv with the target's
-pip, byte-compiled once: it is keyed by a hash of those wheels, so a run installs only the
-fresh pywg wheel into a copy of it (emulated pip resolving and unpacking a dozen wheels
-took 2.5 minutes per run).
+The bare system is cached as a tarball. Made from it, and cached as a directory keyed by
+a hash of the wheels: the same system with the dependency wheels of the wheelhouse (cffi,
+pynacl, uvloop, ... and the tests' pytest and hypothesis) installed into the venv by the
+target's pip and byte-compiled once. A run gets a copy of that directory as an overlay
+(its changes go to the run's own upper layer; the cached one is only read) and installs
+only the fresh pywg wheel there: emulated pip resolving and unpacking a dozen wheels took
+2.5 minutes per run, unpacking the tarball 12-20 s.
 """
 
 from __future__ import annotations
@@ -63,11 +65,12 @@ def _wheels_key(wheels: list[Path]) -> str:
 
 
 def with_deps(target: Target, wheels: list[Path]) -> Path:
-    """The cached root file system of `target` with `wheels` installed into its venv by
-    its pip (--no-index: from these files alone), made from tarball() if missing."""
+    """The cached root file system of `target` (a directory) with `wheels` installed into
+    its venv by its pip (--no-index: from these files alone), made from tarball() if
+    missing. Never written to once made: runs mount it as an overlay's lower layer."""
     base = tarball(target)
     folder = CACHE / "rootfs" / f"{target.suite}-{target.deb_arch}-deps"
-    out = folder / f"{_wheels_key(wheels)}.tar"
+    out = folder / _wheels_key(wheels)
     if out.exists():
         return out
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,20 +89,31 @@ def with_deps(target: Target, wheels: list[Path]) -> Path:
                          *(f"/deps/{w.name}" for w in sorted(wheels, key=lambda p: p.name))],
                   capture=True, timeout=3600)
         shutil.rmtree(into)
-        partial = out.with_suffix(".partial")
-        run(["tar", "--numeric-owner", "-C", root, "-cf", partial, "."])
-        partial.rename(out)
+        root.rename(out)
     prune(folder, keep=4)
     return out
 
 
-def unpack(tar: Path, workdir: Path, name: str) -> Path:
-    """A fresh copy of a cached root file system under workdir/name (the caller removes
-    workdir; nothing stays mounted there, every mount lives in a private namespace)."""
-    root = workdir / name
-    root.mkdir(parents=True)
-    run(["tar", "--numeric-owner", "-C", root, "-xf", tar])
-    return root
+def overlay(lower: Path, workdir: Path, name: str) -> Path:
+    """A fresh copy of a cached root file system at workdir/name/root: an overlay whose
+    upper layer is in workdir (the caller calls release(workdir), then removes it)."""
+    top = workdir / name
+    dirs = {d: top / d for d in ("upper", "work", "root")}
+    for d in dirs.values():
+        d.mkdir(parents=True)
+    run(["mount", "-t", "overlay", "overlay", "-o",
+         f"lowerdir={lower},upperdir={dirs['upper']},workdir={dirs['work']}", dirs["root"]])
+    return dirs["root"]
+
+
+def release(workdir: Path) -> None:
+    """Unmounts every overlay overlay() made under workdir (the other mounts of a run live
+    in private mount namespaces and are gone with their processes)."""
+    prefix = f"{workdir.resolve()}/"
+    for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
+        mountpoint = line.split()[1]
+        if mountpoint.startswith(prefix):
+            run(["umount", "--lazy", mountpoint], check=False)
 
 
 # Mounted inside a private mount namespace (unshare -m, or ip netns exec's own), so that

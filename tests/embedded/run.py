@@ -238,10 +238,9 @@ def prepare_and_test(target: Target, workdir: Path, report: Report) -> Path:
     # The cross compiler runs on this machine while the emulated pip installs.
     with concurrent.futures.ThreadPoolExecutor(1) as compiler:
         compiled = compiler.submit(cross_compile, target)
-        with step("root file system with the dependencies (cached)"):
-            tar = rootfs.with_deps(target, dependency_wheels(target))
-        with step("unpack it"):
-            root = rootfs.unpack(tar, workdir, target.name)
+        with step("root file system with the dependencies (cached), a copy of it"):
+            root = rootfs.overlay(rootfs.with_deps(target, dependency_wheels(target)),
+                                  workdir, target.name)
         with step("pip install pywg from the wheelhouse"):
             install(target, root, step)
         with step("cross-compile the C self-tests, fuzz harness and test module"):
@@ -311,6 +310,7 @@ def main(targets: list[Target]) -> None:
         with netns_lock() as waited:
             _in_parallel([(t, reports[t.name]) for t in ready], phase2)
     finally:
+        rootfs.release(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
     summary = _summary(list(reports.values()), time.monotonic() - start, waited)
     (BUILD / "summary.json").write_text(json.dumps(summary, indent=1))
