@@ -254,6 +254,8 @@ def wheelhouse(target: Target, pywg_wheel: Path, key: str) -> None:
     out = WHEELHOUSE / target.name
     test_out = WHEELHOUSE / f"{target.name}-test"
     stamp = out / KEY_FILE
+    # The cache's path too: another cache (a cold run) has no dependency wheels yet.
+    key = f"{key} {CACHE}"
     if stamp.exists() and stamp.read_text() == key and any(test_out.glob("*.whl")):
         log(f"{target.name}: wheelhouse: made for this pywg wheel already")
         return
