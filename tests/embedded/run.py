@@ -278,21 +278,31 @@ def _in_parallel(jobs: list[tuple[Target, Report]],
     return ok
 
 
-def build(emulated: list[Target], wheel_targets: list[Target]) -> None:
-    """The wheels (wheels.py), while the emulated root file systems that are not cached yet
-    are debootstrapped (mostly emulated dpkg: it overlaps well with native compiles)."""
-    with concurrent.futures.ThreadPoolExecutor(max(1, len(emulated))) as pool:
-        futures = [pool.submit(rootfs.tarball, t) for t in emulated]
-        wheels.main(wheel_targets)
-        for future in futures:
-            future.result()
+def build(target: Target, report: Report) -> None:
+    """`make test-embedded`'s own build of an emulated target's wheels (wheels.py), while
+    its root file system is debootstrapped if not cached (mostly emulated dpkg: it
+    overlaps well with native compiles)."""
+    step = Step(target, report)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        debootstrapped = pool.submit(rootfs.tarball, target)
+        with step("pywg wheel and wheelhouse"):
+            wheels.target_wheels(target)
+        with step("root file system (cached)"):
+            debootstrapped.result()
 
 
-def main(targets: list[Target]) -> None:
+def main(targets: list[Target], native_wheels: list[Target] | None = None) -> None:
+    """The tests of the emulated `targets`. With native_wheels (`all`), their wheels are
+    built first, each target's tests starting as soon as its own are ready, and the
+    wheels of native_wheels (the build machine's, not tested here) meanwhile."""
     need_root("make test-embedded")
+    building = native_wheels is not None
     for target in targets:
-        if not any((WHEELHOUSE / target.name).glob("pywg-*.whl")):
+        if not building and not any((WHEELHOUSE / target.name).glob("pywg-*.whl")):
             raise SystemExit(f"no pywg wheel for {target.name}: run make wheels first")
+    if building:
+        BUILD.mkdir(parents=True, exist_ok=True)
+        tools_venv()  # made once, before the targets' threads use it
     start = time.monotonic()
     reports = {t.name: Report(t.name) for t in targets}
     roots: dict[str, Path] = {}
@@ -300,16 +310,25 @@ def main(targets: list[Target]) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pywg-embedded-", dir="/var/tmp"))
 
     def phase1(target: Target, report: Report) -> None:
+        if building:
+            build(target, report)
         roots[target.name] = prepare_and_test(target, workdir, report)
 
     def phase2(target: Target, report: Report) -> None:
         tunnel(target, roots[target.name], Step(target, report), report)
 
+    native = concurrent.futures.ThreadPoolExecutor(1)
+    natives = [native.submit(wheels.target_wheels, t) for t in native_wheels or []]
     try:
         ready = _in_parallel([(t, reports[t.name]) for t in targets], phase1)
+        for future in natives:
+            future.result()
+        if building:
+            wheels.write_sizes()
         with netns_lock() as waited:
             _in_parallel([(t, reports[t.name]) for t in ready], phase2)
     finally:
+        native.shutdown()
         rootfs.release(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
     summary = _summary(list(reports.values()), time.monotonic() - start, waited)

@@ -289,12 +289,21 @@ def sizes_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def main(targets: list[Target]) -> None:
-    BUILD.mkdir(parents=True, exist_ok=True)
-    for target in targets:
-        key = pywg_key(target)
-        wheelhouse(target, build_pywg(target, key), key)
+def target_wheels(target: Target) -> None:
+    """pywg's wheel and the wheelhouse of one target (targets can be built at once)."""
+    key = pywg_key(target)
+    wheelhouse(target, build_pywg(target, key), key)
+
+
+def write_sizes() -> None:
     table = sizes_table()
     (WHEELHOUSE / "SIZES.md").write_text(table)
     print(table)
+
+
+def main(targets: list[Target]) -> None:
+    BUILD.mkdir(parents=True, exist_ok=True)
+    for target in targets:
+        target_wheels(target)
+    write_sizes()
 
