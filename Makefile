@@ -288,6 +288,7 @@ wheels: embedded-deps $(VENV)/.installed
 # wheelhouse), the C self-tests and the AEAD fuzz harness cross-compiled, the tests that
 # matter on a device (tests/embedded/on_device.py, `pywg selftest` among them), and a
 # tunnel to a native wireguard-go (ping, 10 MB each way). Takes the namespace lock for the
-# tunnels only. On 2 cores: about 4 minutes cached, 18 cold (bench/RESULTS.md).
+# tunnels only. On 2 cores: 2-5 minutes cached (an unchanged tree or not), 14 cold
+# (bench/RESULTS.md).
 test-embedded: embedded-deps $(VENV)/.installed
 	PYWG_EMBEDDED_CACHE=$(EMBEDDED_CACHE) $(VPY) -m tests.embedded all
