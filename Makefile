@@ -249,9 +249,11 @@ clean:
 # Cross compilers, qemu-user-static and debootstrap come from Debian (installed here as
 # root). The target's Python headers are never installed: tests/embedded/sysroot.py unpacks
 # them from a private apt into the cache, so nothing can upgrade this machine's own Python.
-# The cache (sysroots, dependency wheels built from sdists, emulated root file systems) is
-# $(EMBEDDED_CACHE), outside the tree; delete it for a cold run. PYWG_TARGETS=aarch64,...
-# picks targets (default: all).
+# The cache (sysroots, dependency wheels built from sdists, emulated root file systems with
+# and without the dependency wheels installed, and pywg's wheels and cross-compiled test
+# programs keyed by a hash of their sources) is $(EMBEDDED_CACHE), outside the tree; name
+# another (EMBEDDED_CACHE=/var/cache/pywg-embedded-cold) for a cold run. PYWG_TARGETS=
+# aarch64,... picks targets (default: all).
 EMBEDDED_CACHE ?= /var/cache/pywg-embedded
 EMBEDDED_APT := qemu-user-static debootstrap gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf \
                 libc6-dev-arm64-cross libc6-dev-armhf-cross make
@@ -281,8 +283,12 @@ wheels: embedded-deps $(VENV)/.installed
 
 # The wheels as `make wheels` builds them (the emulated root file systems debootstrapped
 # meanwhile, when not cached), then in emulated Debian 12 systems (aarch64; armv7l with and
-# without NEON): the wheels installed with pip, the C self-tests and the AEAD fuzz harness
-# cross-compiled, `pywg selftest`, the tests that matter on a device, and a tunnel to a
-# native wireguard-go (ping, 10 MB each way). Takes the namespace lock for the tunnels only.
+# without NEON), the targets at once: the pywg wheel installed with pip (the dependency
+# wheels are in the cached root file system, installed there by pip from the same
+# wheelhouse), the C self-tests and the AEAD fuzz harness cross-compiled, the tests that
+# matter on a device (tests/embedded/on_device.py, `pywg selftest` among them), and a
+# tunnel to a native wireguard-go (ping, 10 MB each way). Takes the namespace lock for the
+# tunnels only. On 2 cores: 2-5 minutes cached (an unchanged tree or not), 14 cold
+# (bench/RESULTS.md).
 test-embedded: embedded-deps $(VENV)/.installed
 	PYWG_EMBEDDED_CACHE=$(EMBEDDED_CACHE) $(VPY) -m tests.embedded all

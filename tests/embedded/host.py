@@ -1,17 +1,21 @@
 """What the embedded recipe needs from the build machine: commands, the cache, the mirror.
 
 The cache (PYWG_EMBEDDED_CACHE, default /var/cache/pywg-embedded) lives outside the work
-tree and holds only what does not depend on pywg's code: the target sysroots, the
-dependency wheels built from sdists, the emulated root file systems as tarballs, and the
-build tools' venv. Deleting it makes the next run a cold one.
+tree: the target sysroots, the dependency wheels built from sdists, the emulated root file
+systems (bare as tarballs; with the dependency wheels installed, keyed by their hash),
+the build tools' venv, and what is built from pywg's own sources (its wheels, the
+cross-compiled test programs), keyed by a hash of those sources (tree_key) so that an
+unchanged tree builds nothing again. Deleting it makes the next run a cold one.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,6 +59,29 @@ def step(what: str) -> Iterator[None]:
     log(f"{what} ...")
     yield
     log(f"{what}: done in {time.monotonic() - start:.0f} s")
+
+
+def tree_key(*prefixes: str, extra: str = "") -> str:
+    """A hash of the work tree's files under `prefixes` (as git sees them: tracked and
+    untracked, not ignored), their names and contents, and of `extra`."""
+    names = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                 "--", *prefixes], cwd=ROOT, capture=True).stdout.split("\0")
+    digest = hashlib.sha256(extra.encode())
+    for name in sorted(filter(None, names)):
+        path = ROOT / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Keeps the `keep` newest entries of a keyed cache folder (other trees' keys too)."""
+    entries = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 def tools_venv() -> Path:

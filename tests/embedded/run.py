@@ -1,11 +1,15 @@
 """`make test-embedded`: pywg from its wheels, tested inside emulated Debian systems.
 
 For each emulated target, at the same time (one core each), in a fresh copy of its cached
-root file system (rootfs.py):
-1. the wheels installed with the target's pip from the wheelhouse and nothing else;
-2. for each of the target's CPU models (targets.py; QEMU_CPU):
-   - the C self-tests and the AEAD fuzz harness (standalone driver), cross-compiled;
-   - `pywg selftest`, and pytest on the tests that matter on a device (below);
+root file system with the dependency wheels already installed (rootfs.with_deps):
+1. the pywg wheel installed with the target's pip from the wheelhouse and nothing else,
+   while the C self-tests, the AEAD fuzz harness and the test-only cffi module are
+   cross-compiled (cached, keyed by a hash of csrc/);
+2. for each of the target's CPU models (targets.py; QEMU_CPU), the models of one target
+   at the same time, each in its own copy of the tests:
+   - the C self-tests and the AEAD fuzz harness (standalone driver);
+   - pytest on the tests that matter on a device (on_device.py says which and why),
+     among them the installed `pywg selftest`;
    - seal/open throughput of every backend that CPU runs (emulated: for the record only);
 3. then, under the machine's namespace lock, test_tunnel.py: the emulated daemon against a
    native wireguard-go, ping and 10 MB each way.
@@ -22,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,29 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.embedded import rootfs, wheels
-from tests.embedded.host import BUILD, ROOT, log, need_root, run, tools_venv
+from tests.embedded.host import BUILD, CACHE, ROOT, log, need_root, prune, run, tools_venv, tree_key
+from tests.embedded.on_device import CPU_TESTS, DEVICE_TESTS
 from tests.embedded.targets import Cpu, Target
 from tests.embedded.wheels import WHEELHOUSE, build_env
 
-# On a device: the protocol's known answers, the AEAD backends (RFC 8439 vectors and the
-# differential test against libsodium), and the C that parses packets (offload headers,
-# checksums, the replay window), where alignment and word size differ. The data path's
-# own tests need namespaces; the tunnel below covers it on the emulated CPU.
-TESTS = (
-    "tests/embedded/test_target.py",
-    "tests/c/test_aead.py",
-    "tests/c/test_offload.py",
-    "tests/c/test_replay.py",
-    "tests/c/test_blake2s.py",
-    "tests/unit/test_selftest_cli.py",
-    "tests/unit/test_noise.py",
-    "tests/unit/test_crypto.py",
-    "tests/unit/test_handshake.py",
-    "tests/unit/test_cookie.py",
-    "tests/unit/test_messages.py",
-)
-# A second CPU model re-runs what depends on the CPU's features: the crypto backends.
-CPU_TESTS = ("tests/embedded/test_target.py", "tests/c/test_aead.py", "tests/c/test_offload.py")
 FUZZ_SECONDS = float(os.environ.get("PYWG_EMBEDDED_FUZZ_SECONDS", "20"))
 LOCK = Path("/tmp/pywg-netns.lock")
 IN_TARGET = "/root/pywg-tests"
@@ -72,6 +59,7 @@ class Step:
     def __init__(self, target: Target, report: Report) -> None:
         self.target, self.report = target, report
         self.logfile = BUILD / target.name / "log.txt"
+        self.lock = threading.Lock()
 
     @contextmanager
     def __call__(self, what: str) -> Iterator[None]:
@@ -86,7 +74,7 @@ class Step:
         log(f"{self.target.name}: {what}: ok ({took:.0f} s)")
 
     def write(self, text: str) -> None:
-        with self.logfile.open("a") as f:
+        with self.lock, self.logfile.open("a") as f:
             f.write(text)
 
 
@@ -97,11 +85,16 @@ def _c_sources() -> list[str]:
 
 
 def cross_compile(target: Target) -> Path:
-    """For `target`, in build/embedded/<name>/bin: the C self-tests, the AEAD fuzz harness
-    and the test-only cffi module (_wgdp_test: the hooks the tests call, never shipped)."""
-    out = BUILD / target.name / "bin"
-    if out.exists():
-        shutil.rmtree(out)
+    """For `target`: the C self-tests, the AEAD fuzz harness and the test-only cffi module
+    (_wgdp_test: the hooks the tests call, never shipped), in the cache under a hash of
+    the C sources and of how they are built."""
+    key = tree_key("csrc", "tests/embedded/sysroot.py", "tests/embedded/targets.py",
+                   extra=f"{target.name} {target.cc} {' '.join(CFLAGS)}")
+    cached = CACHE / "bin" / target.name / key
+    if cached.exists():
+        return cached
+    out = cached.with_name(f"{key}.partial")
+    shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     dp = _c_sources()
     crypto = [f for f in dp if f.startswith("csrc/crypto/")]
@@ -115,28 +108,41 @@ def cross_compile(target: Target) -> Path:
         cwd=ROOT, capture=True)
     for leftover in (out / "wgdp-test").glob("*.[co]"):
         leftover.unlink()
-    return out
+    out.rename(cached)
+    prune(cached.parent, keep=6)
+    return cached
+
+
+def dependency_wheels(target: Target) -> list[Path]:
+    """Every wheel of the target's wheelhouse but pywg's: its dependencies and the tests'."""
+    return sorted(w for folder in (target.name, f"{target.name}-test")
+                  for w in (WHEELHOUSE / folder).glob("*.whl")
+                  if not w.name.startswith("pywg-"))
 
 
 def install(target: Target, root: Path, step: Step) -> None:
-    """Wheels into the target's venv with its pip: --no-index, the wheelhouse only."""
-    dest = root / "wheelhouse"
-    for folder in (target.name, f"{target.name}-test"):
-        shutil.copytree(WHEELHOUSE / folder, dest / folder)
-    # --no-compile: byte-compiling every module of every wheel (pygments, hypothesis) costs
-    # more under emulation than compiling the few that get imported, when they are.
+    """pywg's wheel into the target's venv with its pip: --no-index, the wheelhouse only.
+    pip resolves pywg's requirements against what the cached root file system has
+    installed from the same wheelhouse (rootfs.with_deps), and fails if one is missing."""
+    shutil.copytree(WHEELHOUSE / target.name, root / "wheelhouse" / target.name)
+    # --no-compile: pywg's modules are byte-compiled on import, only those a test imports.
     out = rootfs.in_target(root, [f"{rootfs.VENV}/bin/pip", "install", "--no-index",
                                   "--no-compile", "--disable-pip-version-check", "--find-links",
-                                  f"/wheelhouse/{target.name}", "--find-links",
-                                  f"/wheelhouse/{target.name}-test", "pywg",
-                                  *wheels.TEST_REQUIREMENTS],
+                                  f"/wheelhouse/{target.name}", "pywg"],
                            capture=True)
     step.write(out)
+    if "Successfully installed pywg-" not in out:
+        raise RuntimeError(f"pip did not install pywg's wheel:\n{out[-2000:]}")
 
 
-def copy_tests(root: Path, bins: Path) -> None:
-    """The tests and what they read (csrc's headers, the vectors), not pywg's source."""
-    dest = root / IN_TARGET.lstrip("/")
+def _tests_dir(cpu: Cpu) -> str:
+    return f"{IN_TARGET}-{cpu.label}"
+
+
+def copy_tests(root: Path, bins: Path, cpu: Cpu) -> None:
+    """The tests and what they read (csrc's headers, the vectors), not pywg's source; one
+    copy per CPU model, as they run at the same time (pytest's and hypothesis' files)."""
+    dest = root / _tests_dir(cpu).lstrip("/")
     shutil.copytree(ROOT / "tests", dest / "tests",
                     ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
     shutil.copytree(ROOT / "csrc", dest / "csrc", ignore=shutil.ignore_patterns("*.o"))
@@ -146,7 +152,7 @@ def copy_tests(root: Path, bins: Path) -> None:
 
 def _cpu_env(cpu: Cpu) -> dict[str, str]:
     env = {"PYWG_EXPECT_AEAD": cpu.expect_aead,
-           "PYWG_TEST_FFI_DIR": f"{IN_TARGET}/bin/wgdp-test"}
+           "PYWG_TEST_FFI_DIR": f"{_tests_dir(cpu)}/bin/wgdp-test"}
     if cpu.qemu_cpu:
         env["QEMU_CPU"] = cpu.qemu_cpu
     return env
@@ -158,15 +164,14 @@ def test_cpu(target: Target, root: Path, cpu: Cpu, first: bool, step: Step,
 
     def target_run(what: str, argv: list[str], timeout: float = 1800) -> str:
         with step(f"{what} ({cpu.label} CPU)"):
-            out = rootfs.in_target(root, argv, env=env, cwd=IN_TARGET, capture=True,
+            out = rootfs.in_target(root, argv, env=env, cwd=_tests_dir(cpu), capture=True,
                                    timeout=timeout)
             step.write(f"==== {what} ({cpu.label})\n{out}")
         return out
 
     target_run("C self-tests", ["bin/selftest"])
     target_run("AEAD fuzz", ["bin/aead_fuzz", str(FUZZ_SECONDS), str(int(time.time()))])
-    target_run("pywg selftest", ["pywg", "selftest"])
-    tests = TESTS if first else CPU_TESTS
+    tests = DEVICE_TESTS if first else CPU_TESTS
     target_run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "--durations=15", *tests])
     speed = target_run("AEAD speed", ["python", "-m", "tests.embedded.aead_speed"])
@@ -233,15 +238,22 @@ def prepare_and_test(target: Target, workdir: Path, report: Report) -> Path:
     # The cross compiler runs on this machine while the emulated pip installs.
     with concurrent.futures.ThreadPoolExecutor(1) as compiler:
         compiled = compiler.submit(cross_compile, target)
-        with step("unpack the cached root file system"):
-            root = rootfs.unpack(target, workdir)
-        with step("pip install from the wheelhouse"):
+        with step("root file system with the dependencies (cached), a copy of it"):
+            root = rootfs.overlay(rootfs.with_deps(target, dependency_wheels(target)),
+                                  workdir, target.name)
+        with step("pip install pywg from the wheelhouse"):
             install(target, root, step)
         with step("cross-compile the C self-tests, fuzz harness and test module"):
             bins = compiled.result()
-    copy_tests(root, bins)
-    for i, cpu in enumerate(target.cpus):
-        test_cpu(target, root, cpu, i == 0, step, report)
+    for cpu in target.cpus:
+        copy_tests(root, bins, cpu)
+    # A target's CPU models at once: on two cores, armv7's two runs and aarch64's one
+    # share them better than one after the other.
+    with concurrent.futures.ThreadPoolExecutor(len(target.cpus)) as pool:
+        runs = [pool.submit(test_cpu, target, root, cpu, i == 0, step, report)
+                for i, cpu in enumerate(target.cpus)]
+        for done in runs:
+            done.result()
     return root
 
 
@@ -266,21 +278,31 @@ def _in_parallel(jobs: list[tuple[Target, Report]],
     return ok
 
 
-def build(emulated: list[Target], wheel_targets: list[Target]) -> None:
-    """The wheels (wheels.py), while the emulated root file systems that are not cached yet
-    are debootstrapped (mostly emulated dpkg: it overlaps well with native compiles)."""
-    with concurrent.futures.ThreadPoolExecutor(max(1, len(emulated))) as pool:
-        futures = [pool.submit(rootfs.tarball, t) for t in emulated]
-        wheels.main(wheel_targets)
-        for future in futures:
-            future.result()
+def build(target: Target, report: Report) -> None:
+    """`make test-embedded`'s own build of an emulated target's wheels (wheels.py), while
+    its root file system is debootstrapped if not cached (mostly emulated dpkg: it
+    overlaps well with native compiles)."""
+    step = Step(target, report)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        debootstrapped = pool.submit(rootfs.tarball, target)
+        with step("pywg wheel and wheelhouse"):
+            wheels.target_wheels(target)
+        with step("root file system (cached)"):
+            debootstrapped.result()
 
 
-def main(targets: list[Target]) -> None:
+def main(targets: list[Target], native_wheels: list[Target] | None = None) -> None:
+    """The tests of the emulated `targets`. With native_wheels (`all`), their wheels are
+    built first, each target's tests starting as soon as its own are ready, and the
+    wheels of native_wheels (the build machine's, not tested here) meanwhile."""
     need_root("make test-embedded")
+    building = native_wheels is not None
     for target in targets:
-        if not any((WHEELHOUSE / target.name).glob("pywg-*.whl")):
+        if not building and not any((WHEELHOUSE / target.name).glob("pywg-*.whl")):
             raise SystemExit(f"no pywg wheel for {target.name}: run make wheels first")
+    if building:
+        BUILD.mkdir(parents=True, exist_ok=True)
+        tools_venv()  # made once, before the targets' threads use it
     start = time.monotonic()
     reports = {t.name: Report(t.name) for t in targets}
     roots: dict[str, Path] = {}
@@ -288,16 +310,26 @@ def main(targets: list[Target]) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pywg-embedded-", dir="/var/tmp"))
 
     def phase1(target: Target, report: Report) -> None:
+        if building:
+            build(target, report)
         roots[target.name] = prepare_and_test(target, workdir, report)
 
     def phase2(target: Target, report: Report) -> None:
         tunnel(target, roots[target.name], Step(target, report), report)
 
+    native = concurrent.futures.ThreadPoolExecutor(1)
+    natives = [native.submit(wheels.target_wheels, t) for t in native_wheels or []]
     try:
         ready = _in_parallel([(t, reports[t.name]) for t in targets], phase1)
+        for future in natives:
+            future.result()
+        if building:
+            wheels.write_sizes()
         with netns_lock() as waited:
             _in_parallel([(t, reports[t.name]) for t in ready], phase2)
     finally:
+        native.shutdown()
+        rootfs.release(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
     summary = _summary(list(reports.values()), time.monotonic() - start, waited)
     (BUILD / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -62,8 +62,9 @@ def test_the_cpu_gets_the_backend_it_should() -> None:
 
 
 def test_selftest_command_names_it() -> None:
-    proc = subprocess.run([sys.executable, "-m", "pywg", "selftest"], capture_output=True,
-                          text=True, timeout=300)
+    # The `pywg` command pip installed from the wheel's entry point, as a user runs it.
+    command = Path(sys.executable).parent / "pywg"
+    proc = subprocess.run([command, "selftest"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"data plane AEAD backend: {EXPECT}" in proc.stdout.splitlines()
 

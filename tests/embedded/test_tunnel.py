@@ -1,7 +1,7 @@
 """A real tunnel between an emulated pywg and Debian's native wireguard-go (root).
 
 Run by `make test-embedded` for each emulated target (skipped elsewhere): PYWG_EMBEDDED_ROOT
-is an unpacked emulated Debian with pywg installed from the wheelhouse. The project's
+is a copy of an emulated Debian with pywg installed from the wheelhouse. The project's
 harness (tests/harness) builds the pair: pywg on node a, run chrooted there through
 qemu-user by a small launcher that keeps wireguard-go's command line; wireguard-go on node
 b, natively; a veth between them; both configured with the machine's `wg`. Then ping in

@@ -12,6 +12,9 @@ and the test-only wheels (pytest, hypothesis and theirs) into dist/wheelhouse/<t
 dist/wheelhouse/SIZES.md lists every wheel with its size.
 
 Dependency wheels built from sdists are cached (CACHE/deps/<target>), keyed by file name.
+pywg's repaired wheel is cached (CACHE/pywg/<target>/<key>), keyed by a hash of what goes
+into it (WHEEL_SOURCES) and of this recipe; a wheelhouse already made for that key
+(its .key file) is kept as it is, so an unchanged tree asks PyPI nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +25,18 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from tests.embedded.host import BUILD, CACHE, DIST, ROOT, log, run, step, tools_venv
+from tests.embedded.host import (
+    BUILD,
+    CACHE,
+    DIST,
+    ROOT,
+    log,
+    prune,
+    run,
+    step,
+    tools_venv,
+    tree_key,
+)
 from tests.embedded.sysroot import cross_env, sysroot
 from tests.embedded.targets import Target
 
@@ -35,6 +49,11 @@ BINARY_DEPS = ("cffi", "pynacl", "uvloop")
 # which never runs on a device).
 TEST_REQUIREMENTS = ("pytest>=7", "hypothesis>=6")
 NO_DEBUG = "-g0"  # Debian's Python flags carry -g; a router wheel need not
+# What pywg's wheel is made of (setup.py reads README.md), and the recipe that makes it.
+WHEEL_SOURCES = ("pywg", "csrc", "setup.py", "pyproject.toml", "README.md", "MANIFEST.in",
+                 "tests/embedded/wheels.py", "tests/embedded/sysroot.py",
+                 "tests/embedded/targets.py")
+KEY_FILE = ".key"  # in a target's wheelhouse: the key of the pywg wheel it was made for
 
 
 def _jobs() -> str:
@@ -83,19 +102,39 @@ def _export_tree(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def build_pywg(target: Target) -> Path:
+def pywg_key(target: Target) -> str:
+    return tree_key(*WHEEL_SOURCES, extra=f"{target.name} {PY_LIMITED_API}")
+
+
+def build_pywg(target: Target, key: str) -> Path:
+    """pywg's wheel for `target` in its wheelhouse: from the cache when the key matches."""
     out = WHEELHOUSE / target.name
-    with step(f"{target.name}: pywg wheel"), tempfile.TemporaryDirectory(
-            prefix="pywg-wheel-") as tmp:
-        src, raw = Path(tmp) / "src", Path(tmp) / "raw"
-        _export_tree(src)
-        run([tools_venv(), "-m", "build", "--wheel", "--no-isolation", "--outdir", raw,
-             f"-C--build-option=--py-limited-api={PY_LIMITED_API}", src],
-            env=build_env(target), capture=True)
-        (wheel,) = raw.glob("*.whl")
-        for old in out.glob("pywg-*.whl"):
+    cached = CACHE / "pywg" / target.name / key
+    if not any(cached.glob("pywg-*.whl")):
+        with step(f"{target.name}: pywg wheel"), tempfile.TemporaryDirectory(
+                prefix="pywg-wheel-") as tmp:
+            src, raw = Path(tmp) / "src", Path(tmp) / "raw"
+            _export_tree(src)
+            run([tools_venv(), "-m", "build", "--wheel", "--no-isolation", "--outdir", raw,
+                 f"-C--build-option=--py-limited-api={PY_LIMITED_API}", src],
+                env=build_env(target), capture=True)
+            (wheel,) = raw.glob("*.whl")
+            partial = cached.with_name(f"{key}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            repair(target, wheel, partial)
+            partial.rename(cached)
+        prune(cached.parent, keep=6)
+    else:
+        log(f"{target.name}: pywg wheel: cached ({key})")
+    (wheel,) = cached.glob("pywg-*.whl")
+    for old in out.glob("pywg-*.whl"):
+        if old.name != wheel.name or old.read_bytes() != wheel.read_bytes():
             old.unlink()
-        return repair(target, wheel, out)
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / wheel.name
+    if not dest.exists():
+        shutil.copy2(wheel, dest)
+    return dest
 
 
 # ---- dependencies ------------------------------------------------------------------------
@@ -211,9 +250,16 @@ def binary_dep(target: Target, name: str, requirement: str) -> str:
     return f"built from {archive.name}"
 
 
-def wheelhouse(target: Target, pywg_wheel: Path) -> None:
+def wheelhouse(target: Target, pywg_wheel: Path, key: str) -> None:
     out = WHEELHOUSE / target.name
     test_out = WHEELHOUSE / f"{target.name}-test"
+    stamp = out / KEY_FILE
+    # The cache's path too: another cache (a cold run) has no dependency wheels yet.
+    key = f"{key} {CACHE}"
+    if stamp.exists() and stamp.read_text() == key and any(test_out.glob("*.whl")):
+        log(f"{target.name}: wheelhouse: made for this pywg wheel already")
+        return
+    stamp.unlink(missing_ok=True)
     reqs = _requirements(pywg_wheel)
     for name in BINARY_DEPS:
         if name in reqs:
@@ -232,6 +278,7 @@ def wheelhouse(target: Target, pywg_wheel: Path) -> None:
             for wheel in Path(tmp).glob("*.whl"):
                 if wheel.name not in have:
                     shutil.move(wheel, test_out / wheel.name)
+    stamp.write_text(key)
 
 
 def sizes_table() -> str:
@@ -242,11 +289,21 @@ def sizes_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def main(targets: list[Target]) -> None:
-    BUILD.mkdir(parents=True, exist_ok=True)
-    for target in targets:
-        wheelhouse(target, build_pywg(target))
+def target_wheels(target: Target) -> None:
+    """pywg's wheel and the wheelhouse of one target (targets can be built at once)."""
+    key = pywg_key(target)
+    wheelhouse(target, build_pywg(target, key), key)
+
+
+def write_sizes() -> None:
     table = sizes_table()
     (WHEELHOUSE / "SIZES.md").write_text(table)
     print(table)
+
+
+def main(targets: list[Target]) -> None:
+    BUILD.mkdir(parents=True, exist_ok=True)
+    for target in targets:
+        target_wheels(target)
+    write_sizes()
 
