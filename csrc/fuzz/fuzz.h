@@ -9,6 +9,7 @@
  * (`make fuzz-regress`).
  */
 #pragma once
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,27 @@ static inline const uint8_t *fz_take(struct fuzz_input *in, size_t n, size_t *le
     in->p += *len;
     in->left -= *len;
     return p;
+}
+
+/* len bytes from a seed (xorshift64, its state's bytes low first), a word at
+ * a time: the drivers fill whole super-packets and coalesced receives with it
+ * for every input, so each word is one store but for the tail. */
+static inline void fz_pattern(uint8_t *p, size_t len, uint64_t seed)
+{
+    uint64_t s = seed | 1, le;
+    size_t i = 0;
+
+    for (; i < len; i += 8) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        le = htole64(s);
+        if (len - i < 8)
+            break;
+        memcpy(p + i, &le, 8);
+    }
+    for (unsigned int k = 0; i + k < len; k++)
+        p[i + k] = (uint8_t)(s >> (8 * k));
 }
 
 #define FUZZ_CHECK(cond, ...)                                                           \

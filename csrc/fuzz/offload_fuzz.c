@@ -120,22 +120,6 @@ static void drain(struct wg_dp *dp, unsigned int variant)
                checked < nreads ? reads[checked].g.segments : 0);
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static void fill_pattern(uint8_t *p, uint32_t len, uint64_t seed)
-{
-    uint64_t s = seed | 1;
-
-    for (uint32_t i = 0; i < len; i++)
-        p[i] = (uint8_t)(i % 8 == 0 ? xorshift(&s) : s >> (8 * (i % 8)));
-}
-
 /* A well-formed super-packet as a kernel would hand it over; its length. */
 static uint32_t build_super(struct fuzz_input *in, uint8_t *vnet, uint8_t *pkt)
 {
@@ -186,7 +170,7 @@ static uint32_t build_super(struct fuzz_input *in, uint8_t *vnet, uint8_t *pkt)
     } else {
         fz_put_be16(pkt + l3 + 4, (uint16_t)(len - l3));
     }
-    fill_pattern(pkt + l3 + l4, payload, fz_u64(in));
+    fz_pattern(pkt + l3 + l4, payload, fz_u64(in));
     /* The checksum field holds the pseudo-header sum, as the kernel leaves it. */
     fz_put_be16(pkt + l3 + (tcp ? 16 : 6), (uint16_t)fz_pseudo(pkt, proto, len - l3));
     memset(vnet, 0, 10);
@@ -205,7 +189,7 @@ static uint32_t build_plain(struct fuzz_input *in, uint8_t *vnet, uint8_t *pkt)
     uint8_t how = fz_u8(in);
     uint32_t len = fz_u16(in) % (how & 0x80 ? 65535 : 2000) + 1;
 
-    fill_pattern(pkt, len, fz_u64(in));
+    fz_pattern(pkt, len, fz_u64(in));
     memset(vnet, 0, 10);
     if (how & 1 && len >= 2) {
         uint32_t start = fz_u16(in) % (len - 1);

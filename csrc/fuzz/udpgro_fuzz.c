@@ -48,20 +48,6 @@ static struct expect want[MAX_DGRAMS];
 static unsigned int nwant, cur, patterned;
 static uint8_t bytes[MAX_DGRAM];
 
-static void pattern(uint8_t *p, uint32_t len, uint64_t seed)
-{
-    uint64_t s = seed | 1;
-
-    for (uint32_t i = 0; i < len; i++) {
-        if (i % 8 == 0) {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-        }
-        p[i] = (uint8_t)(s >> (8 * (i % 8)));
-    }
-}
-
 /* Where a datagram came from, as sockaddr and control messages, and the
  * endpoint the data plane must make of it. */
 static void make_source(struct fuzz_input *in, bool v6_socket, struct fake_dgram *m,
@@ -147,7 +133,7 @@ static void check_packet(struct loop *l, const struct packet *p)
         FUZZ_CHECK(p->wire_len == size, "datagram %u packet %u: %u bytes, want %u", cur,
                    e->made, p->wire_len, size);
         if (patterned != cur) {
-            pattern(bytes, e->len, e->seed);
+            fz_pattern(bytes, e->len, e->seed);
             patterned = cur;
         }
         FUZZ_CHECK(memcmp(p->data - MESSAGE_DATA_HEADER_SIZE, bytes + e->next_off, size) == 0,
@@ -214,7 +200,7 @@ static uint64_t one_socket(struct fuzz_input *in, bool v6_socket)
         *e = (struct expect){ .seed = fz_u64(in) };
         make_source(in, v6_socket, &m, &e->src);
         m.gro_size = gro;
-        pattern(bytes, len, e->seed);
+        fz_pattern(bytes, len, e->seed);
         fake_udp_queue(fd, bytes, len, &m);
         e->truncated = len > DP_MAX_PACKET;
         e->len = e->truncated ? DP_MAX_PACKET : len;
