@@ -20,6 +20,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ class Result:
 
     executions: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0            # the fuzzer's own user + system time
     cov: int = 0
     ft: int = 0
     corpus: str = ""
@@ -60,6 +62,11 @@ class Result:
     @property
     def rate(self) -> float:
         return self.executions / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_rate(self) -> float:
+        """Executions per second of CPU: the target's own speed, whatever else ran."""
+        return self.executions / self.cpu_seconds if self.cpu_seconds else 0.0
 
 
 def parse_log(text: str) -> Result:
@@ -99,20 +106,25 @@ def run_target(name: str, budget: list[str], kept_only: bool) -> Result:
         dirs = [work] + [d for d in (KEPT / name, CRASHES / name) if d.is_dir()]
         cmd = [str(BIN / name), *budget, "-print_final_stats=1", "-timeout=20",
                f"-max_len={max_len}", f"-artifact_prefix={FOUND / name}/", *map(str, dirs)]
-        start = time.monotonic()
+        start, cpu = time.monotonic(), children_cpu()
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               errors="replace", check=False)
-        seconds = time.monotonic() - start
+        seconds, cpu = time.monotonic() - start, children_cpu() - cpu
     log = FOUND / name / "last-run.log"
     log.write_text(proc.stdout)
     result = parse_log(proc.stdout)
-    result.seconds = seconds
+    result.seconds, result.cpu_seconds = seconds, cpu
     if proc.returncode != 0:
         artifact = re.findall(r"Test unit written to (\S+)", proc.stdout)
         where = artifact[-1] if artifact else str(log)
         sys.stdout.write(proc.stdout[-6000:])
         result.outcome = f"FAILED (exit {proc.returncode}): {finding(proc.stdout)}: {where}"
     return result
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def load() -> str:
@@ -136,12 +148,12 @@ def record(path: Path, rows: list[tuple[str, Result]], runs: int | None, started
         f"Machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
         f"load average {load_before} at the start, {load()} at the end. Build: {BUILD}.{goal}",
         "",
-        "| target | executions | seconds | exec/s | cov / ft | corpus | outcome |",
-        "|---|---:|---:|---:|---|---|---|",
+        "| target | executions | seconds | exec/s | exec/CPU-s | cov / ft | corpus | outcome |",
+        "|---|---:|---:|---:|---:|---|---|---|",
     ]
     for name, r in rows:
         lines.append(f"| {name} | {r.executions:,} | {r.seconds:,.0f} | {r.rate:,.0f} | "
-                     f"{r.cov} / {r.ft} | {r.corpus} | {r.outcome} |")
+                     f"{r.cpu_rate:,.0f} | {r.cov} / {r.ft} | {r.corpus} | {r.outcome} |")
     with path.open("a") as out:
         out.write("\n".join(lines) + "\n\n")
 
@@ -165,11 +177,11 @@ def main() -> int:
     for name in args.targets:
         print(f"fuzz: {name} ...", flush=True)
         rows.append((name, run_target(name, limit, args.kept_only)))
-    print(f"\n{'target':<12} {'executions':>12} {'seconds':>9} {'exec/s':>9} {'cov/ft':>11}"
-          f" {'corpus':>13}  outcome")
+    print(f"\n{'target':<12} {'executions':>12} {'seconds':>9} {'exec/s':>9} {'exec/CPU-s':>10}"
+          f" {'cov/ft':>11} {'corpus':>13}  outcome")
     for name, r in rows:
-        print(f"{name:<12} {r.executions:>12} {r.seconds:>9.1f} {r.rate:>9.0f} "
-              f"{f'{r.cov}/{r.ft}':>11} {r.corpus:>13}  {r.outcome}")
+        print(f"{name:<12} {r.executions:>12} {r.seconds:>9.1f} {r.rate:>9.0f} {r.cpu_rate:>10.0f}"
+              f" {f'{r.cov}/{r.ft}':>11} {r.corpus:>13}  {r.outcome}")
     if args.record:
         record(args.record, rows, args.runs, started, load_before)
     return 0 if all(r.outcome == "ok" for _, r in rows) else 1

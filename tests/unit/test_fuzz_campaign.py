@@ -56,10 +56,10 @@ def test_an_empty_log_is_zero() -> None:
 def test_the_record_holds_every_target(tmp_path: Path) -> None:
     out = tmp_path / "campaign.md"
     done = parse_log(DONE)
-    done.seconds = 195.0
+    done.seconds, done.cpu_seconds = 195.0, 100.0
     record(out, [("replay", done), ("allowedips", parse_log(CRASH))], 10_000_000,
            "2026-12-04 00:00", "0.50 0.40 0.30")
     text = out.read_text()
-    assert "| replay | 10,000,000 | 195 | 51,282 | 14 / 99 | 53/2800b | ok |" in text
+    assert "| replay | 10,000,000 | 195 | 51,282 | 100,000 | 14 / 99 | 53/2800b | ok |" in text
     assert "| allowedips | 530,001 |" in text
     assert "Goal: 10,000,000 executions a target." in text
