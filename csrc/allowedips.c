@@ -1222,6 +1222,59 @@ struct census {
     size_t nodes, prefixes, live;
 };
 
+static int check_entry(struct allowedips *t, uintptr_t e, uint8_t family, const uint64_t path[2],
+                       unsigned int fixed, bool root, struct census *c);
+
+/* A node's prefixes, by the set bits of its bitmap only (the fuzzer checks after every
+ * operation, and a node has few of its 512 positions). */
+static int check_prefixes(struct allowedips *t, const node_t *n, uint8_t family,
+                          const struct bitmaps *b, struct census *c, unsigned int *dead)
+{
+    unsigned int i = 0;
+    int ret;
+
+    for (unsigned int w = 0; w < 8; w++) {
+        for (uint64_t x = b->prefix[w]; x; x &= x - 1, i++) {
+            unsigned int pos = w * 64 + (unsigned int)__builtin_ctzll(x);
+            unsigned int r = 31 - (unsigned int)__builtin_clz(pos);
+            prefix_t *q = node_owners(n)[i];
+            if (prefix_index(n, pos, HW_POPCOUNT) != (int)i ||
+                q->cidr != n->depth + r || first_diff(q->key, n->key) < n->depth ||
+                position(r, key_byte(q->key, n->depth)) != pos ||
+                peer_of(&node_peers(n)[i]) != peer_of(&q->peer))
+                return 8;               /* rule 8: a node's prefixes sit where they belong */
+            if ((ret = check_entry(t, leaf_entry(q), family, n->key, n->depth, true, c)))
+                return ret;
+            *dead += dead_prefix(q);
+        }
+    }
+    return 0;
+}
+
+/* A node's children, by the set bits of its bitmap only. */
+static int check_children(struct allowedips *t, const node_t *n, uint8_t family,
+                          const struct bitmaps *b, struct census *c, unsigned int *dead)
+{
+    unsigned int i = 0;
+    int ret;
+
+    for (unsigned int w = 0; w < 4; w++) {
+        for (uint64_t x = b->child[w]; x; x &= x - 1, i++) {
+            unsigned int byte = w * 64 + (unsigned int)__builtin_ctzll(x);
+            uint64_t down[2] = { n->key[0], n->key[1] };
+            uintptr_t child;
+            if (child_index(n, byte, HW_POPCOUNT) != (int)i)
+                return 7;
+            down[n->depth >> 6] |= (uint64_t)byte << (56 - (n->depth & 63));
+            child = atomic_load_explicit(&node_children(n)[i], memory_order_relaxed);
+            if ((ret = check_entry(t, child, family, down, n->depth + 8, false, c)))
+                return ret;
+            *dead += dead_child(child);
+        }
+    }
+    return 0;
+}
+
 /* Checks entry e in a slot that fixes `fixed` bits of `path`; 0 or a rule number. */
 static int check_entry(struct allowedips *t, uintptr_t e, uint8_t family, const uint64_t path[2],
                        unsigned int fixed, bool root, struct census *c)
@@ -1277,36 +1330,9 @@ static int check_entry(struct allowedips *t, uintptr_t e, uint8_t family, const 
             (n->depth && test_bit(b.prefix, 1)))
             return 7;                   /* and the counts agree */
     }
-    for (unsigned int pos = 1, i = 0; pos < 512; pos++) {
-        unsigned int r = 31 - (unsigned int)__builtin_clz(pos);
-        prefix_t *q;
-        if (!test_bit(b.prefix, pos))
-            continue;
-        if (prefix_index(n, pos, HW_POPCOUNT) != (int)i)
-            return 8;
-        q = node_owners(n)[i];
-        if (q->cidr != n->depth + r || first_diff(q->key, n->key) < n->depth ||
-            position(r, key_byte(q->key, n->depth)) != pos ||
-            peer_of(&node_peers(n)[i]) != peer_of(&q->peer))
-            return 8;                   /* rule 8: a node's prefixes sit where they belong */
-        if ((ret = check_entry(t, leaf_entry(q), family, n->key, n->depth, true, c)))
-            return ret;
-        dead += dead_prefix(q);
-        i++;
-    }
-    for (unsigned int byte = 0, i = 0; byte < 256; byte++) {
-        uintptr_t child;
-        uint64_t down[2] = { n->key[0], n->key[1] };
-        if (!test_bit(b.child, byte))
-            continue;
-        if (child_index(n, byte, HW_POPCOUNT) != (int)i)
-            return 7;
-        down[n->depth >> 6] |= (uint64_t)byte << (56 - (n->depth & 63));
-        child = atomic_load_explicit(&node_children(n)[i++], memory_order_relaxed);
-        if ((ret = check_entry(t, child, family, down, n->depth + 8, false, c)))
-            return ret;
-        dead += dead_child(child);
-    }
+    if ((ret = check_prefixes(t, n, family, &b, c, &dead)) ||
+        (ret = check_children(t, n, family, &b, c, &dead)))
+        return ret;
     if (n->ndead != dead && n->ndead != DEAD_MAX)
         return 1;                       /* rule 1: a node counts its dead entries */
     return 0;
