@@ -340,6 +340,17 @@ int wg_dp_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t 
     return ret;
 }
 
+int wg_dp_handshakes_answer(struct wg_dp *dp, struct wg_handshake_answer *answers, uint32_t n,
+                            uint64_t now)
+{
+    int sent;
+
+    wg_device_lock(dp);
+    sent = wg_send_answers(dp, answers, n, now);
+    wg_device_unlock(dp);
+    return sent;
+}
+
 int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t slot)
 {
     struct peer *peer = lock_peer(dp, slot);

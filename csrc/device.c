@@ -71,7 +71,8 @@ static int create_parts(struct wg_dp *dp, const struct wg_dp_settings *s)
     dp->tx = loop_new(dp, true);
     dp->rx = loop_new(dp, false);
     dp->control_scratch = calloc(1, sizeof(*dp->control_scratch));
-    if (!dp->peers || !dp->tx || !dp->rx || !dp->control_scratch)
+    dp->control_replies = calloc(1, sizeof(*dp->control_replies));
+    if (!dp->peers || !dp->tx || !dp->rx || !dp->control_scratch || !dp->control_replies)
         return -ENOMEM;
     if ((ret = wg_allowedips_init(&dp->allowedips, s->max_peers, &dp->epoch)) ||
         (ret = wg_indextable_init(&dp->indextable, 4 * s->max_peers)) ||
@@ -166,6 +167,7 @@ void wg_device_free(struct wg_dp *dp)
     loop_free(dp->tx);
     loop_free(dp->rx);
     free(dp->control_scratch);
+    free(dp->control_replies);
     pthread_mutex_destroy(&dp->control);
     free(dp);
 }

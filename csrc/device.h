@@ -90,6 +90,7 @@ struct wg_dp {
     bool running;
     struct loop *tx, *rx;
     struct send_scratch *control_scratch; /* for sends made by control calls */
+    struct reply_batch *control_replies; /* for the responses of wg_dp_handshakes_answer */
     uint64_t icmp_window_ns;            /* TX thread only: ICMP rate limit */
     uint32_t icmp_in_window;
 };

@@ -6,12 +6,14 @@
  * own `next`, so a reader standing on it can still walk on until the epoch
  * lets the owner free it.
  */
+#define _GNU_SOURCE                     /* explicit_bzero */
 #include "indextable.h"
 
 #include <stdbool.h>
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 
 /* Fibonacci hashing: good spread even if indices were sequential. */
@@ -31,12 +33,15 @@ int wg_indextable_init(struct indextable *t, uint32_t capacity)
         return -ENOMEM;
     t->mask = (UINT32_C(1) << bits) - 1;
     t->shift = 32 - bits;
+    t->pool_left = 0;
     pthread_mutex_init(&t->lock, NULL);
     return 0;
 }
 
 void wg_indextable_free(struct indextable *t)
 {
+    explicit_bzero(t->pool, sizeof(t->pool));
+    t->pool_left = 0;
     free(t->buckets);
     t->buckets = NULL;
     pthread_mutex_destroy(&t->lock);
@@ -47,6 +52,30 @@ static bool taken(struct indextable *t, uint32_t index)
     return wg_indextable_lookup(t, index) != NULL;
 }
 
+/* The next random draw from the pool, refilled when empty (t->lock held);
+ * -EAGAIN if the CSPRNG gave nothing. */
+static int draw(struct indextable *t, uint32_t *index)
+{
+    if (!t->pool_left) {
+        if (getrandom(t->pool, sizeof(t->pool), 0) != (ssize_t)sizeof(t->pool))
+            return -EAGAIN;
+        t->pool_left = INDEXTABLE_POOL;
+    }
+    *index = t->pool[--t->pool_left];
+    t->pool[t->pool_left] = 0;          /* a draw is used once */
+    return 0;
+}
+
+unsigned int wg_indextable_pool_left(struct indextable *t)
+{
+    unsigned int left;
+
+    pthread_mutex_lock(&t->lock);
+    left = t->pool_left;
+    pthread_mutex_unlock(&t->lock);
+    return left;
+}
+
 int wg_indextable_insert_random(struct indextable *t, struct index_entry *e)
 {
     _Atomic(struct index_entry *) *head;
@@ -55,7 +84,7 @@ int wg_indextable_insert_random(struct indextable *t, struct index_entry *e)
     pthread_mutex_lock(&t->lock);
     /* A few million entries among 2^32 indices: a second draw is rare. */
     do {
-        if (getrandom(&index, sizeof(index), 0) != sizeof(index)) {
+        if (draw(t, &index)) {
             pthread_mutex_unlock(&t->lock);
             return -EAGAIN;
         }

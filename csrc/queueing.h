@@ -69,12 +69,17 @@ struct send_scratch {
     int err;                               /* the last send error (errno), 0 if none */
 };
 
-/* Replies the receive thread sends back to where datagrams came from (cookie
- * replies to handshake messages under load), gathered over a batch and sent
- * with one sendmmsg per socket (socket.c). */
+/* Datagrams each to its own endpoint, gathered over a batch and sent with one
+ * sendmmsg per socket (socket.c): the receive thread's cookie replies to
+ * handshake messages under load (in data[]), a control call's handshake
+ * responses (the caller's buffers). */
 struct reply_batch {
     unsigned int n;
     struct wg_endpoint to[DP_BATCH_SIZE];
+    const uint8_t *buf[DP_BATCH_SIZE];  /* datagram i */
+    uint32_t len[DP_BATCH_SIZE];
+    bool sent[DP_BATCH_SIZE];           /* out: datagram i went */
+    unsigned int item[DP_BATCH_SIZE];   /* by message: its datagram */
     uint8_t data[DP_BATCH_SIZE][MESSAGE_COOKIE_REPLY_SIZE];
     struct mmsghdr msgs[DP_BATCH_SIZE];
     struct iovec iov[DP_BATCH_SIZE];
@@ -158,6 +163,10 @@ void wg_send_batch(struct wg_dp *dp, struct loop *l, unsigned int n, uint64_t no
 /* Sends what is staged (caller holds peer->tx_lock); asks for a handshake
  * if no keypair can send. */
 void wg_send_staged(struct wg_dp *dp, struct send_scratch *s, struct peer *peer, uint64_t now);
+/* A control call (the control mutex held): wg_dp_handshakes_answer, through
+ * dp->control_replies. Returns how many responses went. */
+int wg_send_answers(struct wg_dp *dp, struct wg_handshake_answer *answers, uint32_t n,
+                    uint64_t now);
 /* Control calls (the control mutex held), through dp->control_scratch: the
  * staged packets or else a keepalive (staged, and a handshake asked for, if
  * no keypair can send); a handshake message to the peer's endpoint; any

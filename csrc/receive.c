@@ -63,6 +63,8 @@ static void queue_cookie_reply(struct wg_dp *dp, struct loop *l, const uint8_t *
         stat_add(dp, STAT_HANDSHAKE_COOKIES_TX, wg_socket_send_replies(dp, b));
     if (wg_cookie_reply(&dp->cookies, msg, len, src, now, b->data[b->n]))
         return;
+    b->buf[b->n] = b->data[b->n];
+    b->len[b->n] = MESSAGE_COOKIE_REPLY_SIZE;
     b->to[b->n++] = *src;
 }
 

@@ -444,6 +444,69 @@ int wg_send_to_peer(struct wg_dp *dp, struct peer *peer, const uint8_t *msg, siz
     return ret < 0 ? ret : 0;
 }
 
+/* The answers of one batch up to DP_BATCH_SIZE: roam, count, install; then
+ * the responses in one go, and what that could not send one at a time. */
+static int send_answer_batch(struct wg_dp *dp, struct wg_handshake_answer *a, uint32_t n,
+                             uint64_t now)
+{
+    struct reply_batch *b = dp->control_replies;
+    struct peer *peers[DP_BATCH_SIZE];
+    uint32_t of[DP_BATCH_SIZE];
+    uint64_t sent_at;
+    int sent = 0;
+
+    b->n = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct peer *peer = wg_device_peer(dp, a[i].peer);
+        uint8_t family = a[i].source.family;
+
+        if (family != 4 && family != 6) {
+            a[i].result = -EAFNOSUPPORT;
+            continue;
+        }
+        if (!peer) {
+            a[i].result = -ENOENT;
+            continue;
+        }
+        wg_peer_set_endpoint(peer, &a[i].source);
+        wg_peer_received(dp, peer, a[i].received, false, now);
+        if ((a[i].result = wg_keypair_install(dp, peer, &a[i].keypair)))
+            continue;
+        peers[b->n] = peer;
+        of[b->n] = i;
+        wg_peer_get_endpoint(peer, &b->to[b->n]);
+        b->buf[b->n] = a[i].response;
+        b->len[b->n++] = sizeof(a[i].response);
+    }
+    wg_socket_send_each(dp, b);
+    sent_at = now_ns();
+    for (unsigned int j = 0; j < b->n; j++) {
+        struct wg_handshake_answer *answer = &a[of[j]];
+
+        if (b->sent[j])
+            wg_peer_sent(dp, peers[j], sizeof(answer->response), false, sent_at);
+        else
+            answer->result = wg_send_to_peer(dp, peers[j], answer->response,
+                                             sizeof(answer->response));
+        sent += answer->result == 0;
+    }
+    b->n = 0;
+    return sent;
+}
+
+int wg_send_answers(struct wg_dp *dp, struct wg_handshake_answer *answers, uint32_t n,
+                    uint64_t now)
+{
+    int sent = 0;
+
+    for (uint32_t at = 0; at < n; at += DP_BATCH_SIZE)
+        sent += send_answer_batch(dp, answers + at, n - at < DP_BATCH_SIZE ? n - at
+                                                                            : DP_BATCH_SIZE, now);
+    for (uint32_t i = 0; i < n; i++)
+        explicit_bzero(&answers[i].keypair, sizeof(answers[i].keypair));
+    return sent;
+}
+
 int wg_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t *msg, size_t len)
 {
     struct wg_endpoint copy = *ep;

@@ -343,7 +343,8 @@ static unsigned int build_replies(struct wg_dp *dp, struct reply_batch *b, int f
 
         if (destination(dp, &b->to[i], &b->names[m], &salen, &to_fd, &mapped) || to_fd != fd)
             continue;
-        b->iov[m] = (struct iovec){ b->data[i], MESSAGE_COOKIE_REPLY_SIZE };
+        b->iov[m] = (struct iovec){ (void *)b->buf[i], b->len[i] };
+        b->item[m] = i;
         memset(&mm->msg_hdr, 0, sizeof(mm->msg_hdr));
         mm->msg_hdr.msg_name = &b->names[m];
         mm->msg_hdr.msg_namelen = salen;
@@ -358,11 +359,12 @@ static unsigned int build_replies(struct wg_dp *dp, struct reply_batch *b, int f
     return m;
 }
 
-unsigned int wg_socket_send_replies(struct wg_dp *dp, struct reply_batch *b)
+unsigned int wg_socket_send_each(struct wg_dp *dp, struct reply_batch *b)
 {
     int fds[2] = { atomic_load(&dp->udp4_fd), atomic_load(&dp->udp6_fd) };
     unsigned int sent = 0;
 
+    memset(b->sent, 0, sizeof(b->sent));
     for (int k = 0; k < 2; k++) {
         unsigned int m, next = 0;
 
@@ -374,16 +376,25 @@ unsigned int wg_socket_send_replies(struct wg_dp *dp, struct reply_batch *b)
             if (ret <= 0) {
                 if (ret < 0 && errno == EINTR)
                     continue;
-                /* A full send buffer, or a refusal: the rest are dropped, never waited
-                 * for, so that a flood cannot stall the receive thread. */
-                stat_add(dp, STAT_DROP_SEND_ERROR, m - next);
-                break;
+                break;                      /* a full send buffer, or a refusal */
             }
             next += (unsigned int)ret;
         }
+        for (unsigned int j = 0; j < next; j++)
+            b->sent[b->item[j]] = true;
         sent += next;
     }
     stat_add(dp, STAT_UDP_TX_PACKETS, sent);
+    return sent;
+}
+
+unsigned int wg_socket_send_replies(struct wg_dp *dp, struct reply_batch *b)
+{
+    unsigned int sent = wg_socket_send_each(dp, b);
+
+    /* What did not go is dropped, never waited for, so that a flood cannot
+     * stall the receive thread. */
+    stat_add(dp, STAT_DROP_SEND_ERROR, b->n - sent);
     b->n = 0;
     return sent;
 }

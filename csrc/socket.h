@@ -31,9 +31,13 @@ int wg_socket_send(struct wg_dp *dp, struct send_scratch *s, struct wg_endpoint 
                    uint8_t *const *bufs, const uint32_t *lens, unsigned int n,
                    unsigned int *flags);
 
-/* Sends the batch's replies (each to its own endpoint: cookie replies from the
- * receive thread) with one sendmmsg per socket, never waiting for room, and
- * empties the batch; returns how many went. */
+/* Sends the batch's datagrams, each to its own endpoint, with one sendmmsg per
+ * socket, never waiting for room: on each socket the first one refused ends
+ * its sendmmsg (b->sent[] says which went). Returns how many went; the batch
+ * is left as it was. */
+unsigned int wg_socket_send_each(struct wg_dp *dp, struct reply_batch *b);
+/* wg_socket_send_each for the receive thread's cookie replies: what does not
+ * go is dropped and counted; empties the batch. Returns how many went. */
 unsigned int wg_socket_send_replies(struct wg_dp *dp, struct reply_batch *b);
 
 /* Receives up to DP_BATCH_SIZE datagrams from fd into the loop's buffers

@@ -231,6 +231,27 @@ int wg_dp_staged_clear(struct wg_dp *dp, uint32_t peer);     /* retries exhauste
 int wg_dp_send_to_peer(struct wg_dp *dp, uint32_t peer, const uint8_t *msg, size_t len);
 /* Any datagram (a cookie reply) to an endpoint; src_addr picks our address. */
 int wg_dp_send_to(struct wg_dp *dp, const struct wg_endpoint *ep, const uint8_t *msg, size_t len);
+/* A handshake answered as the responder: what the driver does for each
+ * initiation the protocol core accepted, for a batch of them in one call. */
+struct wg_handshake_answer {
+    struct wg_keypair_params keypair;  /* the session, installed as the peer's next */
+    struct wg_endpoint source;         /* where the initiation came from */
+    uint32_t peer;
+    uint32_t received;                 /* the initiation's length */
+    uint8_t response[92];              /* the response to send, macs included */
+    int32_t result;                    /* out: see wg_dp_handshakes_answer */
+};
+/* For each answer in order: the peer's endpoint becomes its source (an
+ * authenticated message roams the peer), the initiation counts as an
+ * authenticated receive of `received` bytes at now_ns, and the keypair goes
+ * in; then every response whose keypair went in is sent to its peer, with one
+ * sendmmsg per socket (those it cannot take go one at a time, as
+ * wg_dp_send_to_peer sends them). result: 0 (sent), -ENOENT (no such peer),
+ * -EAFNOSUPPORT (a bad source: nothing done), -ESTALE (as
+ * wg_dp_keypair_install: neither installed nor sent), or the send's -errno.
+ * The keys in `answers` are wiped. Returns how many responses went. */
+int wg_dp_handshakes_answer(struct wg_dp *dp, struct wg_handshake_answer *answers, uint32_t n,
+                            uint64_t now_ns);
 /* Sends the staged packets, or else a keepalive; with no usable keypair the
  * keepalive is staged and a handshake asked for. */
 int wg_dp_send_keepalive(struct wg_dp *dp, uint32_t peer);

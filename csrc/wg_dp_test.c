@@ -22,10 +22,34 @@
 
 #include "allowedips.h"
 #include "device.h"
+#include "indextable.h"
 #include "replay.h"
 #include "wg_dp_test.h"
 
 #define BENCH_PEERS 1024
+
+int wg_indextable_draws(uint32_t n, uint32_t *indices, uint32_t *pool_left)
+{
+    struct indextable t;
+    struct index_entry *entries = calloc(n ? n : 1, sizeof(*entries));
+    int ret = entries ? wg_indextable_init(&t, n) : -ENOMEM;
+
+    if (ret) {
+        free(entries);
+        return ret;
+    }
+    for (uint32_t i = 0; i < n && !ret; i++) {
+        ret = wg_indextable_insert_random(&t, &entries[i]);
+        indices[i] = entries[i].index;
+        pool_left[i] = wg_indextable_pool_left(&t);
+    }
+    for (uint32_t i = 0; i < n && !ret; i++)
+        if (wg_indextable_lookup(&t, indices[i]) != &entries[i])
+            ret = -ENOENT;
+    wg_indextable_free(&t);
+    free(entries);
+    return ret;
+}
 
 size_t wg_replay_size(void)
 {

@@ -26,6 +26,12 @@ int wg_allowedips_bench(int family, size_t prefixes, uint64_t lookups, uint64_t 
 int wg_allowedips_bench_build(int family, size_t prefixes, uint64_t seed, uint64_t *elapsed_ns,
                               uint64_t *heap_bytes);
 
+/* ---- receiver indices (indextable.h) ------------------------------------- */
+/* Gives n entries of a fresh table random indices (indices[i]), noting after
+ * each draw how many the pool still held (pool_left[i]); then looks each index
+ * up. 0, -ENOENT if a lookup did not find its entry, or -errno. */
+int wg_indextable_draws(uint32_t n, uint32_t *indices, uint32_t *pool_left);
+
 /* ---- BLAKE2s (csrc/crypto/blake2s.h), for the differential test ------------ */
 void wg_blake2s(uint8_t *out, size_t outlen, const uint8_t *in, size_t inlen,
                 const uint8_t *key, size_t keylen);

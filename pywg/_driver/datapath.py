@@ -33,6 +33,7 @@ from pywg._wgdp import lib as _lib
 
 __all__ = [
     "PEER_NONE",
+    "Answer",
     "ROUTE_MTU_MAX",
     "DataPlane",
     "Endpoint",
@@ -44,6 +45,10 @@ __all__ = [
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# What DataPlane.answer_handshakes takes of one answered initiation: (peer, the event's
+# raw_source, the initiation's length, local index, remote index, send key, receive key,
+# birth_ns, the 92-byte response).
+Answer = tuple[int, bytes, int, int, int, bytes | bytearray, bytes | bytearray, int, bytes]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PEER_NONE: Final[int] = _lib.WG_DP_PEER_NONE
@@ -181,13 +186,36 @@ class Stats:
 _STATS_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Stats))
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    type: EventType
-    peer: int | None  # None for handshake messages and TUN_GONE
-    time_ns: int
-    source: Endpoint | None  # HANDSHAKE: the sender; ENDPOINT_CHANGED: the new endpoint
-    data: bytes  # HANDSHAKE: the whole message
+    """One event of the data plane's ring. Its endpoint stays C's struct wg_endpoint, as
+    bytes, until `source` is asked for: a responder hands it back to C as it came
+    (`answer_handshakes`), and a gateway takes thousands a second."""
+
+    __slots__ = ("_source", "data", "peer", "raw_source", "time_ns", "type")
+
+    def __init__(self, type: EventType, peer: int | None, time_ns: int, raw_source: bytes,
+                 data: bytes) -> None:
+        self.type = type
+        self.peer = peer  # None for handshake messages and TUN_GONE
+        self.time_ns = time_ns
+        self.raw_source = raw_source  # struct wg_endpoint
+        self.data = data  # HANDSHAKE: the whole message
+        self._source: Endpoint | None | bool = False  # False: not parsed yet
+
+    @property
+    def source(self) -> Endpoint | None:
+        """HANDSHAKE: the sender; ENDPOINT_CHANGED: the new endpoint."""
+        if self._source is False:
+            self._source = _endpoint_from_fields(*_ENDPOINT.unpack(self.raw_source))
+        assert self._source is not True
+        return self._source
+
+    @property
+    def has_source(self) -> bool:
+        return self.raw_source[0] in (4, 6)
+
+    def __repr__(self) -> str:
+        return f"Event({self.type.name}, peer={self.peer}, source={self.source})"
 
 
 def _address(family: int, raw: Any) -> IPAddress:
@@ -271,6 +299,37 @@ _ALLOWED_IP: Final = struct.Struct("=16sBB")
 assert _ALLOWED_IP.size == _ffi.sizeof("struct wg_allowed_ip")
 
 
+def _struct_layout(name: str, fields: list[tuple[tuple[str, ...], str]]) -> struct.Struct:
+    """_layout of C struct `name` by field paths, padded to the struct's size (so that
+    iter_unpack walks an array of them)."""
+    layout = _layout([(int(_ffi.offsetof(name, *path)), code) for path, code in fields])
+    pad = _ffi.sizeof(name) - layout.size
+    return struct.Struct(layout.format + (f"{pad}x" if pad else ""))
+
+
+_ENDPOINT_SIZE: Final = _ffi.sizeof("struct wg_endpoint")
+# struct wg_endpoint, in _endpoint_from_fields's order.
+_ENDPOINT: Final = _struct_layout("struct wg_endpoint", [
+    (("family",), "B"), (("addr",), "16s"), (("port",), "H"), (("scope_id",), "I"),
+    (("src_addr",), "16s"), (("src_ifindex",), "I")])
+_EVENT: Final = _struct_layout("struct wg_event", [
+    (("type",), "I"), (("peer",), "I"), (("time_ns",), "Q"), (("src",), f"{_ENDPOINT_SIZE}s"),
+    (("len",), "I"), (("data",), f"{_EVENT_DATA_MAX}s")])
+_EVENT_TYPES: Final = {int(t): t for t in EventType}
+# struct wg_handshake_answer, without its result (C's to write).
+_RESPONSE_LEN: Final = constants.MESSAGE_RESPONSE_SIZE
+_ANSWER: Final = _struct_layout("struct wg_handshake_answer", [
+    (("keypair", "local_index"), "I"), (("keypair", "remote_index"), "I"),
+    (("keypair", "send_key"), "32s"), (("keypair", "recv_key"), "32s"),
+    (("keypair", "initiator"), "B"), (("keypair", "birth_ns"), "Q"),
+    (("source",), f"{_ENDPOINT_SIZE}s"), (("peer",), "I"), (("received",), "I"),
+    (("response",), f"{_RESPONSE_LEN}s")])
+_ANSWER_RESULT: Final = struct.Struct("=i")
+_ANSWER_RESULT_AT: Final = int(_ffi.offsetof("struct wg_handshake_answer", "result"))
+assert _ffi.sizeof(dict(_ffi.typeof("struct wg_handshake_answer").fields)["response"].type) \
+    == _RESPONSE_LEN
+
+
 def _endpoint_from_fields(family: int, addr: bytes, port: int, scope_id: int, src: bytes,
                           src_ifindex: int) -> Endpoint | None:
     if family == 4:
@@ -308,16 +367,12 @@ def _peer_info_from_c(c: Any) -> PeerInfo:
     )
 
 
-def _event_from_c(c: Any) -> Event:
-    kind = EventType(int(c.type))
-    length = min(int(c.len), _EVENT_DATA_MAX)
-    return Event(
-        type=kind,
-        peer=None if int(c.peer) == PEER_NONE else int(c.peer),
-        time_ns=int(c.time_ns),
-        source=_endpoint_from_c(c.src),
-        data=bytes(_ffi.buffer(c.data, length)),
-    )
+def _events_from_c(raw: Any) -> list[Event]:
+    """The events in a buffer of struct wg_event, in one struct unpack each."""
+    kinds = _EVENT_TYPES
+    return [Event(kinds[kind], None if peer == PEER_NONE else peer, time_ns, source,
+                  data[:min(length, _EVENT_DATA_MAX)])
+            for kind, peer, time_ns, source, length, data in _EVENT.iter_unpack(raw)]
 
 
 _C_OFFLOADS: Final = (
@@ -638,6 +693,37 @@ class DataPlane:
         _endpoint_to_c(endpoint, self._endpoint[0])
         _check(_lib.wg_dp_send_to(self._handle(), self._endpoint, message, len(message)))
 
+    def answer_handshakes(self, answers: Sequence[Answer], now_ns: int) -> list[int]:
+        """For each answered initiation (peer, the event's raw_source, the initiation's
+        length, the session's local and remote index, send and receive key, birth, the
+        response), in one C call: the peer roams to the source, the initiation counts as an
+        authenticated receive at now_ns, the keypair goes in (as next), the response goes
+        out (wg_dp_handshakes_answer). Each one's 0 or -errno: -ESTALE (a newer handshake
+        took the index: neither installed nor sent), -ENOENT (no such peer),
+        -EAFNOSUPPORT (no source), else the send's error (the keypair is in)."""
+        n = len(answers)
+        if not n:
+            return []
+        size = _ANSWER.size
+        buf = bytearray(n * size)
+        try:
+            at = 0
+            for peer, source, received, local, remote, send_key, receive_key, birth, \
+                    response in answers:
+                if len(response) != _RESPONSE_LEN or len(source) != _ENDPOINT_SIZE:
+                    raise ValueError("a response is 92 bytes, a source a struct wg_endpoint")
+                _ANSWER.pack_into(buf, at, local, remote, _key("send_key", send_key),
+                                  _key("receive_key", receive_key), 0, birth, source, peer,
+                                  received, response)
+                at += size
+            _check(_lib.wg_dp_handshakes_answer(self._handle(),
+                                                _ffi.from_buffer("struct wg_handshake_answer[]",
+                                                                 buf), n, now_ns))
+            return [_ANSWER_RESULT.unpack_from(buf, i * size + _ANSWER_RESULT_AT)[0]
+                    for i in range(n)]
+        finally:
+            buf[:] = bytes(len(buf))
+
     def send_keepalive(self, peer: int) -> None:
         """Send the staged packets, or else a keepalive (staged if no keypair can send)."""
         _check(_lib.wg_dp_send_keepalive(self._handle(), peer))
@@ -649,7 +735,7 @@ class DataPlane:
         size = constants.DATAPLANE_EVENTS_PER_READ
         while True:
             n = _check(_lib.wg_dp_events_read(self._handle(), self._events, size))
-            events.extend(_event_from_c(self._events[i]) for i in range(n))
+            events += _events_from_c(_ffi.buffer(self._events, n * _EVENT.size))
             if n < size:
                 return events
 

@@ -35,11 +35,13 @@ import functools
 import heapq
 import ipaddress
 import logging
+import os
 import secrets
 import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from typing import Final
 
 from pywg import _constants as constants
 from pywg._config import uapi
@@ -521,8 +523,10 @@ class Device:
 
     def _on_handshake_messages(self, events: list[Event], now: int) -> None:
         """Messages of types 1-3 that passed the data plane's front line, through the core
-        in one batch (the same actions as one at a time, the Noise work over every core)."""
-        events = [e for e in events if e.source is not None]
+        in one batch (the same actions as one at a time, the Noise work over every core).
+        The initiations answered go to the data plane together (`_answer`), in order with
+        the rest."""
+        events = [e for e in events if e.has_source]
         peers = [self._peer_at(e.peer) for e in events]
         try:
             results = self.core.receive_batch(
@@ -530,11 +534,56 @@ class Device:
         except Exception:  # a bad batch must not take the device down
             log.exception("handshake messages failed")
             return
+        answers: list[tuple[Event, Session, bytes]] = []
         for event, actions in zip(events, results, strict=True):
+            answer = _answered(actions)
+            if answer is not None:
+                answers.append((event, *answer))
+                continue
+            self._answer(answers, now)
             try:
                 self._act_on(event, actions, now)
             except Exception:
                 log.exception("handshake message from %s failed", _show(event.source))
+        self._answer(answers, now)
+
+    def _answer(self, answers: list[tuple[Event, Session, bytes]], now: int) -> None:
+        """Carry out the actions of answered initiations (UpdateEndpoint, InstallSession,
+        SendHandshakeResponse: `_act_on`'s for each, in that order) in one data-plane call;
+        empties `answers`."""
+        if not answers:
+            return
+        peers: list[Peer] = []
+        results: list[int] = []
+        try:
+            peers = [self._peers[session.peer] for _, session, _ in answers]
+            if self.events is not None:
+                for (event, _, _), peer in zip(answers, peers, strict=True):
+                    if event.source is not None:
+                        _tell_if_moved(self.events, peer.public_key,
+                                       self.dp.peer_transfer(peer.slot)[0], event.source)
+            results = self.dp.answer_handshakes(
+                [(peer.slot, event.raw_source, len(event.data), session.local_index,
+                  session.remote_index, session.send_key, session.receive_key, session.birth_ns,
+                  packet) for (event, session, packet), peer in zip(answers, peers, strict=True)],
+                now)
+        except Exception:  # a bad batch must not take the device down
+            log.exception("handshake responses failed")
+        finally:
+            for _, session, _ in answers:
+                session.wipe()
+        for peer, rc in zip(peers, results, strict=False):
+            if rc in _NOT_INSTALLED:
+                log.debug("%s - Handshake response not sent: %s", peer, os.strerror(-rc))
+                continue
+            timers.session_derived(peer.timers, now)
+            self._evaluate(peer, now)
+            self.counters.responses_sent += 1
+            if rc:
+                # No endpoint yet, or the network refused: the timers retry.
+                log.debug("send failed: %s", os.strerror(-rc))
+            log.debug("%s - Sending handshake response", peer)
+        answers.clear()
 
     def _act_on(self, event: Event, actions: tuple[Action, ...], now: int) -> None:
         """What the core decided about one handshake message."""
@@ -544,8 +593,9 @@ class Device:
             match action:
                 case Drop(reason=reason, detail=detail):
                     self.drops[reason.name] += 1
-                    log.debug("Dropped handshake message from %s: %s %s", _show(source),
-                              reason.name, detail)
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("Dropped handshake message from %s: %s %s", _show(source),
+                                  reason.name, detail)
                 case UpdateEndpoint(peer=key):
                     # Only an authenticated initiation or response says this.
                     slot = self._peers[key].slot
@@ -879,6 +929,22 @@ def _tell_if_moved(sink: PeerEventSink, key: bytes, before: datapath.Endpoint | 
                    now: datapath.Endpoint) -> None:
     if before is None or (before.address, before.port) != (now.address, now.port):
         sink.endpoint_changed(key, Endpoint(now.address, now.port))
+
+
+# What answer_handshakes says of an answer it did not install (nor send).
+_NOT_INSTALLED: Final = frozenset((-errno.ESTALE, -errno.ENOENT, -errno.EAFNOSUPPORT))
+
+
+def _answered(actions: tuple[Action, ...]) -> tuple[Session, bytes] | None:
+    """(session, response) if `actions` are an accepted initiation's (see
+    pywg._protocol.handshake), else None."""
+    if len(actions) == 3:
+        update, install, send = actions
+        if (isinstance(update, UpdateEndpoint) and isinstance(install, InstallSession)
+                and isinstance(send, SendHandshakeResponse) and not install.session.initiator
+                and update.peer == send.peer == install.session.peer):
+            return install.session, send.packet
+    return None
 
 
 def _show(endpoint: datapath.Endpoint | None) -> str:
