@@ -33,8 +33,8 @@ from pywg._wgdp import lib as _lib
 
 __all__ = [
     "PEER_NONE",
-    "Answer",
     "ROUTE_MTU_MAX",
+    "Answer",
     "DataPlane",
     "Endpoint",
     "Event",
@@ -42,6 +42,7 @@ __all__ = [
     "PeerInfo",
     "Settings",
     "Stats",
+    "pack_endpoint",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -200,7 +201,7 @@ class Event:
         self.time_ns = time_ns
         self.raw_source = raw_source  # struct wg_endpoint
         self.data = data  # HANDSHAKE: the whole message
-        self._source: Endpoint | None | bool = False  # False: not parsed yet
+        self._source: Endpoint | bool | None = False  # False: not parsed yet
 
     @property
     def source(self) -> Endpoint | None:
@@ -328,6 +329,13 @@ _ANSWER_RESULT: Final = struct.Struct("=i")
 _ANSWER_RESULT_AT: Final = int(_ffi.offsetof("struct wg_handshake_answer", "result"))
 assert _ffi.sizeof(dict(_ffi.typeof("struct wg_handshake_answer").fields)["response"].type) \
     == _RESPONSE_LEN
+
+
+def pack_endpoint(endpoint: Endpoint) -> bytes:
+    """An endpoint as C's struct wg_endpoint, as Event.raw_source holds one."""
+    source = endpoint.source.packed if endpoint.source is not None else b""
+    return _ENDPOINT.pack(endpoint.address.version, endpoint.address.packed, endpoint.port,
+                          endpoint.scope_id, source, endpoint.source_ifindex)
 
 
 def _endpoint_from_fields(family: int, addr: bytes, port: int, scope_id: int, src: bytes,

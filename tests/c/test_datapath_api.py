@@ -11,7 +11,15 @@ import time
 
 import pytest
 
-from pywg._driver.datapath import PEER_NONE, DataPlane, Endpoint, EventType, Settings
+from pywg._driver.datapath import (
+    PEER_NONE,
+    DataPlane,
+    Endpoint,
+    Event,
+    EventType,
+    Settings,
+    pack_endpoint,
+)
 from pywg._protocol.timers import Timing
 
 
@@ -219,3 +227,92 @@ def test_rebinding_again_and_again_never_goes_deaf() -> None:
             assert _heard(plane, udp4, plane.stats().udp_rx_packets)
         plane.set_udp(-1, -1)
     udp4.close()
+
+
+def test_receiver_indices_are_unique_across_pool_refills() -> None:
+    """Indices come from a pooled draw of the kernel's CSPRNG: each draw used once, the
+    pool refilled when empty, every index unique and found again under its entry."""
+    from _wgdp_test import ffi, lib  # the test-only module: tests/conftest.py
+
+    n = 1000
+    indices, left = ffi.new("uint32_t[]", n), ffi.new("uint32_t[]", n)
+    assert lib.wg_indextable_draws(n, indices, left) == 0
+    drawn, pool = list(indices), list(left)
+    assert len(set(drawn)) == n
+    size = pool[0] + 1  # the first draw filled the pool and took one
+    assert size > 1 and pool[:size] == list(range(size - 1, -1, -1))
+    assert pool[size] == size - 1  # empty, refilled by the next draw
+    assert pool.count(size - 1) == -(-n // size)
+    # Not a counter or a fixed sequence: another table draws other indices.
+    again = ffi.new("uint32_t[]", n)
+    assert lib.wg_indextable_draws(n, again, left) == 0
+    assert len(set(drawn) & set(again)) < 5
+
+
+def test_many_peers_draw_distinct_indices() -> None:
+    with DataPlane(Settings(max_peers=300)) as plane:
+        for peer in range(300):
+            plane.add_peer(peer)
+        assert len({plane.new_index(peer) for peer in range(300)}) == 300
+
+
+def answer(dp: DataPlane, peer: int, source: Endpoint, response: bytes) -> tuple:
+    """One answered initiation for answer_handshakes: a fresh index of the peer's."""
+    return (peer, pack_endpoint(source), 148, dp.new_index(peer), 7000 + peer, os.urandom(32),
+            os.urandom(32), time.monotonic_ns(), response)
+
+
+def test_answered_handshakes_in_one_call() -> None:
+    """answer_handshakes does for each answer what the driver did in four calls: the peer
+    roams to the source, the initiation counts as received, the keypair goes in as next,
+    the response goes out (to each its own destination), counted as sent."""
+    ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ours.bind(("127.0.0.1", 0))
+    theirs = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    for sock in theirs:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+    with ours, DataPlane(Settings(max_peers=8, udp4_fd=ours.fileno())) as dp:
+        for peer in (1, 2, 3):
+            dp.add_peer(peer)
+        sources = [Endpoint(ipaddress.ip_address("127.0.0.1"), s.getsockname()[1])
+                   for s in theirs]
+        responses = [bytes([2, 0, 0, 0, peer]) + os.urandom(87) for peer in (1, 2, 3)]
+        stale = answer(dp, 2, sources[1], responses[1])
+        answers = [answer(dp, 1, sources[0], responses[0]), stale,
+                   answer(dp, 2, sources[1], responses[1]),  # takes the index from `stale`
+                   answer(dp, 3, sources[2], responses[2])]
+        now = time.monotonic_ns()
+        results = dp.answer_handshakes(answers, now)
+        assert results == [0, -errno.ESTALE, 0, 0]
+        for peer, sock, source, response, (_, _, _, index, *_) in zip(
+                (1, 2, 3), theirs, sources, responses, (answers[0], answers[2], answers[3]),
+                strict=True):
+            assert sock.recv(200) == response
+            info = dp.peer_info(peer)
+            assert info.endpoint == source and info.next_index == index
+            assert info.current_index is None
+            assert info.rx_bytes == 148 * (2 if peer == 2 else 1)  # the stale one counted too
+            assert info.tx_bytes == 92 and info.last_rx_auth_ns == now
+        for sock in theirs:
+            sock.close()
+        # What it cannot do, it says, and does nothing else.
+        dp.remove_peer(3)
+        gone = answer(dp, 1, sources[0], responses[0])
+        nowhere = (1, bytes(len(pack_endpoint(sources[0]))), *gone[2:])
+        assert dp.answer_handshakes([(3, *gone[1:]), nowhere], now) == \
+            [-errno.ENOENT, -errno.EAFNOSUPPORT]
+        with pytest.raises(ValueError):
+            dp.answer_handshakes([(1, *gone[1:8], b"short")], now)
+        assert dp.answer_handshakes([], now) == []
+
+
+def test_events_keep_their_source_raw_until_asked() -> None:
+    ep = Endpoint(ipaddress.ip_address("2001:db8::5"), 51820, scope_id=2,
+                  source=ipaddress.ip_address("2001:db8::1"), source_ifindex=4)
+    for endpoint in (ep, Endpoint(ipaddress.ip_address("192.0.2.9"), 1)):
+        raw = pack_endpoint(endpoint)
+        event = Event(EventType.HANDSHAKE, None, 1, raw, b"\x01")
+        assert event.has_source and event.source == endpoint
+    none = Event(EventType.TUN_GONE, None, 1, bytes(len(raw)), b"")
+    assert not none.has_source and none.source is None
