@@ -57,8 +57,10 @@ class Samples:
     core_s: float = 0.0  # main-thread CPU inside the protocol core so far
 
     def take(self, device: Device, generator: int) -> None:
-        self.rows.append((time.monotonic(), time.thread_time(), time.process_time(),
-                          _cpu_of(generator), self.core_s, device.counters.responses_sent))
+        # Once the generator has exited /proc has nothing: its last reading stands.
+        cpu = _cpu_of(generator) or (self.rows[-1][3] if self.rows else 0.0)
+        self.rows.append((time.monotonic(), time.thread_time(), time.process_time(), cpu,
+                          self.core_s, device.counters.responses_sent))
 
     def time_core(self, device: Device) -> None:
         """Count the main thread's CPU inside the core's receive_batch: the Noise work it
