@@ -17,6 +17,10 @@ the span in which they completed, so the generator's set-up and drain do not cou
     main_us_per_hs      CPU of the event loop's thread per completed handshake
     core_us_per_hs      of which inside the protocol core (HandshakeCore.receive_batch),
                         with the Noise work the thread shares with the crypto pool
+    core_wall_us_per_hs the wall clock the thread spent in the core (more than its CPU when it
+                        waits for the pool's other threads, or is off its core)
+    answer_us_per_hs    CPU inside the data plane's answer_handshakes (roam, count, install,
+                        send the responses), where the build has it
     driver_us_per_hs    the rest: the driver's (events, keypairs, endpoints, sends, timers)
     process_us_per_hs   CPU of every thread of the responder per completed handshake
     generator_us_per_hs CPU of the load generator per completed handshake
@@ -53,14 +57,18 @@ class Samples:
     """(monotonic s, main-thread CPU s, process CPU s, generator CPU s, responses sent)
     while the load runs."""
 
-    rows: list[tuple[float, float, float, float, float, int]] = field(default_factory=list)
+    rows: list[tuple[float, float, float, float, float, float, float, int]] = field(
+        default_factory=list)
     core_s: float = 0.0  # main-thread CPU inside the protocol core so far
+    core_wall_s: float = 0.0  # and wall clock
+    answer_s: float = 0.0  # main-thread CPU inside the data plane's answer_handshakes
 
     def take(self, device: Device, generator: int) -> None:
         # Once the generator has exited /proc has nothing: its last reading stands.
         cpu = _cpu_of(generator) or (self.rows[-1][3] if self.rows else 0.0)
         self.rows.append((time.monotonic(), time.thread_time(), time.process_time(), cpu,
-                          self.core_s, device.counters.responses_sent))
+                          self.core_s, self.core_wall_s, self.answer_s,
+                          device.counters.responses_sent))
 
     def time_core(self, device: Device) -> None:
         """Count the main thread's CPU inside the core's receive_batch: the Noise work it
@@ -69,25 +77,41 @@ class Samples:
         receive_batch = device.core.receive_batch
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.thread_time()
+            started, wall = time.thread_time(), time.perf_counter()
             try:
                 return receive_batch(*args, **kwargs)
             finally:
                 self.core_s += time.thread_time() - started
+                self.core_wall_s += time.perf_counter() - wall
 
         device.core.receive_batch = timed  # type: ignore[method-assign]
+        answer = getattr(device.dp, "answer_handshakes", None)
+        if answer is None:
+            return  # a build from before the batched answers
+
+        def timed_answer(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return answer(*args, **kwargs)
+            finally:
+                self.answer_s += time.thread_time() - started
+
+        device.dp.answer_handshakes = timed_answer  # type: ignore[method-assign]
 
     def slopes(self) -> dict[str, float]:
         """Per handshake over the span from the sample before the first response to the
         first sample that saw the last one."""
         rows = self.rows
-        last = rows[-1][5]
-        begin = next(i for i, r in enumerate(rows) if r[5] > 0) - 1
-        end = next(i for i, r in enumerate(rows) if r[5] == last)
-        (t0, m0, p0, g0, c0, n0), (t1, m1, p1, g1, c1, n1) = rows[max(begin, 0)], rows[end]
+        last = rows[-1][7]
+        begin = next(i for i, r in enumerate(rows) if r[7] > 0) - 1
+        end = next(i for i, r in enumerate(rows) if r[7] == last)
+        (t0, m0, p0, g0, c0, w0, a0, n0) = rows[max(begin, 0)]
+        (t1, m1, p1, g1, c1, w1, a1, n1) = rows[end]
         done = max(n1 - n0, 1)
         return {"handshakes": float(done), "main_us_per_hs": (m1 - m0) / done * 1e6,
                 "core_us_per_hs": (c1 - c0) / done * 1e6,
+                "core_wall_us_per_hs": (w1 - w0) / done * 1e6,
+                "answer_us_per_hs": (a1 - a0) / done * 1e6,
                 "driver_us_per_hs": ((m1 - m0) - (c1 - c0)) / done * 1e6,
                 "process_us_per_hs": (p1 - p0) / done * 1e6,
                 "generator_us_per_hs": (g1 - g0) / done * 1e6,
