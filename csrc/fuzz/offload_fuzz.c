@@ -74,6 +74,16 @@ static struct read_rec *current_read(void)
     return checked < nreads ? &reads[checked] : NULL;
 }
 
+/* got[at, at + n) against want[0, n): the first byte that differs. */
+static void compare(const struct read_rec *r, const uint8_t *got, const uint8_t *want,
+                    uint32_t at, uint32_t n)
+{
+    for (uint32_t i = 0; memcmp(got + at, want, n) != 0 && i < n; i++)
+        FUZZ_CHECK(got[at + i] == want[i], "read %u segment %u of %u (l3 %u, hdr %u, gso %u): "
+                   "byte %u is %02x, want %02x", checked, r->next_seg, r->g.segments, r->g.l3,
+                   r->g.hdr, r->g.gso, at + i, got[at + i], want[i]);
+}
+
 static void check_packet(unsigned int variant, const uint8_t *got, uint32_t len)
 {
     struct read_rec *r = current_read();
@@ -83,19 +93,21 @@ static void check_packet(unsigned int variant, const uint8_t *got, uint32_t len)
     FUZZ_CHECK(r, "a packet of %u bytes that no read accounts for", len);
     pkt = r->data + hdr;
     if (r->g.super) {
-        want_len = ref_segment(&r->g, pkt, r->next_seg, expect_buf);
+        /* The headers built, the payload compared where it lies in the read. */
+        want_len = ref_segment_headers(&r->g, pkt, r->next_seg, expect_buf);
+        FUZZ_CHECK(len == want_len, "read %u segment %u: %u bytes, want %u", checked,
+                   r->next_seg, len, want_len);
+        compare(r, got, expect_buf, 0, r->g.hdr);
+        compare(r, got, pkt + ref_payload_at(&r->g, r->next_seg), r->g.hdr, len - r->g.hdr);
     } else {
         want_len = r->len - hdr;
+        FUZZ_CHECK(len == want_len, "read %u segment %u: %u bytes, want %u", checked,
+                   r->next_seg, len, want_len);
         memcpy(expect_buf, pkt, want_len);
         if (r->g.fill)
             fz_put_be16(expect_buf + r->g.fill_at, r->g.fill_value);
+        compare(r, got, expect_buf, 0, len);
     }
-    FUZZ_CHECK(len == want_len, "read %u segment %u: %u bytes, want %u", checked, r->next_seg,
-               len, want_len);
-    for (uint32_t i = 0; memcmp(got, expect_buf, len) != 0 && i < len; i++)
-        FUZZ_CHECK(got[i] == expect_buf[i], "read %u segment %u of %u (l3 %u, hdr %u, gso %u): "
-                   "byte %u is %02x, want %02x", checked, r->next_seg, r->g.segments, r->g.l3,
-                   r->g.hdr, r->g.gso, i, got[i], expect_buf[i]);
     r->next_seg++;
 }
 

@@ -95,18 +95,26 @@ static inline struct ref_gso ref_read(const uint8_t *vnet, const uint8_t *pkt, u
     return g;
 }
 
-/* Segment k of an accepted super-packet into out; returns its length. */
-static inline uint32_t ref_segment(const struct ref_gso *g, const uint8_t *pkt, uint32_t k,
-                                   uint8_t *out)
+/* The headers of segment k of an accepted super-packet into out (g->hdr
+ * bytes, every field and checksum as the whole segment has them); returns
+ * the segment's length. Its payload is the g->gso bytes (fewer in the last)
+ * at ref_payload_at(g, k) in the super-packet, unchanged: the offload driver
+ * compares those in place, without a copy. */
+static inline uint32_t ref_payload_at(const struct ref_gso *g, uint32_t k)
 {
-    uint32_t off = g->hdr + k * g->gso;
+    return g->hdr + k * g->gso;
+}
+
+static inline uint32_t ref_segment_headers(const struct ref_gso *g, const uint8_t *pkt,
+                                           uint32_t k, uint8_t *out)
+{
+    uint32_t off = ref_payload_at(g, k);
     uint32_t payload = g->len - off < g->gso ? g->len - off : g->gso;
     uint32_t seg_len = g->hdr + payload, l4_len = seg_len - g->l3, sum;
     uint8_t *l4 = out + g->l3;
     bool v4 = pkt[0] >> 4 == 4, last = k + 1 == g->segments;
 
     memcpy(out, pkt, g->hdr);
-    memcpy(out + g->hdr, pkt + off, payload);
     if (v4) {
         fz_put_be16(out + 2, (uint16_t)seg_len);
         fz_put_be16(out + 4, (uint16_t)(fz_be16(pkt + 4) + k));
@@ -115,6 +123,8 @@ static inline uint32_t ref_segment(const struct ref_gso *g, const uint8_t *pkt, 
     } else {
         fz_put_be16(out + 4, (uint16_t)(seg_len - 40));
     }
+    /* The transport checksum: pseudo-header, transport header (an even
+     * length, so the sums chain), then the payload where it lies. */
     if (g->proto == 6) {
         fz_put_be32(l4 + 4, fz_be32(pkt + g->l3 + 4) + k * g->gso);
         if (!last)
@@ -122,13 +132,25 @@ static inline uint32_t ref_segment(const struct ref_gso *g, const uint8_t *pkt, 
         if (k > 0)
             l4[13] &= (uint8_t)~0x80;   /* CWR */
         fz_put_be16(l4 + 16, 0);
-        sum = (uint16_t)~fz_csum(fz_pseudo(out, 6, l4_len), l4, l4_len);
+        sum = fz_csum(fz_pseudo(out, 6, l4_len), l4, g->hdr - g->l3);
+        sum = (uint16_t)~fz_csum(sum, pkt + off, payload);
         fz_put_be16(l4 + 16, (uint16_t)sum);
     } else {
         fz_put_be16(l4 + 4, (uint16_t)l4_len);
         fz_put_be16(l4 + 6, 0);
-        sum = (uint16_t)~fz_csum(fz_pseudo(out, 17, l4_len), l4, l4_len);
+        sum = fz_csum(fz_pseudo(out, 17, l4_len), l4, g->hdr - g->l3);
+        sum = (uint16_t)~fz_csum(sum, pkt + off, payload);
         fz_put_be16(l4 + 6, (uint16_t)(sum ? sum : 0xffff));
     }
+    return seg_len;
+}
+
+/* Segment k of an accepted super-packet into out; returns its length. */
+static inline uint32_t ref_segment(const struct ref_gso *g, const uint8_t *pkt, uint32_t k,
+                                   uint8_t *out)
+{
+    uint32_t seg_len = ref_segment_headers(g, pkt, k, out);
+
+    memcpy(out + g->hdr, pkt + ref_payload_at(g, k), seg_len - g->hdr);
     return seg_len;
 }
