@@ -158,7 +158,8 @@ static inline bool wg_device_under_load(struct wg_dp *dp, uint64_t now)
         return true;
     }
     last = atomic_load_explicit(&dp->last_under_load_ns, memory_order_relaxed);
-    return last && now - last < (uint64_t)UNDER_LOAD_AFTER_S * 1000000000u;
+    /* Another thread may have stored a clock read later than ours: that is "just now". */
+    return last && (now <= last || now - last < (uint64_t)UNDER_LOAD_AFTER_S * 1000000000u);
 }
 
 /* An event that carries no more than its type, peer and time. */

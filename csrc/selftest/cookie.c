@@ -3,12 +3,13 @@
  * our public key, mac2 under the current and the previous secret (and no
  * older), a cookie bound to address and port, and the rate limiter's buckets
  * (a burst of 5 then 20 per second, IPv6 by /64, idle sources forgotten, a
- * crowded table refusing). Cookie replies need libsodium and are tested
- * through Python (tests/c/test_frontline.py).
+ * crowded table refusing), and the under-load state's clock. Cookie replies
+ * need libsodium and are tested through Python (tests/c/test_frontline.py).
  */
 #include <string.h>
 
 #include "../cookie.h"
+#include "../device.h"
 #include "../ratelimiter.h"
 #include "selftest.h"
 
@@ -158,8 +159,24 @@ static void bounded(void)
     wg_ratelimiter_free(&r);
 }
 
+/* Under load for UNDER_LOAD_AFTER_S after the queue eased, on any thread's clock: a
+ * time read before another thread stored its later one is still under load. */
+static void under_load(void)
+{
+    static struct wg_dp dp;
+
+    CHECK(wg_events_init(&dp.events, 64) == 0, "event ring");
+    CHECK(!wg_device_under_load(&dp, 10 * S), "idle: not under load");
+    atomic_store(&dp.last_under_load_ns, 10 * S);
+    CHECK(wg_device_under_load(&dp, 10 * S + S / 2), "half a second after: under load");
+    CHECK(!wg_device_under_load(&dp, 11 * S + 1), "past a second after: not under load");
+    CHECK(wg_device_under_load(&dp, 10 * S - 5), "a clock read before the mark: under load");
+    wg_events_free(&dp.events);
+}
+
 void selftest_cookie(void)
 {
+    under_load();
     macs();
     buckets();
     bounded();
