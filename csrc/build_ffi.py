@@ -22,7 +22,8 @@ ROOT = os.path.dirname(HERE)
 # The test hooks that live nowhere else (wg_dp_test.h); only the test module has them.
 TEST_ONLY = "wg_dp_test.c"
 # The handshake's steps, batches and their threads: only in pywg._crypto (build_crypto.py).
-HANDSHAKE_ONLY = ("crypto/noise.c", "crypto/wg_crypto.c", "crypto/workers.c", "crypto/x25519.c")
+HANDSHAKE_ONLY = ("crypto/noise.c", "crypto/wg_crypto.c", "crypto/workers.c", "crypto/x25519.c",
+                  "crypto/x25519-ifma.c")
 
 
 def _cdef_text(header: str) -> str:

@@ -11,9 +11,10 @@
  * chaining key (Noise spec 9.2). The KDF computes only the outputs a token
  * needs: one for e, ee and se, two for es and ss, three for psk.
  *
- * The batches hand one item per message to the pool (workers.c); an item
- * writes only its own slots of the outputs, so the order in which the
- * threads run them changes nothing.
+ * The batches hand their messages to the pool (workers.c) in groups, one
+ * message a group unless the X25519 engine computes several at once
+ * (x25519.h); an item writes only its own slots of the outputs, so the order
+ * in which the threads run them changes nothing.
  */
 #define _GNU_SOURCE                     /* explicit_bzero */
 #include "noise.h"
@@ -101,6 +102,22 @@ static int mix_dh(struct state *s, uint8_t *key, const uint8_t private_key[KEY],
     return rc;
 }
 
+/* An X25519 result a batch computed beforehand (struct dh), or NULL: compute it here. */
+struct dh {
+    uint8_t shared[KEY];
+    int rc;
+};
+
+static int mix_dh_from(struct state *s, uint8_t *key, const uint8_t private_key[KEY],
+                       const uint8_t public_key[KEY], const struct dh *done)
+{
+    if (!done)
+        return mix_dh(s, key, private_key, public_key);
+    if (done->rc == 0)
+        mix_key(s, key, done->shared, KEY);
+    return done->rc;
+}
+
 static const struct wg_aead_backend *aead(void)
 {
     return __atomic_load_n(&wg_aead, __ATOMIC_ACQUIRE);
@@ -179,9 +196,11 @@ int wg_noise_write_initiation(uint8_t *chain_out, uint8_t *message, const uint8_
     return finish(rc, &s, chain_out, message, message_len);
 }
 
-int wg_noise_read_initiation_static(uint8_t *chain_out, uint8_t *remote_static,
-                                    const uint8_t *chain, const uint8_t *local_static_private,
-                                    const uint8_t *local_static_public, const uint8_t *message)
+/* es: NULL, or the batch's X25519(local_static_private, e). */
+static int read_initiation_static(uint8_t *chain_out, uint8_t *remote_static, const uint8_t *chain,
+                                  const uint8_t *local_static_private,
+                                  const uint8_t *local_static_public, const uint8_t *message,
+                                  const struct dh *es)
 {
     uint8_t key[KEY];
     struct state s;
@@ -192,11 +211,19 @@ int wg_noise_read_initiation_static(uint8_t *chain_out, uint8_t *remote_static,
         return finish(-ENODEV, &s, chain_out, remote_static, KEY);
     mix_hash(&s, local_static_public, KEY);                         /* <- s */
     mix_ephemeral(&s, message);                                     /* e */
-    rc = mix_dh(&s, key, local_static_private, message);            /* es */
+    rc = mix_dh_from(&s, key, local_static_private, message, es);   /* es */
     if (rc == 0)
         rc = decrypt_and_hash(&s, key, remote_static, message + KEY, ENCRYPTED_STATIC_LEN);
     explicit_bzero(key, sizeof(key));
     return finish(rc, &s, chain_out, remote_static, KEY);
+}
+
+int wg_noise_read_initiation_static(uint8_t *chain_out, uint8_t *remote_static,
+                                    const uint8_t *chain, const uint8_t *local_static_private,
+                                    const uint8_t *local_static_public, const uint8_t *message)
+{
+    return read_initiation_static(chain_out, remote_static, chain, local_static_private,
+                                  local_static_public, message, NULL);
 }
 
 int wg_noise_read_initiation_payload(uint8_t *chain_out, uint8_t *payload, const uint8_t *chain,
@@ -218,10 +245,12 @@ int wg_noise_read_initiation_payload(uint8_t *chain_out, uint8_t *payload, const
     return finish(rc, &s, chain_out, payload, payload_len);
 }
 
-int wg_noise_write_response(uint8_t *chain_out, uint8_t *message, const uint8_t *chain,
-                            const uint8_t *ephemeral_private, const uint8_t *remote_ephemeral,
-                            const uint8_t *remote_static, const uint8_t *preshared_key,
-                            const uint8_t *payload, size_t payload_len)
+/* done: NULL, or the batch's three X25519 results with ephemeral_private: the
+ * public key, ee and se. */
+static int write_response(uint8_t *chain_out, uint8_t *message, const uint8_t *chain,
+                          const uint8_t *ephemeral_private, const uint8_t *remote_ephemeral,
+                          const uint8_t *remote_static, const uint8_t *preshared_key,
+                          const uint8_t *payload, size_t payload_len, const struct dh done[3])
 {
     size_t message_len = KEY + payload_len + TAG;
     uint8_t key[KEY], temp[KEY];
@@ -231,13 +260,19 @@ int wg_noise_write_response(uint8_t *chain_out, uint8_t *message, const uint8_t 
     memcpy(&s, chain, CHAIN);
     if (!ready())
         return finish(-ENODEV, &s, chain_out, message, message_len);
-    rc = wg_x25519_base(message, ephemeral_private);                /* e */
+    if (done) {                                                     /* e */
+        memcpy(message, done[0].shared, KEY);
+        rc = done[0].rc;
+    } else
+        rc = wg_x25519_base(message, ephemeral_private);
     if (rc == 0) {
         mix_ephemeral(&s, message);
-        rc = mix_dh(&s, NULL, ephemeral_private, remote_ephemeral); /* ee */
+        rc = mix_dh_from(&s, NULL, ephemeral_private, remote_ephemeral,   /* ee */
+                         done ? &done[1] : NULL);
     }
     if (rc == 0)
-        rc = mix_dh(&s, NULL, ephemeral_private, remote_static);    /* se */
+        rc = mix_dh_from(&s, NULL, ephemeral_private, remote_static,      /* se */
+                         done ? &done[2] : NULL);
     if (rc == 0) {
         wg_noise_kdf(s.ck, temp, key, s.ck, KEY, preshared_key, KEY);   /* psk */
         mix_hash(&s, temp, KEY);
@@ -246,6 +281,15 @@ int wg_noise_write_response(uint8_t *chain_out, uint8_t *message, const uint8_t 
     explicit_bzero(key, sizeof(key));
     explicit_bzero(temp, sizeof(temp));
     return finish(rc, &s, chain_out, message, message_len);
+}
+
+int wg_noise_write_response(uint8_t *chain_out, uint8_t *message, const uint8_t *chain,
+                            const uint8_t *ephemeral_private, const uint8_t *remote_ephemeral,
+                            const uint8_t *remote_static, const uint8_t *preshared_key,
+                            const uint8_t *payload, size_t payload_len)
+{
+    return write_response(chain_out, message, chain, ephemeral_private, remote_ephemeral,
+                          remote_static, preshared_key, payload, payload_len, NULL);
 }
 
 int wg_noise_read_response(uint8_t *chain_out, uint8_t *payload, const uint8_t *chain,
@@ -283,19 +327,62 @@ int wg_noise_split(uint8_t *keys, const uint8_t *chain)
 
 /* ---- batches -------------------------------------------------------------- */
 
+/* A batch's X25519 work goes to the pool in groups of wg_x25519_lanes() items
+ * (one, or eight with the IFMA engine): a group first computes its items'
+ * multiplications together, then runs each item's step with them. */
+#define GROUP_MAX WG_X25519_LANES_MAX
+
 struct batch {
     uint8_t *out1, *out2;
     int *rcs;
     const uint8_t *in1, *in2, *in3, *in4;
     const uint8_t *messages;
     size_t stride, len;
+    size_t n, group;                    /* items, and items per group */
 };
 
-static void static_static_item(void *ctx, size_t i)
+static size_t groups(struct batch *b, size_t n)
+{
+    b->n = n;
+    b->group = wg_x25519_lanes();
+    return (n + b->group - 1) / b->group;
+}
+
+/* The items of group g: [*first, *first + return value). */
+static size_t group_items(const struct batch *b, size_t g, size_t *first)
+{
+    *first = g * b->group;
+    return b->n - *first < b->group ? b->n - *first : b->group;
+}
+
+/* X25519(secrets[j], publics[j]) for j < k into done[j]. */
+static void compute(size_t k, struct dh *done, const uint8_t *const *secrets,
+                    const uint8_t *const *publics)
+{
+    /* Filled up to k only; the initializers keep the compiler from warning. */
+    uint8_t *out[3 * GROUP_MAX] = { NULL };
+    int rcs[3 * GROUP_MAX] = { 0 };
+
+    for (size_t j = 0; j < k; j++)
+        out[j] = done[j].shared;
+    wg_x25519_many(k, out, secrets, publics, rcs);
+    for (size_t j = 0; j < k; j++)
+        done[j].rc = rcs[j];
+}
+
+static void static_static_group(void *ctx, size_t g)
 {
     struct batch *b = ctx;
+    const uint8_t *secrets[GROUP_MAX] = { NULL }, *publics[GROUP_MAX] = { NULL };
+    uint8_t *out[GROUP_MAX] = { NULL };
+    size_t first, k = group_items(b, g, &first);
 
-    b->rcs[i] = wg_x25519(b->out1 + i * KEY, b->in1, b->messages + i * KEY);
+    for (size_t j = 0; j < k; j++) {
+        out[j] = b->out1 + (first + j) * KEY;
+        secrets[j] = b->in1;
+        publics[j] = b->messages + (first + j) * KEY;
+    }
+    wg_x25519_many(k, out, secrets, publics, b->rcs + first);
 }
 
 int wg_noise_static_statics(size_t n, uint8_t *secrets, int *rcs, const uint8_t *private_key,
@@ -306,16 +393,26 @@ int wg_noise_static_statics(size_t n, uint8_t *secrets, int *rcs, const uint8_t 
 
     if (!ready())
         return -ENODEV;
-    wg_workers_run(n, 1, static_static_item, &b);
+    wg_workers_run(groups(&b, n), 1, static_static_group, &b);
     return 0;
 }
 
-static void read_static_item(void *ctx, size_t i)
+static void read_static_group(void *ctx, size_t g)
 {
     struct batch *b = ctx;
+    const uint8_t *secrets[GROUP_MAX] = { NULL }, *publics[GROUP_MAX] = { NULL };
+    struct dh es[GROUP_MAX];
+    size_t first, k = group_items(b, g, &first);
 
-    b->rcs[i] = wg_noise_read_initiation_static(b->out1 + i * CHAIN, b->out2 + i * KEY, b->in1,
-                                                b->in2, b->in3, b->messages + i * b->stride);
+    for (size_t j = 0; j < k; j++) {
+        secrets[j] = b->in2;
+        publics[j] = b->messages + (first + j) * b->stride;     /* e */
+    }
+    compute(k, es, secrets, publics);
+    for (size_t j = 0, i = first; j < k; j++, i++)
+        b->rcs[i] = read_initiation_static(b->out1 + i * CHAIN, b->out2 + i * KEY, b->in1,
+                                           b->in2, b->in3, b->messages + i * b->stride, &es[j]);
+    explicit_bzero(es, sizeof(es));
 }
 
 int wg_noise_read_initiations_static(size_t n, uint8_t *chains_out, uint8_t *remote_statics,
@@ -330,7 +427,7 @@ int wg_noise_read_initiations_static(size_t n, uint8_t *chains_out, uint8_t *rem
 
     if (!ready())
         return -ENODEV;
-    wg_workers_run(n, 1, read_static_item, &b);
+    wg_workers_run(groups(&b, n), 1, read_static_group, &b);
     return 0;
 }
 
@@ -361,21 +458,35 @@ int wg_noise_read_initiations_payload(size_t n, uint8_t *chains_out, uint8_t *pa
     return 0;
 }
 
-static void write_response_item(void *ctx, size_t i)
+static void write_response_group(void *ctx, size_t g)
 {
+    static const uint8_t base_point[KEY] = { 9 };
     struct batch *b = ctx;
+    const uint8_t *secrets[3 * GROUP_MAX] = { NULL }, *publics[3 * GROUP_MAX] = { NULL };
+    struct dh done[3 * GROUP_MAX];          /* per item: e's public key, ee, se */
     uint8_t chain[CHAIN];
-    int rc;
+    size_t first, k = group_items(b, g, &first);
 
-    rc = wg_noise_write_response(chain, b->out1 + i * RESPONSE_LEN, b->messages + i * CHAIN,
-                                 b->in1 + i * KEY, b->in2 + i * KEY, b->in3 + i * KEY,
-                                 b->in4 + i * KEY, NULL, 0);
-    if (rc == 0)
-        wg_noise_split(b->out2 + i * CHAIN, chain);
-    else
-        explicit_bzero(b->out2 + i * CHAIN, CHAIN);
+    for (size_t j = 0, i = first; j < k; j++, i++) {
+        secrets[3 * j] = secrets[3 * j + 1] = secrets[3 * j + 2] = b->in1 + i * KEY;
+        publics[3 * j] = base_point;
+        publics[3 * j + 1] = b->in2 + i * KEY;
+        publics[3 * j + 2] = b->in3 + i * KEY;
+    }
+    compute(3 * k, done, secrets, publics);
+    for (size_t j = 0, i = first; j < k; j++, i++) {
+        int rc = write_response(chain, b->out1 + i * RESPONSE_LEN, b->messages + i * CHAIN,
+                                b->in1 + i * KEY, b->in2 + i * KEY, b->in3 + i * KEY,
+                                b->in4 + i * KEY, NULL, 0, &done[3 * j]);
+
+        if (rc == 0)
+            wg_noise_split(b->out2 + i * CHAIN, chain);
+        else
+            explicit_bzero(b->out2 + i * CHAIN, CHAIN);
+        b->rcs[i] = rc;
+    }
     explicit_bzero(chain, sizeof(chain));
-    b->rcs[i] = rc;
+    explicit_bzero(done, sizeof(done));
 }
 
 int wg_noise_write_responses(size_t n, uint8_t *messages, uint8_t *keys, int *rcs,
@@ -389,6 +500,6 @@ int wg_noise_write_responses(size_t n, uint8_t *messages, uint8_t *keys, int *rc
 
     if (!ready())
         return -ENODEV;
-    wg_workers_run(n, 1, write_response_item, &b);
+    wg_workers_run(groups(&b, n), 1, write_response_group, &b);
     return 0;
 }

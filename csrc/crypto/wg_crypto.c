@@ -42,6 +42,11 @@ unsigned int wg_crypto_workers(void)
     return wg_workers_count();
 }
 
+const char *wg_crypto_x25519_engine(void)
+{
+    return wg_x25519_engine();
+}
+
 void wg_crypto_stop(void)
 {
     wg_workers_stop();

@@ -40,6 +40,10 @@ int wg_crypto_init(void *scalarmult, void *scalarmult_base, void *aead_encrypt,
                    void *aead_decrypt);
 /* Threads a batch may use, the caller's included. */
 unsigned int wg_crypto_workers(void);
+/* What computes the batches' X25519: "ifma" (eight at a time, AVX-512 IFMA,
+ * checked against libsodium at init) or "sodium" (one at a time); PYWG_X25519=sodium
+ * asks for the latter. */
+const char *wg_crypto_x25519_engine(void);
 /* Joins the pool's threads (at exit; the next batch would start them again). */
 void wg_crypto_stop(void);
 

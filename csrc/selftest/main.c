@@ -18,6 +18,7 @@ static const struct selftest tests[] = {
     { "blake2s", selftest_blake2s },
     { "cookie", selftest_cookie },
     { "x25519", selftest_x25519 },
+    { "x25519-ifma", selftest_x25519_ifma },
     { "noise", selftest_noise },
 };
 

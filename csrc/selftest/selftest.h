@@ -26,6 +26,7 @@ void selftest_checksum(void);
 void selftest_blake2s(void);
 void selftest_cookie(void);
 void selftest_x25519(void);
+void selftest_x25519_ifma(void);
 void selftest_noise(void);
 
 /* Hex to bytes (at most max); returns how many. */

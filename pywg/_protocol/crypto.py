@@ -223,6 +223,12 @@ def wipe(*buffers: bytearray) -> None:
         buf[:] = bytes(len(buf))
 
 
+def x25519_engine() -> str:
+    """What computes the handshake batches' X25519: "ifma" (eight at a time with AVX-512
+    IFMA) or "sodium" (libsodium, one at a time)."""
+    return _ffi.string(_lib.wg_crypto_x25519_engine()).decode()
+
+
 def workers() -> int:
     """Threads a batch step runs on, the caller's included (the usable cores)."""
     return int(_lib.wg_crypto_workers())
