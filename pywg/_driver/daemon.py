@@ -58,6 +58,7 @@ from pywg._driver.uapi_server import (
     socket_answers,
     socket_path,
 )
+from pywg._protocol import crypto
 from pywg._protocol.timers import Timing
 
 __all__ = ["USAGE", "main"]
@@ -315,9 +316,9 @@ async def _run(tun: Tun, uapi: socket.socket, metrics_sock: socket.socket | None
     tasks = [asyncio.ensure_future(_watch_socket(server, device, names))]
     server.start()
     exporter = _start_metrics(device, loop, metrics_sock, options)
-    logger.info("Device started (AEAD: %s; offloads: %s; crypto threads: %d)",
-                device.aead_name, offload.names(device.offloads()),
-                device.dp.crypto_threads())
+    logger.info("Device started (AEAD: %s; X25519 batches: %s; offloads: %s; "
+                "crypto threads: %d)", device.aead_name, crypto.x25519_engine(),
+                offload.names(device.offloads()), device.dp.crypto_threads())
     logger.info("UAPI listener started")
     sd_notify.notify(f"READY=1\nSTATUS=Serving {tun.name} (AEAD: {device.aead_name})")
     interval = sd_notify.watchdog_interval()

@@ -226,7 +226,8 @@ def wipe(*buffers: bytearray) -> None:
 def x25519_engine() -> str:
     """What computes the handshake batches' X25519: "ifma" (eight at a time with AVX-512
     IFMA) or "sodium" (libsodium, one at a time)."""
-    return _ffi.string(_lib.wg_crypto_x25519_engine()).decode()
+    name: bytes = _ffi.string(_lib.wg_crypto_x25519_engine())
+    return name.decode()
 
 
 def workers() -> int:

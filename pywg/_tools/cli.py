@@ -190,8 +190,9 @@ Run an interface (the contract of `wireguard-go IFNAME`):
 
   Environment: LOG_LEVEL=verbose|info|error|silent (default error), WG_TUN_FD and
   WG_UAPI_FD (use an open TUN / a listening UNIX socket), WG_PROCESS_FOREGROUND=1,
-  PYWG_AEAD=<backend> (force a ChaCha20-Poly1305 backend), PYWG_TIMING_SCALE=<factor>
-  (tests only: shorten every protocol time).
+  PYWG_AEAD=<backend> (force a ChaCha20-Poly1305 backend), PYWG_X25519=sodium (handshake
+  batches through libsodium alone, not eight at a time with AVX-512 IFMA),
+  PYWG_TIMING_SCALE=<factor> (tests only: shorten every protocol time).
 
   Offloads (all on where the kernel has them; a refusal at run time falls back):
   PYWG_DISABLE_OFFLOADS=<names>|all turns off, comma-separated:

@@ -175,6 +175,25 @@ def check_xchacha() -> str:
     return "draft-irtf-cfrg-xchacha-03 A.3.1"
 
 
+def check_x25519_batches() -> str:
+    """A batch as large as a busy responder's through the engine the batches use, against
+    libsodium's X25519 one at a time (pynacl), and RFC 7748's Alice and Bob."""
+    from nacl.bindings import crypto_scalarmult
+
+    from pywg._protocol import crypto
+
+    alice = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+    bob_public = bytes.fromhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+    shared = bytes.fromhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
+    publics = [bob_public] + [crypto.public_key(bytes([i + 1]) * 32) for i in range(15)]
+    got = crypto.static_statics(alice, publics)
+    _expect(got[0] is not None and bytes(got[0]) == shared, "RFC 7748 6.1")
+    for public, secret in zip(publics, got, strict=True):
+        _expect(secret is not None and bytes(secret) == crypto_scalarmult(alice, public),
+                "a batch of 16 against libsodium")
+    return f"engine {crypto.x25519_engine()}: RFC 7748 6.1, 16 at once against libsodium"
+
+
 def _status_text(rc: int) -> str:
     if rc == 0:
         return "passed"
@@ -206,7 +225,8 @@ def _run(name: str, check: Callable[[], str]) -> Result:
 def run_all() -> tuple[list[Result], str]:
     results, chosen = check_aead()
     results += [_run("noise ikpsk2", check_noise), _run("kdf", check_kdf),
-                _run("xchacha20poly1305", check_xchacha)]
+                _run("xchacha20poly1305", check_xchacha),
+                _run("x25519 batches", check_x25519_batches)]
     return results, chosen
 
 
