@@ -173,7 +173,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_RUNS ?= 10000000
 FUZZ_CAMPAIGN_SECONDS ?= 3600
-FUZZ_TARGETS := aead noise replay allowedips icmp offload gro udpgro receive
+FUZZ_TARGETS := aead noise replay allowedips icmp offload gro udpgro receive x25519
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Icsrc -fno-omit-frame-pointer \
                 -fno-sanitize-recover=all
 # The drivers answer the TUN and UDP system calls themselves (csrc/fuzz/fake_io.c).
@@ -232,6 +232,9 @@ build/fuzz/bin/aead: build/fuzz/obj/fuzz/aead_fuzz.o $(FUZZ_CRYPTO:csrc/%.c=buil
 	@mkdir -p $(dir $@)
 	clang -fsanitize=fuzzer,address,undefined -o $@ $^ -pthread
 build/fuzz/bin/noise: build/fuzz/obj/fuzz/noise_fuzz.o $(FUZZ_CRYPTO:csrc/%.c=build/fuzz/obj-cov/%.o)
+	@mkdir -p $(dir $@)
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ -pthread -ldl
+build/fuzz/bin/x25519: build/fuzz/obj/fuzz/x25519_fuzz.o $(FUZZ_CRYPTO:csrc/%.c=build/fuzz/obj-cov/%.o)
 	@mkdir -p $(dir $@)
 	clang -fsanitize=fuzzer,address,undefined -o $@ $^ -pthread -ldl
 build/fuzz/bin/%: build/fuzz/obj/fuzz/%_fuzz.o $(FUZZ_OBJS:%=build/fuzz/obj/%)

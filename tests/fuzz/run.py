@@ -42,7 +42,7 @@ BUILD = "libFuzzer, ASan + UBSan, clang -O1 (build/fuzz/bin)"
 # the same paths); its kept seeds of 4,096 and 65,535 bytes run whole where the kept inputs
 # alone run (make fuzz-smoke, with KEPT_MAX_LEN) and in make fuzz-regress.
 MAX_LEN = {"aead": 4096 + 41 + 32, "offload": 66000, "gro": 16384, "udpgro": 16384,
-           "receive": 16384}
+           "receive": 16384, "x25519": 1 + 8 * 64}
 KEPT_MAX_LEN = {"aead": 70000}
 DEFAULT_MAX_LEN = 4096
 # libFuzzer's per-input energy scaled by execution time (AFL's performance score: an input ten

@@ -305,9 +305,31 @@ def receive_seeds() -> dict[str, bytes]:
     return out
 
 
+# ---- x25519 ---------------------------------------------------------------------------
+
+def x25519_seeds() -> dict[str, bytes]:
+    """RFC 7748's vectors, then eight lanes of u-coordinates at the edges of the field:
+    0, 1, p - 1, p, p + 1, 2^255 - 1 (top bit clear), all ones, and a point of order 8."""
+    rfc = [("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
+            "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c"),
+           ("4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d",
+            "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493")]
+    p = 2**255 - 19
+    edges = [0, 1, p - 1, p, p + 1, 2**255 - 1, 2**256 - 1,
+             int.from_bytes(bytes.fromhex(
+                 "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"), "little")]
+    scalar = bytes(range(1, 33))
+    return {
+        "rfc7748": bytes([1]) + b"".join(bytes.fromhex(k) + bytes.fromhex(u) for k, u in rfc),
+        "edges": bytes([7]) + b"".join(scalar + u.to_bytes(32, "little") for u in edges),
+        "one-lane": bytes([0]) + bytes.fromhex(rfc[0][0]) + (p + 9).to_bytes(32, "little"),
+    }
+
+
 TARGETS = {"aead": aead_seeds, "noise": noise_seeds, "replay": replay_seeds,
            "allowedips": allowedips_seeds, "icmp": icmp_seeds, "offload": offload_seeds,
-           "gro": gro_seeds, "udpgro": udpgro_seeds, "receive": receive_seeds}
+           "gro": gro_seeds, "udpgro": udpgro_seeds, "receive": receive_seeds,
+           "x25519": x25519_seeds}
 
 
 def main() -> None:
