@@ -15,8 +15,10 @@
  * sizes, so ASan sees any read or write past them.
  *
  * X25519 is libsodium's, as in pywg (pywg hands over pynacl's copy; here the
- * system's libsodium is loaded at run time). The AEAD is the backend the
- * data plane selects.
+ * system's libsodium is loaded at run time), and the batches' groups of three
+ * or more go through the IFMA engine where the CPU has it, as in pywg (the
+ * x25519 target checks the engine against libsodium). The AEAD is the
+ * backend the data plane selects.
  *
  * Speed: X25519 is a pure function, libsodium's code is not under test here,
  * and its one or two calls per step (some twenty steps in a typical input)
@@ -26,7 +28,6 @@
  * step a mutation left alone, which is most of them. noise.c and x25519.c
  * run exactly as before, on exactly libsodium's results.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 
@@ -34,6 +35,7 @@
 #include "../crypto/wg_crypto.h"
 #include "../crypto/x25519.h"
 #include "fuzz.h"
+#include "sodium.h"
 
 #define KEY WG_NOISE_KEY_LEN
 #define CHAIN WG_NOISE_CHAIN_LEN
@@ -112,34 +114,19 @@ static bool all_zero(const uint8_t *p, size_t n)
     return any == 0;
 }
 
-static void *sodium_symbol(void *lib, const char *name)
-{
-    void *f = lib ? dlsym(lib, name) : NULL;
-
-    if (!f) {
-        fprintf(stderr, "noise_fuzz: libsodium's %s not found (Debian: libsodium23)\n", name);
-        exit(1);
-    }
-    return f;
-}
-
 static void setup(void)
 {
     static const char construction[] = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
     static const char identifier[] = "WireGuard v1 zx2c4 Jason@zx2c4.com";
-    void *lib = dlopen("libsodium.so.23", RTLD_NOW);
     struct blake2s_state s;
     uint8_t got[KEY];
 
-    if (!lib)
-        lib = dlopen("libsodium.so", RTLD_NOW);
-    ((int (*)(void))sodium_symbol(lib, "sodium_init"))();
     sodium_scalarmult = (int (*)(unsigned char *, const unsigned char *,
-                                 const unsigned char *))sodium_symbol(lib, "crypto_scalarmult");
+                                 const unsigned char *))fz_sodium("crypto_scalarmult");
     memo = calloc(MEMO_SLOTS, sizeof(*memo));
     FUZZ_CHECK(memo, "memo");
     FUZZ_CHECK(wg_crypto_init((void *)memo_scalarmult,
-                              sodium_symbol(lib, "crypto_scalarmult_base"), NULL, NULL) == 0,
+                              fz_sodium("crypto_scalarmult_base"), NULL, NULL) == 0,
                "wg_crypto_init");
     wg_blake2s(chain0, KEY, (const uint8_t *)construction, strlen(construction), NULL, 0);
     wg_blake2s_init(&s, KEY, NULL, 0);

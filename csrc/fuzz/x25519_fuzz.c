@@ -14,7 +14,6 @@
  * without IFMA only wg_x25519_many runs (then libsodium against itself).
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +23,7 @@
 #include "../crypto/x25519-ifma.h"
 #include "../crypto/x25519.h"
 #include "fuzz.h"
+#include "sodium.h"
 
 #define KEY WG_X25519_LEN
 #define LANES WG_X25519_IFMA_LANES
@@ -34,27 +34,10 @@ typedef int (*base_fn)(unsigned char *q, const unsigned char *n);
 static mult_fn sodium_mult;
 static bool ifma;
 
-static void *sodium_symbol(void *lib, const char *name)
-{
-    void *f = lib ? dlsym(lib, name) : NULL;
-
-    if (!f) {
-        fprintf(stderr, "x25519_fuzz: libsodium's %s not found (Debian: libsodium23)\n", name);
-        exit(1);
-    }
-    return f;
-}
-
 static void setup(void)
 {
-    void *lib = dlopen("libsodium.so.23", RTLD_NOW);
-
-    if (!lib)
-        lib = dlopen("libsodium.so", RTLD_NOW);
-    ((int (*)(void))sodium_symbol(lib, "sodium_init"))();
-    sodium_mult = (mult_fn)sodium_symbol(lib, "crypto_scalarmult");
-    FUZZ_CHECK(wg_x25519_register(sodium_mult,
-                                  (base_fn)sodium_symbol(lib, "crypto_scalarmult_base")) == 0,
+    sodium_mult = (mult_fn)fz_sodium("crypto_scalarmult");
+    FUZZ_CHECK(wg_x25519_register(sodium_mult, (base_fn)fz_sodium("crypto_scalarmult_base")) == 0,
                "register libsodium");
     ifma = wg_x25519_ifma_usable();
     FUZZ_CHECK(strcmp(wg_x25519_engine(), ifma ? "ifma" : "sodium") == 0,
