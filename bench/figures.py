@@ -81,7 +81,8 @@ def gateway_rows(clients: int) -> tuple[Row, ...]:
                  Row(f"{p}_stream_min_gbps", f"slowest stream, {label}", "Gbit/s", True),
                  Row(f"{p}_cpu_sys_s_per_gb", f"CPU/GB, whole system, {label}", "s/GB", False),
                  Row(f"{p}_cpu_gateway_s_per_gb", f"CPU/GB, gateway daemon, {label}", "s/GB",
-                     False)]
+                     False),
+                 Row(f"{p}_ceiling_gbps", f"ceiling the rest leaves, {label}", "Gbit/s", True)]
     rows.append(Row(f"gw{clients}_rss_kib", "gateway RSS after load", "MiB", False, KIB_TO_MIB))
     return tuple(rows)
 

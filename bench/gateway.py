@@ -14,12 +14,18 @@ every client sending to the gateway, "down" (iperf3 -R) the gateway sending to e
 each client runs its own iperf3, all started together, for as long as the two-peer
 throughput figures run. Figures: the sum of the streams' rates, the slowest stream, and per
 GB received the whole system's busy CPU time, the gateway daemon's own and the clients'.
+
+On a machine whose cores the clients share with the gateway, the clients' own cost caps the
+aggregate whatever the gateway: the "ceiling" is what all the cores could carry at the CPU per
+GB that was not the gateway daemon's, the aggregate of a gateway that cost nothing. A gateway
+ratio can only reach a two-peer margin where that ceiling leaves room for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import statistics
 import subprocess
 from dataclasses import dataclass, field
@@ -36,12 +42,14 @@ from tests.harness.topology import Node, Topology
 
 Figures = dict[str, float]
 IPERF_START_TIMEOUT_S = 10.0
+BITS_PER_BYTE = 8
 
 
 def gateway_figures(ends: list[dict[str, Any]], system_s: float, gateway_s: float,
-                    clients_s: float, prefix: str) -> Figures:
+                    clients_s: float, prefix: str, cores: int = 0) -> Figures:
     """iperf3 `end` sections of the streams run at once, and the CPU seconds spent meanwhile
-    (whole system, gateway daemon, client daemons), -> the figures under prefix."""
+    (whole system, gateway daemon, client daemons), -> the figures under prefix; with the
+    machine's `cores`, also the ceiling that the rest of the system leaves a gateway."""
     if not ends:
         raise procs.HarnessError("gateway: no streams")
     rates = []
@@ -64,6 +72,9 @@ def gateway_figures(ends: list[dict[str, Any]], system_s: float, gateway_s: floa
         out[f"{prefix}_cpu_sys_s_per_gb"] = system_s / gb
         out[f"{prefix}_cpu_gateway_s_per_gb"] = gateway_s / gb
         out[f"{prefix}_cpu_clients_s_per_gb"] = clients_s / gb
+        rest_s_per_gb = (system_s - gateway_s) / gb
+        if cores > 0 and rest_s_per_gb > 0:
+            out[f"{prefix}_ceiling_gbps"] = cores / rest_s_per_gb * BITS_PER_BYTE
     return out
 
 
@@ -192,7 +203,7 @@ class Gateway:
         gateway += sysstat.process_cpu_s(gateway_pid)
         clients += sum(sysstat.process_cpu_s(p) for p in client_pids)
         ends = [traffic.parse_iperf(_read(path)) for path in outputs]
-        return gateway_figures(ends, system, gateway, clients, prefix)
+        return gateway_figures(ends, system, gateway, clients, prefix, os.cpu_count() or 0)
 
 
 def _wait_all(started: list[subprocess.Popen[bytes]], timeout: float) -> None:

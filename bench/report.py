@@ -306,7 +306,9 @@ def _gateway(doc: dict[str, Any], h: str) -> list[str]:
 
 def _margins(view: dict[str, dict[str, Any]], names: list[str], peers: int) -> list[str]:
     """Whether each implementation's gateway margin over the newest wireguard-go (else the
-    baseline) is at least its two-peer margin."""
+    baseline) is at least its two-peer margin; where it is not, whether the ceiling that the
+    rest of the system left (bench/gateway.py) allowed it, and the gateway daemons' CPU per GB
+    beside it."""
     ref = next((r for r in (NEWEST, BASELINE) if r in view), None)
     if ref is None:
         return []
@@ -320,16 +322,41 @@ def _margins(view: dict[str, dict[str, Any]], names: list[str], peers: int) -> l
         found = [(way, r) for way, r in ways if r is not None]
         if not found:
             continue
-        text = ", ".join(f"{fmt(r)} {'clients → gateway' if way == 'up' else 'gateway → clients'}"
-                         for way, r in found)
+        text = ", ".join(f"{fmt(r)} {_way(way)}" for way, r in found)
         if two is None:
             verdict = "no two-peer figure to compare with"
+        elif all(r >= two for _, r in found):
+            verdict = f"two peers {fmt(two)}: at least the two-peer margin"
         else:
-            verdict = f"two peers {fmt(two)}: " + (
-                "at least the two-peer margin" if all(r >= two for _, r in found)
-                else "below the two-peer margin")
+            verdict = f"two peers {fmt(two)}: below the two-peer margin" + "".join(
+                _out_of_reach(view, name, ref, peers, way, two)
+                for way, r in found if r < two)
         lines.append(f"- {name} / {ref}, gateway aggregate: {text}; {verdict}.")
     return ["", *lines] if lines else []
+
+
+def _way(way: str) -> str:
+    return "clients → gateway" if way == "up" else "gateway → clients"
+
+
+def _out_of_reach(view: dict[str, dict[str, Any]], name: str, ref: str, peers: int, way: str,
+                  two: float) -> str:
+    """For a direction below the margin: what the ceiling allowed, and the daemons' CPU/GB."""
+    prefix = f"gw{peers}_{way}"
+    # name's ceiling over ref's aggregate: the most name could have reached against ref in
+    # this run, whatever its gateway cost.
+    ceiling, base = view[name].get(f"{prefix}_ceiling_gbps"), view[ref].get(f"{prefix}_gbps")
+    room = ceiling["median"] / base["median"] if ceiling and base and base["median"] else None
+    cpu = _ratio(view[ref], view[name], f"{prefix}_cpu_gateway_s_per_gb")
+    parts = []
+    if room is not None and room < two:
+        parts.append(f"out of reach here ({_way(way)}: the rest of the "
+                     f"system left room for at most {fmt(room)}, even with a gateway that "
+                     "cost nothing)")
+    if cpu is not None:
+        parts.append(f"{ref}'s gateway daemon spent {fmt(cpu)} times {name}'s CPU per GB "
+                     f"({_way(way)})")
+    return "".join(f"; {part}" for part in parts)
 
 
 def _scale(doc: dict[str, Any], h: str) -> list[str]:

@@ -176,6 +176,10 @@ def test_gateway_figures_from_streams():
     assert out["gw8_up_cpu_sys_s_per_gb"] == 10.0  # 5 s over 0.5 GB received
     assert out["gw8_up_cpu_gateway_s_per_gb"] == 2.0
     assert out["gw8_up_cpu_clients_s_per_gb"] == 4.0
+    assert "gw8_up_ceiling_gbps" not in out  # the machine's cores not given
+    # 2 cores over the 8 s/GB that were not the gateway's: 0.25 GB/s.
+    two_cores = gateway_figures([STREAM_A, STREAM_B], 5.0, 1.0, 2.0, "gw8_up", cores=2)
+    assert two_cores["gw8_up_ceiling_gbps"] == 2.0
 
 
 @settings(max_examples=200, deadline=None)
@@ -222,9 +226,12 @@ def test_remarks_are_made_once():
 def _document() -> dict[str, Any]:
     results = Results()
     impls = [*IMPLS, Impl("wggo-new", ("/new",), frozenset())]
-    for name, tcp, gw in (("wggo", 1.0, 2.0), ("x", 8.0, 4.0), ("wggo-new", 2.0, 2.0)):
+    for name, tcp, gw, cpu in (("wggo", 1.0, 2.0, 4.0), ("x", 8.0, 4.0, 1.0),
+                               ("wggo-new", 2.0, 2.0, 3.0)):
         results.add("data", f"{name}-{name}", {"tcp1_fwd_gbps": tcp})
-        results.add("gateway", name, {"gw8_up_gbps": gw, "gw8_rss_kib": 2048.0})
+        results.add("gateway", name, {"gw8_up_gbps": gw, "gw8_rss_kib": 2048.0,
+                                      "gw8_up_cpu_gateway_s_per_gb": cpu,
+                                      "gw8_up_ceiling_gbps": 3.0})
     results.add("scale", "wggo", {**scale.refused_figures(100_000, 6.0, 65_536),
                                   "scale10000_setconf_s": 0.5, "scale10000_idle_cpu_pct": 0.0})
     results.add("scale", "x", {"scale10000_setconf_s": 0.25, "scale100000_setconf_s": 3.0,
@@ -248,8 +255,13 @@ def test_markdown_gateway_and_scale_tables():
     assert "| figure | unit | better | wggo | x | x / wggo |" in text
     assert "| TCP aggregate, 8 clients → gateway | Gbit/s | higher | 2.00 | 4.00 | 2.00 | " \
            "2.00 | 1.00 | 2.00 |" in text
+    # x's ceiling (3 Gbit/s) over wggo-new's aggregate (2) leaves room for 1.5x, not 4x.
     assert "- x / wggo-new, gateway aggregate: 2.00 clients → gateway; two peers 4.00: " \
-           "below the two-peer margin." in text
+           "below the two-peer margin; out of reach here (clients → gateway: the rest of the " \
+           "system left room for at most 1.50, even with a gateway that cost nothing); " \
+           "wggo-new's gateway daemon spent 3.00 times x's CPU per GB (clients → gateway)." \
+           in text
+    assert "| ceiling the rest leaves, 8 clients → gateway | Gbit/s | higher | 3.00 |" in text
     assert "| wg setconf, 100,000 peers | s | lower | refused after 6.00 s, kept 65,536 | " \
            "3.00 | - |" in text
     assert "| RSS per peer above idle, 100,000 peers | KiB | lower | refused | 3.50 | - |" in text
