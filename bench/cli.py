@@ -34,8 +34,9 @@ figure groups (--figures), in the order each repetition runs them:
   ping       ping RTT p50/p99, idle and under one TCP stream
   syscalls   packets per syscall on each path (needs perf)
   gateway    one gateway, {GATEWAY_CLIENTS} clients (one TCP stream each, all at once): aggregate
-             throughput and CPU per GB; the clients run one implementation for every
-             gateway ({NEWEST} when present, else wggo; --gateway-clients)
+             throughput, CPU per GB, and the ceiling the rest of the system leaves any
+             gateway; the clients run one implementation for every gateway ({NEWEST}
+             when present, else wggo; --gateway-clients)
   handshake  handshakes/s a responder completes; cookie replies under a flood
   config     time and RSS to apply configurations of many peers through the UAPI
   scale      wg setconf time, RSS, wg show dump time and idle CPU with 10k, 100k and 250k

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -298,8 +299,10 @@ def _gateway(doc: dict[str, Any], h: str) -> list[str]:
             f"**{clients.get('name', '?')}** ({clients.get('version', 'unknown')}) whatever the "
             f"gateway. One TCP stream per client, all at once, {length} each; the aggregate "
             "is the sum of the streams. CPU/GB counts the whole system's busy time and the "
-            "gateway daemon's own per GB received. The two-peer rows are the data plane's "
-            "(the implementation on both sides), for the margin.", "",
+            "gateway daemon's own per GB received. The ceiling is what all the machine's "
+            "cores could carry at the CPU per GB that was not the gateway daemon's: the "
+            "aggregate of a gateway that cost nothing, with these clients. The two-peer rows "
+            "are the data plane's (the implementation on both sides), for the margin.", "",
             *_table(gateway_rows(peers), names, view, _ratio_columns(view, names, str)),
             *_margins(view, names, peers)]
 
@@ -317,46 +320,53 @@ def _margins(view: dict[str, dict[str, Any]], names: list[str], peers: int) -> l
         if name in REFERENCES:
             continue
         two = _ratio(view[name], view[ref], "tcp1_fwd_gbps")
-        ways = [(way, _ratio(view[name], view[ref], f"gw{peers}_{way}_gbps"))
-                for way in ("up", "down")]
-        found = [(way, r) for way, r in ways if r is not None]
+        found = _by_way(peers, functools.partial(_ratio, view[name], view[ref]), "gbps")
         if not found:
             continue
-        text = ", ".join(f"{fmt(r)} {_way(way)}" for way, r in found)
+        line = f"- {name} / {ref}, gateway aggregate: {_per_way(found)}; "
         if two is None:
-            verdict = "no two-peer figure to compare with"
+            line += "no two-peer figure to compare with."
         elif all(r >= two for _, r in found):
-            verdict = f"two peers {fmt(two)}: at least the two-peer margin"
+            line += f"two peers {fmt(two)}: at least the two-peer margin."
         else:
-            verdict = f"two peers {fmt(two)}: below the two-peer margin" + "".join(
-                _out_of_reach(view, name, ref, peers, way, two)
-                for way, r in found if r < two)
-        lines.append(f"- {name} / {ref}, gateway aggregate: {text}; {verdict}.")
+            line += f"two peers {fmt(two)}: below the two-peer margin." + _why_below(
+                view, name, ref, peers, two)
+        lines.append(line)
     return ["", *lines] if lines else []
 
 
-def _way(way: str) -> str:
-    return "clients → gateway" if way == "up" else "gateway → clients"
+def _why_below(view: dict[str, dict[str, Any]], name: str, ref: str, peers: int,
+               two: float) -> str:
+    """Whether the ceiling left room for the margin (name's ceiling over ref's aggregate: the
+    most name could have reached against ref in this run, whatever its gateway cost), and
+    the gateway daemons' CPU per GB."""
+    def room(key: str) -> float | None:
+        ceiling = view[name].get(key)
+        base = view[ref].get(key.replace("_ceiling_gbps", "_gbps"))
+        return ceiling["median"] / base["median"] if ceiling and base and base["median"] else None
+
+    rooms = [(way, r) for way, r in _by_way(peers, room, "ceiling_gbps") if r < two]
+    cpus = _by_way(peers, functools.partial(_ratio, view[ref], view[name]),
+                   "cpu_gateway_s_per_gb")
+    text = ""
+    if rooms:
+        text += (f" Out of reach here: the rest of the system left room for at most "
+                 f"{_per_way(rooms)}, even with a gateway that cost nothing.")
+    if cpus:
+        text += f" Gateway daemon CPU per GB, {ref}'s over {name}'s: {_per_way(cpus)}."
+    return text
 
 
-def _out_of_reach(view: dict[str, dict[str, Any]], name: str, ref: str, peers: int, way: str,
-                  two: float) -> str:
-    """For a direction below the margin: what the ceiling allowed, and the daemons' CPU/GB."""
-    prefix = f"gw{peers}_{way}"
-    # name's ceiling over ref's aggregate: the most name could have reached against ref in
-    # this run, whatever its gateway cost.
-    ceiling, base = view[name].get(f"{prefix}_ceiling_gbps"), view[ref].get(f"{prefix}_gbps")
-    room = ceiling["median"] / base["median"] if ceiling and base and base["median"] else None
-    cpu = _ratio(view[ref], view[name], f"{prefix}_cpu_gateway_s_per_gb")
-    parts = []
-    if room is not None and room < two:
-        parts.append(f"out of reach here ({_way(way)}: the rest of the "
-                     f"system left room for at most {fmt(room)}, even with a gateway that "
-                     "cost nothing)")
-    if cpu is not None:
-        parts.append(f"{ref}'s gateway daemon spent {fmt(cpu)} times {name}'s CPU per GB "
-                     f"({_way(way)})")
-    return "".join(f"; {part}" for part in parts)
+def _by_way(peers: int, value: Callable[[str], float | None],
+            suffix: str) -> list[tuple[str, float]]:
+    """[(way, value(key of that way's figure))] for the directions where it is known."""
+    found = [(way, value(f"gw{peers}_{way}_{suffix}")) for way in ("up", "down")]
+    return [(way, v) for way, v in found if v is not None]
+
+
+def _per_way(pairs: list[tuple[str, float]]) -> str:
+    return ", ".join(f"{fmt(v)} {'clients → gateway' if way == 'up' else 'gateway → clients'}"
+                     for way, v in pairs)
 
 
 def _scale(doc: dict[str, Any], h: str) -> list[str]:

@@ -257,10 +257,9 @@ def test_markdown_gateway_and_scale_tables():
            "2.00 | 1.00 | 2.00 |" in text
     # x's ceiling (3 Gbit/s) over wggo-new's aggregate (2) leaves room for 1.5x, not 4x.
     assert "- x / wggo-new, gateway aggregate: 2.00 clients → gateway; two peers 4.00: " \
-           "below the two-peer margin; out of reach here (clients → gateway: the rest of the " \
-           "system left room for at most 1.50, even with a gateway that cost nothing); " \
-           "wggo-new's gateway daemon spent 3.00 times x's CPU per GB (clients → gateway)." \
-           in text
+           "below the two-peer margin. Out of reach here: the rest of the system left room " \
+           "for at most 1.50 clients → gateway, even with a gateway that cost nothing. " \
+           "Gateway daemon CPU per GB, wggo-new's over x's: 3.00 clients → gateway." in text
     assert "| ceiling the rest leaves, 8 clients → gateway | Gbit/s | higher | 3.00 |" in text
     assert "| wg setconf, 100,000 peers | s | lower | refused after 6.00 s, kept 65,536 | " \
            "3.00 | - |" in text
